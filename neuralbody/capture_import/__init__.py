@@ -1,0 +1,1 @@
+"""Bring your own capture: calibrations, videos and image folders into ZJU-MoCap layout."""

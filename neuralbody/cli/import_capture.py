@@ -1,0 +1,61 @@
+"""``neuralbody import SRC --calib FILE --out DATA``: videos or image folders + a calibration -> ZJU-MoCap layout."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+HELP = "import synchronised videos (or per-camera image folders) and a calibration into a capture folder"
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("src", type=Path, help="folder of videos (cam01.mp4, ...) or of per-camera image folders")
+    parser.add_argument(
+        "--calib", type=Path, required=True,
+        help="calibration: Qualisys .qca.txt, EasyMocap intri.yml/extri.yml (or their folder), ZJU annots.npy",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="output capture folder (ZJU-MoCap layout)")
+    parser.add_argument("--frames", default=None, help="source frame range a:b[:step] (default: all common frames)")
+    parser.add_argument("--offsets", default="", help="per-camera frame offsets, e.g. cam03=1,cam04=2")
+    parser.add_argument("--scale", type=float, default=1.0, help="image scale, e.g. 0.5 (default 1)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--undistort", dest="undistort", action="store_true", default=True,
+                       help="resample images to the ideal pinhole camera and write D = 0 (default)")
+    group.add_argument("--keep-distortion", dest="undistort", action="store_false",
+                       help="keep the recorded images and write the distortion coefficients")
+    parser.add_argument("--crop", action="append", default=[], metavar="CAM=X0,Y0,X1,Y1",
+                        help="crop a camera's images (source pixels, end exclusive); repeat per camera")
+    parser.add_argument("--image-format", choices=("jpg", "png"), default="jpg", help="image files (default jpg)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from neuralbody.capture_import.importer import (
+        ImportConfig,
+        import_capture,
+        parse_crops,
+        parse_frames,
+        parse_offsets,
+    )
+
+    start, stop, step = parse_frames(args.frames) if args.frames else (0, None, 1)
+    config = ImportConfig(
+        start=start,
+        stop=stop,
+        step=step,
+        offsets=parse_offsets(args.offsets),
+        scale=args.scale,
+        undistort=args.undistort,
+        crops=parse_crops(args.crop),
+        image_format=args.image_format,
+    )
+    result = import_capture(args.src, args.calib, args.out, config)
+    print(f"imported {len(next(iter(result.source_frames.values())))} frames x {len(result.cameras)} cameras "
+          f"into {result.root}")
+    for camera in result.cameras:
+        frames = result.source_frames[camera.name]
+        print(f"  {camera.name:<12} {camera.width}x{camera.height}  source frames {frames[0]}..{frames[-1]}")
+    print(f"next: neuralbody info {result.root}")
+    return 0

@@ -1,0 +1,77 @@
+"""``neuralbody info DATA``: what a capture holds, as a table, and a contact sheet of one frame."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from neuralbody.data.capture import read_capture
+from neuralbody.data.contact_sheet import make_contact_sheet
+from neuralbody.data.images import write_png
+from neuralbody.data.summary import CaptureSummary
+
+HELP = "describe a capture (cameras, frames, body data, masks) and write a contact sheet of its views"
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", type=Path, help="capture folder in ZJU-MoCap layout (holds annots.npy)")
+    parser.add_argument("--frame", type=int, default=0, help="frame index shown in the contact sheet (default 0)")
+    parser.add_argument("--out", type=Path, default=None, help="contact-sheet PNG (default DATA/contact_sheet.png)")
+    parser.add_argument("--scale", type=float, default=1.0, help="image scale to read the capture at (default 1)")
+    parser.add_argument("--tile-size", type=int, default=256, help="contact-sheet tile side in pixels (default 256)")
+    parser.add_argument("--sample-frames", type=int, default=3, help="frames sampled for mask coverage (default 3)")
+    parser.add_argument("--no-sheet", action="store_true", help="print the table only")
+
+
+def _short(value, limit: int = 90) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def format_summary(summary: CaptureSummary) -> str:
+    """The summary as a plain-text table (what ``neuralbody info`` prints)."""
+    lines = [
+        f"capture      {summary.root}",
+        f"frames       {summary.num_frames} (on-disk numbers {summary.frame_ids[0]}..{summary.frame_ids[1]})",
+        f"views        {summary.num_views}" + (f" (read at scale {summary.scale:g})" if summary.scale != 1.0 else ""),
+        f"body         vertices: {summary.vertex_count if summary.vertex_count is not None else 'no'}, "
+        f"params: {'yes' if summary.has_params else 'no'}",
+        f"masks        {'yes' if summary.has_masks else 'no'} "
+        f"(coverage over frames {', '.join(str(f) for f in summary.sampled_frames)})",
+        "",
+    ]
+    name_width = max(6, *(len(v.name) for v in summary.views))
+    header = f"{'#':>3}  {'camera':<{name_width}}  {'size':>11}  {'fx':>8}  {'fy':>8}  {'dist (m)':>8}  {'mask %':>6}"
+    lines += [header, "-" * len(header)]
+    for index, view in enumerate(summary.views):
+        distance = f"{view.distance:8.3f}" if view.distance is not None else f"{'-':>8}"
+        coverage = f"{100 * view.mask_coverage:6.1f}" if view.mask_coverage is not None else f"{'-':>6}"
+        lines.append(
+            f"{index:>3}  {view.name:<{name_width}}  {f'{view.width}x{view.height}':>11}  "
+            f"{view.focal[0]:8.1f}  {view.focal[1]:8.1f}  {distance}  {coverage}"
+        )
+    if summary.meta_extras:
+        lines += ["", "neuralbody.json:"]
+        key_width = max(len(k) for k in summary.meta_extras)
+        for key in sorted(summary.meta_extras):
+            lines.append(f"  {key:<{key_width}}  {_short(summary.meta_extras[key])}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    capture = read_capture(args.data, scale=args.scale)
+    if not 0 <= args.frame < capture.num_frames:
+        raise ValueError(f"--frame {args.frame} out of range: {args.data} has frames 0..{capture.num_frames - 1}")
+    summary = capture.summary(sample_frames=args.sample_frames)
+    print(format_summary(summary))
+    if not args.no_sheet:
+        out = args.out if args.out is not None else Path(args.data) / "contact_sheet.png"
+        log.info("drawing the contact sheet of frame %d (%d views)", args.frame, capture.num_views)
+        sheet = make_contact_sheet(capture, args.frame, tile_size=args.tile_size)
+        write_png(out, sheet)
+        print(f"\ncontact sheet ({sheet.shape[1]}x{sheet.shape[0]}, frame {args.frame}): {out}")
+    return 0

@@ -1,0 +1,1 @@
+"""neuralbody.data"""

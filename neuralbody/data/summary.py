@@ -1,0 +1,122 @@
+"""What a capture holds, at a glance: cameras, frames, body data, mask coverage (for ``neuralbody info``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from neuralbody.data.capture import Capture
+
+# neuralbody.json keys written by our writer that describe the layout rather than the capture
+LAYOUT_META_KEYS = ("cameras", "num_frames", "image_size", "mask_dir", "depth", "frame_offset")
+
+
+@dataclasses.dataclass
+class ViewSummary:
+    """One camera.
+
+    Attributes:
+        name: camera name.
+        width, height: image size at the capture's scale, pixels.
+        focal: (fx, fy) focal lengths at the capture's scale, pixels.
+        distance: camera centre to the person's centre in the first sampled frame, metres
+            (vertex mean, else params Th; None without body data).
+        mask_coverage: mean fraction of the image inside the person mask over the sampled
+            frames (None where no mask was found).
+    """
+
+    name: str
+    width: int
+    height: int
+    focal: tuple[float, float]
+    distance: float | None
+    mask_coverage: float | None
+
+
+@dataclasses.dataclass
+class CaptureSummary:
+    """A capture at a glance.
+
+    Attributes:
+        root: capture folder.
+        num_views, num_frames: counts.
+        frame_ids: (first, last) on-disk frame numbers.
+        scale: image scale the capture was read at.
+        views: one :class:`ViewSummary` per camera.
+        vertex_count: body vertices per frame (None without ``vertices/``).
+        has_params, has_vertices, has_masks: what exists (for frame 0; masks for any sampled image).
+        sampled_frames: frame indices used for mask coverage.
+        meta_extras: ``neuralbody.json`` entries other than layout bookkeeping.
+    """
+
+    root: Path
+    num_views: int
+    num_frames: int
+    frame_ids: tuple[int, int]
+    scale: float
+    views: list[ViewSummary]
+    vertex_count: int | None
+    has_params: bool
+    has_vertices: bool
+    has_masks: bool
+    sampled_frames: list[int]
+    meta_extras: dict
+
+
+def sample_frame_indices(num_frames: int, count: int) -> list[int]:
+    """Up to ``count`` frame indices spread evenly over ``0 .. num_frames - 1`` (first and last included)."""
+    if count <= 0:
+        raise ValueError(f"sample count must be positive, got {count}")
+    return sorted({int(round(x)) for x in np.linspace(0, num_frames - 1, min(count, num_frames))})
+
+
+def person_centre(capture: "Capture", frame: int) -> np.ndarray | None:
+    """(3,) the person's centre in a frame, world, metres: vertex mean, else params Th, else None."""
+    if capture.vertices_path(frame).is_file():
+        return capture.load_vertices(frame).mean(axis=0, dtype=np.float64)
+    params = capture.load_params(frame)
+    if params is not None:
+        return np.asarray(params["Th"], dtype=np.float64).reshape(3)
+    return None
+
+
+def summarize_capture(capture: "Capture", *, sample_frames: int = 3) -> CaptureSummary:
+    """Summarise a capture; reads the masks of ``sample_frames`` frames for every view."""
+    frames = sample_frame_indices(capture.num_frames, sample_frames)
+    centre = person_centre(capture, frames[0])
+    views, any_mask = [], False
+    for view, camera in enumerate(capture.cameras):
+        coverages = []
+        for frame in frames:
+            if capture.mask_path(frame, view) is not None:
+                coverages.append(float(capture.load_mask(frame, view).mean()))
+        any_mask = any_mask or bool(coverages)
+        views.append(
+            ViewSummary(
+                name=camera.name,
+                width=camera.width,
+                height=camera.height,
+                focal=(float(camera.K[0, 0]), float(camera.K[1, 1])),
+                distance=None if centre is None else float(np.linalg.norm(camera.center - centre)),
+                mask_coverage=float(np.mean(coverages)) if coverages else None,
+            )
+        )
+    vertex_count = len(capture.load_vertices(0)) if capture.has_vertices else None
+    return CaptureSummary(
+        root=capture.root,
+        num_views=capture.num_views,
+        num_frames=capture.num_frames,
+        frame_ids=(capture.frame_ids[0], capture.frame_ids[-1]),
+        scale=capture.scale,
+        views=views,
+        vertex_count=vertex_count,
+        has_params=capture.has_params,
+        has_vertices=capture.has_vertices,
+        has_masks=any_mask,
+        sampled_frames=frames,
+        meta_extras={k: v for k, v in capture.meta.items() if k not in LAYOUT_META_KEYS},
+    )

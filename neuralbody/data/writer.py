@@ -1,0 +1,236 @@
+"""Writing a multi-view capture in ZJU-MoCap layout (what ``neuralbody synth`` produces).
+
+On disk (paths relative to the capture folder; ``<cam>`` is the camera name, e.g.
+``Camera_00``, ``<f>`` the frame index as six digits)::
+
+    annots.npy                  pickled dict (np.save, allow_pickle):
+                                  cams = {K: [(3, 3)], D: [(5, 1)], R: [(3, 3)], T: [(3, 1)] millimetres}
+                                  ims  = [{ims: ['<cam>/<f>.png', ...one per camera]} ...one per frame]
+    <cam>/<f>.png               RGB image, 8 bit (PNG, lossless; ZJU ships JPEG)
+    mask_cihp/<cam>/<f>.png     person mask, uint8 0 / 255 (ZJU rule: 'mask_cihp/' + image path, .png)
+    params/{i}.npy              dict: poses (1, P), Rh (1, 3) axis-angle, Th (1, 3) metres, shapes (1, S)
+    vertices/{i}.npy            (V, 3) float32 posed vertices, world, metres
+    gt_meshes/{i}.npz           vertices (V, 3) float32 metres, faces (F, 3) int32     [ours]
+    depth/<cam>/<f>.png         z-depth in camera coordinates, uint16 MILLIMETRES, 0 = no surface [ours]
+    neuralbody.json             capture description (body model, cameras split, frames split, ...) [ours]
+
+Files are byte-for-byte reproducible: PNGs carry no metadata chunks, the ``.npz`` members
+carry a fixed 1980-01-01 timestamp, JSON keys are sorted. ``annots.npy`` and
+``neuralbody.json`` are written last, each to a temporary name then moved into place
+(``os.replace``), so a capture with those files is complete.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from neuralbody.data.cameras import Camera
+
+log = logging.getLogger(__name__)
+
+MASK_DIR = "mask_cihp"
+DEPTH_DIR = "depth"
+DEPTH_SCALE_MM = 1000.0  # depth PNG value = round(z metres * 1000)
+
+
+def image_relpath(camera_name: str, frame: int) -> str:
+    """Image path relative to the capture folder, as listed in ``annots.npy``."""
+    return f"{camera_name}/{frame:06d}.png"
+
+
+def mask_relpath(image_path: str) -> str:
+    """ZJU-MoCap's rule: ``mask_cihp/<image path with a .png suffix>``."""
+    return f"{MASK_DIR}/{os.path.splitext(image_path)[0]}.png"
+
+
+def depth_relpath(image_path: str) -> str:
+    """``depth/<image path with a .png suffix>`` (uint16, millimetres)."""
+    return f"{DEPTH_DIR}/{os.path.splitext(image_path)[0]}.png"
+
+
+def write_png(path: Path, array: np.ndarray) -> None:
+    """Write uint8 (H, W) / (H, W, 3) or uint16 (H, W) as PNG without metadata (reproducible bytes)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if array.dtype == np.uint16:
+        image = Image.fromarray(np.ascontiguousarray(array).astype("<u2"))  # mode I;16
+    elif array.dtype == np.uint8:
+        image = Image.fromarray(np.ascontiguousarray(array))
+    else:
+        raise ValueError(f"write_png({path}): dtype must be uint8 or uint16, got {array.dtype}")
+    with open(path, "wb") as handle:
+        image.save(handle, format="PNG", compress_level=6)
+
+
+def read_depth_png(path: str | os.PathLike) -> np.ndarray:
+    """(H, W) float32 z-depth in metres from a depth PNG written here (0 where empty)."""
+    return np.asarray(Image.open(path), dtype=np.float32) / DEPTH_SCALE_MM
+
+
+def _save_npy(path: Path, value) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:
+        np.save(handle, value, allow_pickle=True)
+
+
+def save_npz_reproducible(path: Path, **arrays: np.ndarray) -> None:
+    """Like ``np.savez_compressed`` but with fixed member timestamps, so equal arrays give equal bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, value in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.ascontiguousarray(value), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, buffer.getvalue())
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, path)
+
+
+def cameras_to_annots(cameras: list[Camera]) -> dict:
+    """ZJU ``cams`` dict: K (3, 3), D (5, 1), R (3, 3), T (3, 1) in millimetres."""
+    return {
+        "K": [np.asarray(c.K, dtype=np.float64) for c in cameras],
+        "D": [np.asarray(c.D, dtype=np.float64).reshape(5, 1) for c in cameras],
+        "R": [np.asarray(c.R, dtype=np.float64) for c in cameras],
+        "T": [np.asarray(c.T, dtype=np.float64).reshape(3, 1) * 1000.0 for c in cameras],
+    }
+
+
+class CaptureWriter:
+    """Streams frames of a multi-view capture to disk in ZJU-MoCap layout.
+
+    Usage::
+
+        writer = CaptureWriter(root, cameras, meta)
+        for each frame:
+            writer.add_frame(images=..., masks=..., depths=..., params=..., vertices=..., faces=...)
+        writer.close()   # writes annots.npy and neuralbody.json
+
+    Args:
+        root: output folder (created).
+        cameras: one :class:`Camera` per view; names become image folders and must be unique.
+        meta: JSON-serialisable description written to ``neuralbody.json`` (``num_frames``
+            and ``cameras`` names are added by :meth:`close`).
+    """
+
+    def __init__(self, root: str | os.PathLike, cameras: list[Camera], meta: dict) -> None:
+        names = [c.name for c in cameras]
+        if not cameras:
+            raise ValueError("CaptureWriter: at least one camera is needed")
+        if len(set(names)) != len(names) or any(not n or "/" in n for n in names):
+            raise ValueError(f"CaptureWriter: camera names must be unique, non-empty, without '/': {names}")
+        sizes = {(c.width, c.height) for c in cameras}
+        if len(sizes) != 1:
+            raise ValueError(f"CaptureWriter: all cameras must share one image size, got {sorted(sizes)}")
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.cameras = list(cameras)
+        self.meta = dict(meta)
+        self.width, self.height = sizes.pop()
+        self._ims: list[dict] = []
+        self._closed = False
+
+    @property
+    def num_frames(self) -> int:
+        return len(self._ims)
+
+    def add_frame(
+        self,
+        *,
+        images: np.ndarray,
+        masks: np.ndarray,
+        depths: np.ndarray,
+        params: dict,
+        vertices: np.ndarray,
+        faces: np.ndarray,
+    ) -> int:
+        """Write one frame for every camera; returns its frame index.
+
+        Args:
+            images: (C, H, W, 3) uint8 RGB, one per camera.
+            masks: (C, H, W) bool person masks.
+            depths: (C, H, W) float z-depth in camera coordinates, metres (0 where empty).
+            params: dict with ``poses`` (P,), ``Rh`` (3,), ``Th`` (3,) metres, ``shapes`` (S,);
+                saved as (1, n) float32 rows like ZJU-MoCap.
+            vertices: (V, 3) posed vertices, world, metres.
+            faces: (F, 3) triangle indices.
+        """
+        if self._closed:
+            raise ValueError(f"CaptureWriter({self.root}): add_frame after close()")
+        count, height, width = len(self.cameras), self.height, self.width
+        images, masks, depths = np.asarray(images), np.asarray(masks), np.asarray(depths)
+        for name, value, shape in (
+            ("images", images, (count, height, width, 3)),
+            ("masks", masks, (count, height, width)),
+            ("depths", depths, (count, height, width)),
+        ):
+            if value.shape != shape:
+                raise ValueError(f"CaptureWriter.add_frame: {name} must have shape {shape}, got {value.shape}")
+        if images.dtype != np.uint8:
+            raise ValueError(f"CaptureWriter.add_frame: images must be uint8, got {images.dtype}")
+        vertices = np.asarray(vertices, dtype=np.float32)
+        faces = np.asarray(faces)
+        if vertices.ndim != 2 or vertices.shape[1] != 3 or faces.ndim != 2 or faces.shape[1] != 3:
+            raise ValueError(
+                f"CaptureWriter.add_frame: vertices must be (V, 3) and faces (F, 3), got {vertices.shape}, {faces.shape}"
+            )
+        missing = {"poses", "Rh", "Th", "shapes"} - set(params)
+        if missing:
+            raise ValueError(f"CaptureWriter.add_frame: params lacks {sorted(missing)}")
+
+        frame = len(self._ims)
+        paths = []
+        depth_mm = np.round(np.clip(depths, 0.0, 65.535) * DEPTH_SCALE_MM).astype(np.uint16)
+        for view, camera in enumerate(self.cameras):
+            rel = image_relpath(camera.name, frame)
+            paths.append(rel)
+            write_png(self.root / rel, images[view])
+            write_png(self.root / mask_relpath(rel), (masks[view] != 0).astype(np.uint8) * 255)
+            write_png(self.root / depth_relpath(rel), np.where(masks[view] != 0, depth_mm[view], 0).astype(np.uint16))
+        _save_npy(
+            self.root / "params" / f"{frame}.npy",
+            {key: np.asarray(params[key], dtype=np.float32).reshape(1, -1) for key in ("poses", "Rh", "Th", "shapes")},
+        )
+        _save_npy(self.root / "vertices" / f"{frame}.npy", vertices)
+        save_npz_reproducible(
+            self.root / "gt_meshes" / f"{frame}.npz", vertices=vertices, faces=faces.astype(np.int32)
+        )
+        self._ims.append({"ims": paths})
+        return frame
+
+    def close(self) -> Path:
+        """Write ``annots.npy`` and ``neuralbody.json`` (atomically); returns the capture folder."""
+        if self._closed:
+            return self.root
+        if not self._ims:
+            raise ValueError(f"CaptureWriter({self.root}): no frames were added")
+        annots = {"cams": cameras_to_annots(self.cameras), "ims": self._ims}
+        buffer = io.BytesIO()
+        np.save(buffer, annots, allow_pickle=True)
+        _atomic_write_bytes(self.root / "annots.npy", buffer.getvalue())
+        meta = dict(self.meta)
+        meta.update(
+            num_frames=len(self._ims),
+            cameras=[c.name for c in self.cameras],
+            image_size=[self.width, self.height],
+            mask_dir=MASK_DIR,
+            depth={"dir": DEPTH_DIR, "format": "png uint16", "unit": "millimetre", "empty": 0, "kind": "camera z"},
+        )
+        text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
+        _atomic_write_bytes(self.root / "neuralbody.json", text.encode("utf-8"))
+        self._closed = True
+        log.info("wrote %d frames x %d views to %s", len(self._ims), len(self.cameras), self.root)
+        return self.root

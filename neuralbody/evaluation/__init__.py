@@ -1,0 +1,33 @@
+"""neuralbody.evaluation: image metrics (PSNR, SSIM, Neural Body's box-mask protocol, optional
+LPIPS), mesh metrics (Chamfer-L2, P2S, volumetric IoU, normal consistency) and reports."""
+
+from neuralbody.evaluation.geometry_metrics import (
+    GeometryMetrics,
+    SurfaceSamples,
+    chamfer_l2,
+    mesh_metrics,
+    normal_consistency,
+    point_to_surface,
+    sample_surface,
+    volumetric_iou,
+)
+from neuralbody.evaluation.image_metrics import box_mask_metrics, mask_bounding_rect, psnr, ssim
+from neuralbody.evaluation.lpips_metric import LpipsMetric, load_lpips, lpips_distance
+
+__all__ = [
+    "GeometryMetrics",
+    "LpipsMetric",
+    "SurfaceSamples",
+    "box_mask_metrics",
+    "chamfer_l2",
+    "load_lpips",
+    "lpips_distance",
+    "mask_bounding_rect",
+    "mesh_metrics",
+    "normal_consistency",
+    "point_to_surface",
+    "psnr",
+    "sample_surface",
+    "ssim",
+    "volumetric_iou",
+]

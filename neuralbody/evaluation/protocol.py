@@ -1,0 +1,293 @@
+"""Neural Body's evaluation protocol on a trained run: held-out cameras, training and unseen poses.
+
+Two splits (ZJU-MoCap multi-view protocol):
+
+* ``novel_view``: the run's training frames seen from the held-out cameras.
+* ``novel_pose``: frames after the training range (``neuralbody.json`` ``frames.novel_pose``
+  when present, else every frame after the last training frame) seen from the held-out
+  cameras; the model uses the last training frame's appearance code for them.
+
+Held-out cameras are the meta's ``test_cameras`` (``neuralbody.json``) that the run did not
+train on, else every camera it did not train on. Frames are taken every ``frame_stride``-th
+(30 in the ZJU protocol); the stride is capped at ``len(frames) // min_frames`` so that small
+captures still evaluate several frames, and ``max_frames`` optionally thins them evenly.
+
+Per image, :func:`neuralbody.evaluation.image_metrics.box_mask_metrics` scores the render
+against the ground truth inside the projection of the posed body's 3D box (the vertices' box
+padded ``BOX_PADDING`` = 5 cm, as in Neural Body), plus whole-image figures; LPIPS is added
+where its weights are available. A strip ``render | ground truth | error`` is written per
+image to ``out_dir``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("novel_view", "novel_pose")
+METRICS = ("psnr_box", "ssim_box", "psnr_full", "ssim_full", "lpips")
+BOX_PADDING = 0.05  # metres, Neural Body's padding of the posed vertices' box
+ERROR_FULL_SCALE = 0.25  # mean absolute error shown at full brightness in the error map
+
+
+@dataclasses.dataclass
+class EvalRow:
+    """Metrics of one image: PSNR in dB, SSIM in [0, 1], LPIPS (lower is better) or None."""
+
+    frame: int
+    view: int
+    psnr_box: float
+    ssim_box: float
+    psnr_full: float
+    ssim_full: float
+    lpips: float | None = None
+    image: str | None = None
+
+
+@dataclasses.dataclass
+class EvalResult:
+    """All images of one split and their means (``means[metric]``; LPIPS None when unavailable)."""
+
+    split: str
+    frames: list[int]
+    views: list[int]
+    rows: list[EvalRow]
+    means: dict[str, float | None]
+    seconds: float
+    out_dir: str | None = None
+
+
+# ------------------------------------------------------------------------------------------
+# which frames and views
+def select_frames(frames: list[int], stride: int, *, min_frames: int = 4, max_frames: int | None = None) -> list[int]:
+    """Every ``s``-th frame with ``s = max(1, min(stride, len(frames) // min_frames))``, then at most ``max_frames`` spread evenly."""
+    if stride < 1:
+        raise ValueError(f"frame stride must be >= 1, got {stride}")
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+    frames = sorted(dict.fromkeys(int(f) for f in frames))
+    step = max(1, min(stride, len(frames) // max(min_frames, 1)))
+    chosen = frames[::step]
+    if max_frames is not None and len(chosen) > max_frames:
+        picks = np.unique(np.round(np.linspace(0, len(chosen) - 1, max_frames)).astype(int))
+        chosen = [chosen[i] for i in picks]
+    return chosen
+
+
+def held_out_views(meta: dict, num_views: int, train_views: list[int]) -> list[int]:
+    """The meta's ``test_cameras`` not trained on, else every camera not trained on."""
+    trained = set(int(v) for v in train_views)
+    listed = [int(v) for v in (meta or {}).get("test_cameras", []) if 0 <= int(v) < num_views]
+    views = [v for v in listed if v not in trained] or [v for v in range(num_views) if v not in trained]
+    return views
+
+
+def split_frames(split: str, *, meta: dict, num_frames: int, train_frames: list[int]) -> list[int]:
+    """All candidate frames of a split (before striding); see the module docstring."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
+    if split == "novel_view":
+        return sorted(dict.fromkeys(int(f) for f in train_frames))
+    trained = set(int(f) for f in train_frames)
+    ranges = (meta or {}).get("frames") if isinstance((meta or {}).get("frames"), dict) else {}
+    if "novel_pose" in ranges:
+        start, end = (int(x) for x in ranges["novel_pose"])
+    else:
+        start, end = max(trained) + 1, num_frames
+    return [f for f in range(max(start, 0), min(end, num_frames)) if f not in trained]
+
+
+# ------------------------------------------------------------------------------------------
+# images
+def error_map(pred: np.ndarray, gt: np.ndarray, *, full_scale: float = ERROR_FULL_SCALE) -> np.ndarray:
+    """(H, W, 3) heat map in [0, 1] of the per-pixel mean absolute error (black 0 .. red .. yellow .. white at ``full_scale``)."""
+    error = np.clip(np.abs(pred - gt).mean(axis=2) / full_scale, 0.0, 1.0)
+    return np.stack([np.clip(3 * error, 0, 1), np.clip(3 * error - 1, 0, 1), np.clip(3 * error - 2, 0, 1)], axis=2)
+
+
+def save_strip(path: Path, images: list[np.ndarray]) -> None:
+    """Save (H, W, 3) float images in [0, 1] side by side as one PNG."""
+    from PIL import Image
+
+    strip = np.concatenate(images, axis=1)
+    Image.fromarray(np.clip(np.round(strip * 255.0), 0, 255).astype(np.uint8)).save(path)
+
+
+def _lpips_function(device):
+    """LPIPS ``(pred, gt) -> float`` loaded once (:func:`neuralbody.evaluation.lpips_metric.load_lpips`), or None."""
+    try:
+        from neuralbody.evaluation.lpips_metric import load_lpips
+    except ImportError:
+        return None
+    return load_lpips(device=device)
+
+
+def _mean(values: list[float | None]) -> float | None:
+    finite = [v for v in values if v is not None]
+    if not finite or len(finite) != len(values):
+        return None
+    return float(np.mean(finite))
+
+
+# ------------------------------------------------------------------------------------------
+def evaluate_run(
+    run,
+    *,
+    split: str,
+    frame_stride: int = 30,
+    views: list[int] | None = None,
+    settings=None,
+    max_frames: int | None = None,
+    out_dir: str | os.PathLike | None = None,
+    use_lpips: bool = True,
+    progress: bool = True,
+) -> EvalResult:
+    """Render and score a split of a trained run.
+
+    Args:
+        run: a :class:`~neuralbody.training.checkpoint.LoadedRun` (model, capture, train_frames,
+            train_views, background, render_settings()).
+        split: "novel_view" or "novel_pose".
+        frame_stride: every n-th frame (capped, see :func:`select_frames`).
+        views: cameras to evaluate (default: :func:`held_out_views`).
+        settings: :class:`~neuralbody.rendering.render.RenderSettings` (default: the run's).
+        max_frames: at most this many frames, spread evenly.
+        out_dir: where the ``render | ground truth | error`` strips go (None: not written).
+        use_lpips: compute LPIPS where its weights are available.
+        progress: show a tqdm bar.
+    """
+    from neuralbody.evaluation.image_metrics import box_mask_metrics
+    from neuralbody.rendering.render import render_view
+
+    capture = run.capture
+    meta = capture.meta or {}
+    candidates = split_frames(split, meta=meta, num_frames=capture.num_frames, train_frames=run.train_frames)
+    if not candidates:
+        raise ValueError(
+            f"split {split!r}: no frames to evaluate (the capture has {capture.num_frames} frames, training used "
+            f"{min(run.train_frames)}..{max(run.train_frames)}); novel_pose needs frames after the training range"
+        )
+    frames = select_frames(candidates, frame_stride, max_frames=max_frames)
+    views = list(views) if views is not None else held_out_views(meta, capture.num_views, run.train_views)
+    if not views:
+        raise ValueError("no held-out cameras: every camera was used for training; pass views= to evaluate some anyway")
+    bad = [v for v in views if not 0 <= v < capture.num_views]
+    if bad:
+        raise ValueError(f"views {bad} out of range 0..{capture.num_views - 1}")
+    settings = settings if settings is not None else run.render_settings()
+    background = run.background
+    lpips_fn = _lpips_function(run.device) if use_lpips else None
+    out_path = Path(out_dir) if out_dir is not None else None
+    if out_path is not None:
+        out_path.mkdir(parents=True, exist_ok=True)
+    log.info("%s: %d frames x %d views (frames %s, views %s)", split, len(frames), len(views), frames, views)
+    model = run.model
+    model.eval()
+    rows: list[EvalRow] = []
+    started = time.perf_counter()
+    bar = tqdm(total=len(frames) * len(views), desc=f"eval {split}", unit="img", disable=not progress)
+    for frame in frames:
+        body = capture.load_body(frame)
+        vertices = body.vertices.detach().cpu().numpy().astype(np.float64)
+        box_min, box_max = vertices.min(axis=0) - BOX_PADDING, vertices.max(axis=0) + BOX_PADDING
+        with torch.no_grad():
+            state = model.prepare_frame(frame, body.to(run.device))
+        for view in views:
+            camera = capture.cameras[view]
+            with torch.no_grad():
+                rendered = render_view(model, state, camera, settings=settings, background=background)
+            pred = rendered.rgb.float().clamp(0, 1).cpu().numpy()
+            gt = np.asarray(capture.load_image(frame, view), dtype=np.float32)
+            metrics = box_mask_metrics(pred, gt, camera, box_min, box_max)
+            lpips_value = None
+            if lpips_fn is not None:
+                value = lpips_fn(pred, gt)
+                lpips_value = None if value is None else float(value)
+            image = None
+            if out_path is not None:
+                image = str(out_path / f"frame{frame:04d}_view{view:02d}.png")
+                save_strip(Path(image), [pred, gt, error_map(pred, gt)])
+            rows.append(EvalRow(frame=frame, view=view, lpips=lpips_value, image=image, **{k: float(metrics[k]) for k in METRICS[:4]}))
+            bar.update(1)
+            bar.set_postfix(psnr_box=f"{rows[-1].psnr_box:.2f}")
+    bar.close()
+    means = {key: _mean([getattr(row, key) for row in rows]) for key in METRICS}
+    return EvalResult(
+        split=split, frames=frames, views=views, rows=rows, means=means,
+        seconds=time.perf_counter() - started, out_dir=None if out_path is None else str(out_path),
+    )
+
+
+# ------------------------------------------------------------------------------------------
+def _json_number(value):
+    if value is None:
+        return None
+    value = float(value)
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if math.isnan(value):
+        return None
+    return round(value, 5)
+
+
+def results_to_dict(results: list[EvalResult], *, extra: dict | None = None) -> dict:
+    """JSON-able dict: per split the means, frames, views, seconds and per-image rows (inf written as "inf")."""
+    document = dict(extra or {})
+    document["protocol"] = (
+        "Neural Body box-mask protocol: PSNR inside the projection of the posed body's 3D box "
+        f"(vertices' box padded {BOX_PADDING} m), SSIM over its bounding rectangle; *_full: whole image"
+    )
+    for result in results:
+        document[result.split] = {
+            "images": len(result.rows),
+            "frames": result.frames,
+            "views": result.views,
+            "seconds": round(result.seconds, 2),
+            "means": {key: _json_number(value) for key, value in result.means.items()},
+            "rows": [
+                {key: (_json_number(value) if key in METRICS else value) for key, value in dataclasses.asdict(row).items()}
+                for row in result.rows
+            ],
+        }
+    return document
+
+
+def write_eval_json(results: list[EvalResult], path: str | os.PathLike, *, extra: dict | None = None) -> Path:
+    """Write :func:`results_to_dict` as indented JSON (atomically)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(results_to_dict(results, extra=extra), indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def format_table(results: list[EvalResult]) -> str:
+    """A plain-text table: one line per split with the mean metrics."""
+
+    def cell(value, digits):
+        if value is None:
+            return "-"
+        return "inf" if math.isinf(value) else f"{value:.{digits}f}"
+
+    header = f"{'split':<11} {'images':>6} {'PSNR box':>9} {'SSIM box':>9} {'PSNR full':>10} {'SSIM full':>10} {'LPIPS':>7}"
+    lines = [header, "-" * len(header)]
+    for r in results:
+        m = r.means
+        lines.append(
+            f"{r.split:<11} {len(r.rows):>6} {cell(m['psnr_box'], 2):>9} {cell(m['ssim_box'], 4):>9} "
+            f"{cell(m['psnr_full'], 2):>10} {cell(m['ssim_full'], 4):>10} {cell(m['lpips'], 4):>7}"
+        )
+    lines.append("PSNR in dB. box: inside the projection of the body's 3D box (Neural Body protocol); full: whole image.")
+    return "\n".join(lines)

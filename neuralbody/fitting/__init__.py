@@ -1,0 +1,10 @@
+"""neuralbody.fitting: fit the body model to multi-view 2D keypoints (and masks) of a capture.
+
+Pipeline (``neuralbody fit DATA``): per-frame COCO keypoints in every view
+(:mod:`~neuralbody.fitting.keypoints` gives the vertex->keypoint regressors) are triangulated
+(:mod:`~neuralbody.fitting.triangulation`), the body's global rotation/translation is
+initialised by a Procrustes alignment, then pose (a subset of bones), global transform and,
+on a few frames first, shape are optimised against robust reprojection, silhouette and prior
+terms (:mod:`~neuralbody.fitting.objectives`, :mod:`~neuralbody.fitting.optimize`);
+:mod:`~neuralbody.fitting.report` tabulates residuals and draws overlays.
+"""

@@ -1,0 +1,225 @@
+"""Rendering rays and whole images of a radiance-field model.
+
+Near and far distances come from the slab test of each ray against the frame's box
+(``state.box_min``, ``state.box_max``, world, metres); rays that miss it see only the
+background (``acc = 0``, ``depth = 0``). Along each ray, S stratified samples (see
+:mod:`neuralbody.rendering.sampling`) are queried and composited (see
+:mod:`neuralbody.rendering.volrend`). Models that know where their density may be non-zero
+(a method ``occupied_world(state, points_world) -> (N,) bool or None``, e.g. Neural Body's
+occupancy grid) get their S samples spread over the occupied part of each ray only
+(:func:`band_samples`, ``settings.band_bins`` bins tested per ray) instead of over the whole
+box: the same integral (the density is zero elsewhere), with all samples where the body is::
+
+    rgb   = sum_i w_i c_i + (1 - acc) * background
+    acc   = sum_i w_i
+    depth = sum_i w_i t_i          (metres along the unit ray; 0 where nothing is hit)
+
+Without gradients, samples are processed in segments front to back and rays whose
+transmittance fell below ``settings.early_stop_transmittance`` are not queried further
+(early ray termination; the result changes by at most that transmittance).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from neuralbody.data.cameras import Camera, pixel_rays, ray_box_intersection
+from neuralbody.models.base import FrameState, RadianceFieldModel
+from neuralbody.rendering.sampling import RaySamples, band_samples, stratified_samples
+from neuralbody.rendering.volrend import render_weights
+
+
+@dataclasses.dataclass
+class RenderSettings:
+    """How rays are sampled and batched.
+
+    Attributes:
+        num_samples: samples per ray between near and far.
+        chunk_rays: rays per model batch (memory bound).
+        perturb: stratified jitter of the samples (training).
+        early_stop_transmittance: without gradients, stop rays whose transmittance is below
+            this (0 disables early termination).
+        segment_samples: samples per front-to-back segment when terminating early.
+        band_bins: bins per ray tested against the model's occupancy (``occupied_world``) to
+            place the samples in the occupied band only (0: uniform over the box).
+    """
+
+    num_samples: int = 64
+    chunk_rays: int = 8192
+    perturb: bool = False
+    early_stop_transmittance: float = 1e-3
+    segment_samples: int = 8
+    band_bins: int = 128
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class RenderOutput:
+    """Rendered rays.
+
+    Attributes:
+        rgb: (N, 3) colour in [0, 1], background composited.
+        acc: (N,) accumulated opacity in [0, 1].
+        depth: (N,) expected termination distance along the ray, metres (0 where acc = 0).
+    """
+
+    rgb: torch.Tensor
+    acc: torch.Tensor
+    depth: torch.Tensor
+
+
+@dataclasses.dataclass
+class ImageRender:
+    """A rendered image: rgb (H, W, 3) in [0, 1], acc (H, W), depth (H, W) metres along the ray."""
+
+    rgb: torch.Tensor
+    acc: torch.Tensor
+    depth: torch.Tensor
+
+
+def _query_samples(model, state, points: torch.Tensor, rays_d: torch.Tensor):
+    """Query (R, S, 3) points seen along (R, 3) unit directions -> sigma (R, S), rgb (R, S, 3)."""
+    num_rays, num_samples = points.shape[:2]
+    viewdirs = rays_d[:, None, :].expand(num_rays, num_samples, 3)
+    sigma, rgb = model.query(state, points.reshape(-1, 3), viewdirs.reshape(-1, 3))
+    return sigma.reshape(num_rays, num_samples), rgb.reshape(num_rays, num_samples, 3)
+
+
+def place_samples(model, state, rays_o, rays_d, near, far, settings: RenderSettings) -> RaySamples:
+    """Samples on rays (R, 3) world, metres between near and far (R,): in the model's occupied band
+    when it has one (see the module docstring), else stratified over ``[near, far]``."""
+    occupied_world = getattr(model, "occupied_world", None)
+    if settings.band_bins > 0 and occupied_world is not None:
+        num_bins = settings.band_bins
+        with torch.no_grad():
+            centres = (torch.arange(num_bins, dtype=rays_o.dtype, device=rays_o.device) + 0.5) / num_bins
+            t_centres = near[:, None] + (far - near).clamp_min(0.0)[:, None] * centres[None, :]  # (R, K)
+            points = rays_o[:, None, :] + t_centres[..., None] * rays_d[:, None, :]
+            occupied = occupied_world(state, points.reshape(-1, 3))
+        if occupied is not None:
+            return band_samples(
+                rays_o, rays_d, near, far, occupied.reshape(-1, num_bins),
+                num_samples=settings.num_samples, perturb=settings.perturb,
+            )
+    return stratified_samples(rays_o, rays_d, near, far, num_samples=settings.num_samples, perturb=settings.perturb)
+
+
+def _render_hit_rays(model, state, rays_o, rays_d, near, far, settings: RenderSettings):
+    """Render rays known to hit the box. Returns rgb (R, 3) without background, acc (R,), depth (R,)."""
+    samples = place_samples(model, state, rays_o, rays_d, near, far, settings)
+    early = settings.early_stop_transmittance > 0 and not torch.is_grad_enabled()
+    if not early:
+        sigma, rgb = _query_samples(model, state, samples.points, rays_d)
+        weights, _ = render_weights(sigma, samples.deltas)
+        color = torch.einsum("rs,rsc->rc", weights, rgb)
+        return color, weights.sum(dim=1), (weights * samples.t).sum(dim=1)
+    num_rays = rays_o.shape[0]
+    color = torch.zeros((num_rays, 3), dtype=rays_o.dtype, device=rays_o.device)
+    acc = torch.zeros(num_rays, dtype=rays_o.dtype, device=rays_o.device)
+    depth = torch.zeros(num_rays, dtype=rays_o.dtype, device=rays_o.device)
+    light = torch.ones(num_rays, dtype=rays_o.dtype, device=rays_o.device)
+    for start in range(0, settings.num_samples, settings.segment_samples):
+        alive = torch.nonzero(light > settings.early_stop_transmittance).squeeze(1)
+        if alive.numel() == 0:
+            break
+        stop = min(start + settings.segment_samples, settings.num_samples)
+        points = samples.points[alive, start:stop]
+        deltas = samples.deltas[alive, start:stop]
+        sigma, rgb = _query_samples(model, state, points, rays_d[alive])
+        weights, transmittance = render_weights(sigma, deltas)
+        weights = weights * light[alive, None]
+        color.index_add_(0, alive, torch.einsum("rs,rsc->rc", weights, rgb))
+        acc.index_add_(0, alive, weights.sum(dim=1))
+        depth.index_add_(0, alive, (weights * samples.t[alive, start:stop]).sum(dim=1))
+        optical_depth = (sigma * deltas).sum(dim=1)
+        light[alive] = light[alive] * torch.exp(-optical_depth)
+    return color, acc, depth
+
+
+def render_rays(
+    model: RadianceFieldModel,
+    state: FrameState,
+    rays_o: torch.Tensor,
+    rays_d: torch.Tensor,
+    *,
+    settings: RenderSettings,
+    background: torch.Tensor,
+) -> RenderOutput:
+    """Volume-render rays through one frame of a model.
+
+    Args:
+        model: the radiance field.
+        state: ``model.prepare_frame(...)`` of the frame.
+        rays_o: (N, 3) ray origins, world, metres.
+        rays_d: (N, 3) unit ray directions, world.
+        settings: sampling and batching.
+        background: (3,) colour in [0, 1] seen where the rays are not fully absorbed.
+    """
+    if rays_o.ndim != 2 or rays_o.shape[1] != 3 or rays_d.shape != rays_o.shape:
+        raise ValueError(f"rays_o and rays_d must be (N, 3), got {tuple(rays_o.shape)} and {tuple(rays_d.shape)}")
+    background = torch.as_tensor(background, dtype=rays_o.dtype, device=rays_o.device).reshape(-1)
+    if background.shape != (3,):
+        raise ValueError(f"background must be an RGB triple, got shape {tuple(background.shape)}")
+    num_rays = rays_o.shape[0]
+    near, far, hit = ray_box_intersection(rays_o, rays_d, state.box_min, state.box_max)
+    hit_ids = torch.nonzero(hit).squeeze(1)
+    colors, accs, depths = [], [], []
+    for start in range(0, hit_ids.numel(), settings.chunk_rays):
+        ids = hit_ids[start : start + settings.chunk_rays]
+        color, acc, depth = _render_hit_rays(model, state, rays_o[ids], rays_d[ids], near[ids], far[ids], settings)
+        colors.append(color)
+        accs.append(acc)
+        depths.append(depth)
+    rgb = background.expand(num_rays, 3).clone()
+    acc_all = torch.zeros(num_rays, dtype=rays_o.dtype, device=rays_o.device)
+    depth_all = torch.zeros(num_rays, dtype=rays_o.dtype, device=rays_o.device)
+    if colors:
+        color, acc, depth = torch.cat(colors), torch.cat(accs), torch.cat(depths)
+        # index_put keeps the graph (training renders need gradients through it)
+        rgb = rgb.index_put((hit_ids,), color + (1.0 - acc)[:, None] * background)
+        acc_all = acc_all.index_put((hit_ids,), acc)
+        depth_all = depth_all.index_put((hit_ids,), depth)
+    return RenderOutput(rgb=rgb, acc=acc_all, depth=depth_all)
+
+
+def camera_rays(camera: Camera, *, device, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rays through every pixel centre of a camera, row-major: rays_o, rays_d (H*W, 3), world, metres."""
+    rays_o, rays_d = pixel_rays(camera)
+    return (
+        torch.as_tensor(np.ascontiguousarray(rays_o), dtype=dtype, device=device),
+        torch.as_tensor(np.ascontiguousarray(rays_d), dtype=dtype, device=device),
+    )
+
+
+def render_view(
+    model: RadianceFieldModel,
+    state: FrameState,
+    camera: Camera,
+    *,
+    settings: RenderSettings,
+    background: torch.Tensor,
+) -> ImageRender:
+    """Render the full image a camera sees of one frame (no gradients, chunks of rays).
+
+    Args:
+        model: the radiance field (its parameters' device is used).
+        state: ``model.prepare_frame(...)`` of the frame.
+        camera: the camera (distortion honoured through :func:`pixel_rays`).
+        settings: sampling and batching.
+        background: (3,) colour in [0, 1].
+    """
+    device = state.box_min.device
+    rays_o, rays_d = camera_rays(camera, device=device)
+    with torch.no_grad():
+        out = render_rays(model, state, rays_o, rays_d, settings=settings, background=background)
+    height, width = camera.height, camera.width
+    return ImageRender(
+        rgb=out.rgb.reshape(height, width, 3),
+        acc=out.acc.reshape(height, width),
+        depth=out.depth.reshape(height, width),
+    )

@@ -1,0 +1,114 @@
+"""Saving and loading training runs.
+
+A run folder holds ``config.json`` (the :class:`TrainConfig`, human-readable) and
+``checkpoint.pt`` (model and optimiser state, step, elapsed seconds, random states, model
+construction arguments). Checkpoints are written to a temporary file in the same folder and
+moved into place with ``os.replace``, so a crash mid-write never leaves a partial checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from neuralbody.training.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+CONFIG_NAME = "config.json"
+
+
+def save_checkpoint(path: str | Path, payload: dict) -> None:
+    """Write ``payload`` with ``torch.save`` atomically (temporary file + ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(payload, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+        raise
+
+
+def load_checkpoint(path: str | Path, device=None) -> dict:
+    """Read a checkpoint payload (tensors mapped to ``device``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no checkpoint; train first (`neuralbody train DATA --out RUN`)")
+    return torch.load(path, map_location=device, weights_only=False)
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """"auto"/None -> cuda when available, else cpu; otherwise the named device."""
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@dataclasses.dataclass
+class LoadedRun:
+    """A trained run ready for rendering and evaluation.
+
+    Attributes:
+        model: the model in eval mode on ``device``.
+        capture: the run's capture read at the run's image scale.
+        config: the run's :class:`TrainConfig`.
+        train_frames, train_views: what it was trained on.
+        step: optimisation steps done.
+        device: where the model lives.
+    """
+
+    model: torch.nn.Module
+    capture: object
+    config: TrainConfig
+    train_frames: list[int]
+    train_views: list[int]
+    step: int
+    device: torch.device
+
+    def render_settings(self, **overrides):
+        return self.config.render_settings(**overrides)
+
+    @property
+    def background(self) -> torch.Tensor:
+        return torch.tensor(self.config.background, dtype=torch.float32, device=self.device)
+
+
+def load_run(run_dir: str | Path, device=None) -> LoadedRun:
+    """Load RUN/config.json and RUN/checkpoint.pt; the model is in eval mode on ``device``."""
+    from neuralbody.data.capture import read_capture
+    from neuralbody.models import build_model
+
+    run_dir = Path(run_dir)
+    config = TrainConfig.from_json(run_dir / CONFIG_NAME)
+    device = resolve_device(device if device is not None else config.device)
+    payload = load_checkpoint(run_dir / CHECKPOINT_NAME, device=device)
+    model = build_model(
+        payload["model_kind"],
+        num_vertices=payload["num_vertices"],
+        num_frames=payload["num_frames"],
+        options=payload["model_options"],
+    )
+    model.load_state_dict(payload["model"])
+    model.to(device).eval()
+    capture = read_capture(config.data, scale=config.scale)
+    return LoadedRun(
+        model=model,
+        capture=capture,
+        config=config,
+        train_frames=list(config.train_frames),
+        train_views=list(config.train_views),
+        step=int(payload["step"]),
+        device=device,
+    )

@@ -1,0 +1,399 @@
+"""The training loop of ``neuralbody train``.
+
+Each step: pick a training frame, ``prepare_frame`` (Neural Body: pose + code diffusion), draw
+rays from all training views of that frame (:class:`RaySampler`), render them with stratified
+jitter, and minimise::
+
+    loss = mean |rgb - rgb_gt|^2 + acc_loss_weight * mean (acc - mask)^2
+
+(colour alone lets the density collapse on dark backgrounds). Adam with exponential decay
+``lr(p) = lr * lr_final_ratio^p`` where p in [0, 1] is the run's progress (the larger of the
+step and time fractions), gradient values clipped at ``grad_clip``.
+
+The run folder gets config.json, checkpoint.pt (atomic, every ``ckpt_every`` steps and at the
+end; ``resume=True`` carries on with optimiser, step, elapsed time and random states),
+log.csv (per ``log_every`` steps), val.csv and val/step_XXXXXX.png (held-out camera: ground
+truth | render).
+
+Training images are preloaded or streamed through a bounded cache (``config.image_source``,
+see :mod:`neuralbody.training.image_source`); when streaming, the next step's frame is
+decoded in the background while the current step trains (the next frame is read off a copy
+of the step generator, so the random stream is the same either way).
+
+Under torchrun (a :class:`DistributedContext` with several ranks, see
+:mod:`neuralbody.training.distributed`) every rank draws its own rays (seed + rank),
+gradients are averaged after backward, buffers (BatchNorm running statistics) follow rank 0,
+and rank 0 alone writes the run folder. ``save`` is collective (it gathers every rank's
+random states).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import dataclasses
+import logging
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from neuralbody.data.cameras import project_box_mask
+from neuralbody.models import build_model
+from neuralbody.rendering.render import RenderSettings, render_rays, render_view
+from neuralbody.training.checkpoint import (
+    CHECKPOINT_NAME,
+    CONFIG_NAME,
+    load_checkpoint,
+    resolve_device,
+    save_checkpoint,
+)
+from neuralbody.training.config import TrainConfig
+from neuralbody.training.distributed import (
+    DistributedContext,
+    average_gradients,
+    barrier,
+    broadcast_float,
+    broadcast_state,
+    gather_objects,
+    rank_device,
+)
+from neuralbody.training.rays import RaySampler, body_box
+
+log = logging.getLogger(__name__)
+
+ZJU_TRAIN_CAMERAS = (0, 6, 12, 18)
+LOG_FIELDS = ("step", "elapsed_s", "lr", "loss", "color_mse", "psnr", "acc_mse", "rays_per_s")
+VAL_FIELDS = ("step", "elapsed_s", "frame", "view", "psnr_box", "psnr_full")
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """Summary of a finished (or budget-stopped) run."""
+
+    run_dir: Path
+    step: int
+    elapsed_s: float
+    last_loss: float
+    last_psnr: float
+    val_psnr: float | None
+
+
+def default_split(capture, *, num_default_frames: int = 300) -> tuple[list[int], list[int], int | None]:
+    """Training frames, training views and a held-out validation view, ZJU-MoCap style.
+
+    From ``capture.meta`` (``frames.train`` = [start, end), ``train_cameras``,
+    ``test_cameras``) when present; else cameras 0, 6, 12, 18 (those that exist) and the
+    first ``num_default_frames`` frames.
+    """
+    meta = capture.meta or {}
+    frames_meta = meta.get("frames", {}) if isinstance(meta.get("frames"), dict) else {}
+    if "train" in frames_meta:
+        start, end = frames_meta["train"]
+        frames = list(range(int(start), min(int(end), capture.num_frames)))
+    else:
+        frames = list(range(min(num_default_frames, capture.num_frames)))
+    views = [int(v) for v in meta.get("train_cameras", [])] or [
+        v for v in ZJU_TRAIN_CAMERAS if v < capture.num_views
+    ] or [0]
+    tests = [int(v) for v in meta.get("test_cameras", [])] or [v for v in range(capture.num_views) if v not in views]
+    return frames, views, (tests[0] if tests else None)
+
+
+def parse_index_list(text: str | None, *, limit: int, what: str) -> list[int] | None:
+    """"0,2,4" or "0:20" or "0:20:2" -> indices (None for None); bounds-checked against ``limit``."""
+    if text is None:
+        return None
+    values: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if ":" in part:
+            pieces = [int(p) if p else None for p in part.split(":")]
+            values.extend(range(limit)[slice(*pieces)])
+        else:
+            values.append(int(part))
+    bad = [v for v in values if not 0 <= v < limit]
+    if bad or not values:
+        raise ValueError(f"--{what} {text!r}: indices must lie in [0, {limit}) (got {bad or 'none'})")
+    return values
+
+
+def box_psnr(rendered: np.ndarray, target: np.ndarray, region: np.ndarray) -> float:
+    """PSNR (dB) of (H, W, 3) images in [0, 1] over the pixels where region (H, W) is True."""
+    diff = (rendered - target)[region]
+    mse = float(np.mean(diff**2)) if diff.size else 0.0
+    return 10 * math.log10(1.0 / max(mse, 1e-10))
+
+
+def _append_csv(path: Path, fields: tuple[str, ...], row: dict) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=fields)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def _save_side_by_side(path: Path, target: np.ndarray, rendered: np.ndarray) -> None:
+    from PIL import Image
+
+    both = np.concatenate([target, rendered], axis=1)
+    Image.fromarray(np.clip(np.round(both * 255), 0, 255).astype(np.uint8)).save(path)
+
+
+class Trainer:
+    """Owns the model, optimiser, sampler and run folder of one training run."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        resume: bool = False,
+        progress: bool = True,
+        capture=None,
+        distributed: DistributedContext | None = None,
+    ) -> None:
+        from neuralbody.data.capture import read_capture
+
+        self.config = config
+        self.dist = distributed if distributed is not None else DistributedContext()
+        self.progress = progress and self.dist.is_main
+        self.run_dir = Path(config.out)
+        checkpoint_path = self.run_dir / CHECKPOINT_NAME
+        if checkpoint_path.exists() and not resume:
+            raise ValueError(f"{self.run_dir} already holds a run; pass --resume to continue it or choose another --out")
+        self.device = rank_device(resolve_device(config.device), self.dist)
+        self.capture = capture if capture is not None else read_capture(config.data, scale=config.scale)
+        frames, views, val_view = default_split(self.capture)
+        config.train_frames = list(config.train_frames) or frames
+        config.train_views = list(config.train_views) or views
+        if config.val_view is None:
+            held_out = [v for v in range(self.capture.num_views) if v not in config.train_views]
+            config.val_view = val_view if val_view not in (None, *config.train_views) else (held_out[0] if held_out else None)
+        background = (self.capture.meta or {}).get("background")
+        if background is not None:
+            config.background = [float(x) for x in background]
+        self.background = torch.tensor(config.background, dtype=torch.float32, device=self.device)
+        torch.manual_seed(config.seed)
+        random.seed(config.seed)
+        self.rng = np.random.default_rng(config.seed + self.dist.rank)
+        self.sampler = RaySampler(
+            self.capture, frames=config.train_frames, views=config.train_views,
+            border_px=config.border_px, progress=self.progress, image_source=config.image_source,
+            preload_budget_bytes=int(config.preload_budget_gb * 1e9), cache_bytes=int(config.cache_gb * 1e9),
+        )
+        num_vertices = int(self.sampler.bodies[config.train_frames[0]].vertices.shape[0])
+        self.num_frames = max(config.train_frames) + 1
+        self.model = build_model(
+            config.model_kind, num_vertices=num_vertices, num_frames=self.num_frames,
+            options=config.full_model_options(),
+        ).to(self.device)
+        broadcast_state(self.model, self.dist)
+        if self.dist.rank > 0:  # own stratified jitter per rank; rank 0 keeps the single-process stream
+            torch.manual_seed(config.seed + self.dist.rank)
+        self.optimizer = torch.optim.Adam(self._param_groups(), lr=config.lr)
+        self.step = 0
+        self.elapsed = 0.0
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "val").mkdir(exist_ok=True)
+        if resume and checkpoint_path.exists():
+            self._restore(load_checkpoint(checkpoint_path, device=self.device))
+        if self.dist.is_main:
+            config.to_json(self.run_dir / CONFIG_NAME)
+        barrier(self.dist)
+
+    def _param_groups(self) -> list[dict]:
+        """Latent codes (``codes_per_vertex``, ``appearance``) get ``code_lr_scale`` times the rate."""
+        codes, others = [], []
+        for name, parameter in self.model.named_parameters():
+            (codes if name.split(".")[0] in ("codes_per_vertex", "appearance") else others).append(parameter)
+        groups = [{"params": others, "lr_scale": 1.0}]
+        if codes:
+            groups.append({"params": codes, "lr_scale": self.config.code_lr_scale})
+        return groups
+
+    # ------------------------------------------------------------------------------------------
+    def _random_states(self) -> dict:
+        return {
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": self.rng.bit_generator.state,
+            "python_rng": random.getstate(),
+        }
+
+    def _payload(self) -> dict:
+        payload = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "elapsed_s": self.elapsed,
+            "model_kind": self.config.model_kind,
+            "model_options": self.config.full_model_options(),
+            "num_vertices": self.model.num_vertices if hasattr(self.model, "num_vertices") else None,
+            "num_frames": self.num_frames,
+            **self._random_states(),
+        }
+        if self.dist.enabled:
+            payload["world_size"] = self.dist.world_size
+            payload["rank_random_states"] = gather_objects(self._random_states(), self.dist)
+        return payload
+
+    def _restore(self, payload: dict) -> None:
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.step = int(payload["step"])
+        self.elapsed = float(payload["elapsed_s"])
+        states = payload
+        if self.dist.enabled:
+            ranks = payload.get("rank_random_states") or []
+            states = ranks[self.dist.rank] if len(ranks) == self.dist.world_size else None
+        if states is not None:
+            torch.set_rng_state(states["torch_rng"].cpu())
+            self.rng.bit_generator.state = states["numpy_rng"]
+            random.setstate(states["python_rng"])
+        else:  # another world size saved this run: fresh, distinct streams per rank
+            torch.manual_seed(self.config.seed + 7919 * self.step + self.dist.rank)
+            self.rng = np.random.default_rng([self.config.seed, self.step, self.dist.rank])
+        log.info("resumed %s at step %d (%.1f min trained)", self.run_dir, self.step, self.elapsed / 60)
+
+    def save(self) -> None:
+        """Write the checkpoint (rank 0; collective under torchrun: call on every rank)."""
+        payload = self._payload()
+        if self.dist.is_main:
+            save_checkpoint(self.run_dir / CHECKPOINT_NAME, payload)
+        barrier(self.dist)  # nobody reads the checkpoint before it is complete
+
+    def progress_fraction(self) -> float:
+        fraction = self.step / max(self.config.steps, 1)
+        if self.config.minutes:
+            fraction = max(fraction, self.elapsed / (60.0 * self.config.minutes))
+        return min(fraction, 1.0)
+
+    def done(self) -> bool:
+        if self.step >= self.config.steps:
+            return True
+        return bool(self.config.minutes) and self.elapsed >= 60.0 * self.config.minutes
+
+    # ------------------------------------------------------------------------------------------
+    def train_step(self) -> dict:
+        """One optimisation step; returns its losses."""
+        config = self.config
+        self.model.train()
+        lr = config.lr * config.lr_final_ratio ** self.progress_fraction()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * group.get("lr_scale", 1.0)
+        frame = config.train_frames[int(self.rng.integers(len(config.train_frames)))]
+        batch = self.sampler.sample(frame, config.rays_per_step, self.rng)
+        if self.sampler.streaming:  # the next step draws its frame first: read it off a copy
+            peek = copy.deepcopy(self.rng)
+            self.sampler.prefetch(config.train_frames[int(peek.integers(len(config.train_frames)))])
+        state = self.model.prepare_frame(frame, self.sampler.bodies[frame])
+        settings = RenderSettings(num_samples=config.num_samples, chunk_rays=1 << 30, perturb=True)
+        out = render_rays(
+            self.model, state, batch.rays_o.to(self.device), batch.rays_d.to(self.device),
+            settings=settings, background=self.background,
+        )
+        color_mse = torch.mean((out.rgb - batch.rgb.to(self.device)) ** 2)
+        acc_mse = torch.mean((out.acc - batch.mask.to(self.device)) ** 2)
+        loss = color_mse + config.acc_loss_weight * acc_mse
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        average_gradients(self.model.parameters(), self.dist)
+        torch.nn.utils.clip_grad_value_(self.model.parameters(), config.grad_clip)
+        self.optimizer.step()
+        broadcast_state(self.model, self.dist, parameters=False)
+        color = color_mse.item()
+        return {
+            "lr": lr,
+            "loss": loss.item(),
+            "color_mse": color,
+            "psnr": 10 * math.log10(1.0 / max(color, 1e-10)),
+            "acc_mse": acc_mse.item(),
+        }
+
+    def validate(self) -> float | None:
+        """Render the held-out camera at a middle training frame; save PNG; return box PSNR (dB)."""
+        config = self.config
+        if config.val_view is None:
+            return None
+        frame = config.train_frames[len(config.train_frames) // 2]
+        camera = self.capture.cameras[config.val_view]
+        body = self.capture.load_body(frame)
+        self.model.eval()
+        with torch.no_grad():
+            state = self.model.prepare_frame(frame, body)
+            image = render_view(self.model, state, camera, settings=config.render_settings(), background=self.background)
+        rendered = image.rgb.float().cpu().numpy()
+        target = np.asarray(self.capture.load_image(frame, config.val_view), dtype=np.float32)
+        box_min, box_max = body_box(body.vertices, 0.05)
+        region = project_box_mask(camera, box_min, box_max)
+        psnr = box_psnr(rendered, target, region)
+        full = box_psnr(rendered, target, np.ones(region.shape, dtype=bool))
+        _save_side_by_side(self.run_dir / "val" / f"step_{self.step:06d}.png", target, rendered)
+        _append_csv(self.run_dir / "val.csv", VAL_FIELDS, {
+            "step": self.step, "elapsed_s": round(self.elapsed, 2), "frame": frame, "view": config.val_view,
+            "psnr_box": round(psnr, 3), "psnr_full": round(full, 3),
+        })
+        return psnr
+
+    def run(self) -> TrainResult:
+        """Train until ``steps`` or ``minutes`` is reached; checkpoint at the end."""
+        config = self.config
+        bar = tqdm(total=config.steps, initial=self.step, desc="train", unit="step", disable=not self.progress)
+        metrics = {"loss": float("nan"), "psnr": float("nan")}
+        val_psnr = None
+        rays_window, time_window = 0, 0.0
+        while not self.done():
+            started = time.perf_counter()
+            metrics = self.train_step()
+            self.step += 1
+            spent = time.perf_counter() - started
+            self.elapsed += spent
+            if config.minutes:  # every rank must stop at the same step
+                self.elapsed = broadcast_float(self.elapsed, self.dist, device=self.device)
+            rays_window += config.rays_per_step
+            time_window += spent
+            if self.dist.is_main and (self.step % config.log_every == 0 or self.step == 1):
+                rays_per_s = rays_window / max(time_window, 1e-9)
+                rays_window, time_window = 0, 0.0
+                _append_csv(self.run_dir / "log.csv", LOG_FIELDS, {
+                    "step": self.step, "elapsed_s": round(self.elapsed, 3), "lr": f"{metrics['lr']:.3e}",
+                    "loss": f"{metrics['loss']:.6f}", "color_mse": f"{metrics['color_mse']:.6f}",
+                    "psnr": f"{metrics['psnr']:.3f}", "acc_mse": f"{metrics['acc_mse']:.6f}",
+                    "rays_per_s": f"{rays_per_s:.0f}",
+                })
+                bar.set_postfix(loss=f"{metrics['loss']:.4f}", psnr=f"{metrics['psnr']:.2f}", rays_s=f"{rays_per_s:.0f}")
+            bar.update(1)
+            if config.val_every and self.step % config.val_every == 0 and self.dist.is_main:
+                started = time.perf_counter()
+                val_psnr = self.validate()
+                self.elapsed += time.perf_counter() - started
+                if val_psnr is not None:
+                    log.info("step %d: held-out camera %d box PSNR %.2f dB", self.step, config.val_view, val_psnr)
+            if config.ckpt_every and self.step % config.ckpt_every == 0:
+                self.save()
+        bar.close()
+        self.save()
+        self.sampler.close()
+        return TrainResult(
+            run_dir=self.run_dir, step=self.step, elapsed_s=self.elapsed,
+            last_loss=metrics["loss"], last_psnr=metrics["psnr"], val_psnr=val_psnr,
+        )
+
+
+def train(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    capture=None,
+    distributed: DistributedContext | None = None,
+) -> TrainResult:
+    """Run training as configured (see :class:`Trainer`)."""
+    return Trainer(config, resume=resume, progress=progress, capture=capture, distributed=distributed).run()

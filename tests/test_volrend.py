@@ -1,0 +1,175 @@
+"""Volume rendering: vectorised weights vs the loop reference, known answers, rendering rays."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from neuralbody.models.base import FrameState, RadianceFieldModel
+from neuralbody.rendering import (
+    RenderSettings,
+    composite,
+    render_rays,
+    render_view,
+    render_weights,
+    render_weights_reference,
+    stratified_samples,
+)
+from neuralbody.rendering.sampling import band_samples, band_samples_reference
+
+
+def test_weights_match_loop_reference_with_gradients():
+    generator = torch.Generator().manual_seed(0)
+    sigmas = (torch.rand(7, 13, dtype=torch.float64, generator=generator) * 30).requires_grad_(True)
+    deltas = torch.rand(7, 13, dtype=torch.float64, generator=generator) * 0.05
+    weights, transmittance = render_weights(sigmas, deltas)
+    ref_weights, ref_transmittance = render_weights_reference(sigmas, deltas)
+    torch.testing.assert_close(weights, ref_weights)
+    torch.testing.assert_close(transmittance, ref_transmittance)
+    (grad,) = torch.autograd.grad(weights.sum(), sigmas)
+    (ref_grad,) = torch.autograd.grad(ref_weights.sum(), sigmas)
+    torch.testing.assert_close(grad, ref_grad)
+
+
+def test_constant_density_gives_beer_lambert_opacity():
+    sigma, length, samples = 7.5, 0.4, 64
+    sigmas = torch.full((3, samples), sigma, dtype=torch.float64)
+    deltas = torch.full((3, samples), length / samples, dtype=torch.float64)
+    weights, _ = render_weights(sigmas, deltas)
+    torch.testing.assert_close(weights.sum(dim=1), torch.full((3,), 1 - math.exp(-sigma * length), dtype=torch.float64))
+
+
+def test_composite_is_weighted_sum_and_guards_shapes():
+    weights = torch.tensor([[0.2, 0.3, 0.5]])
+    values = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]])
+    torch.testing.assert_close(composite(weights, values), torch.tensor([[0.7, 0.8]]))
+    with pytest.raises(ValueError, match="values"):
+        composite(weights, values[:, :2])
+    with pytest.raises(ValueError, match="sigmas"):
+        render_weights(torch.zeros(2, 3), torch.zeros(2, 4))
+
+
+def test_stratified_samples_stay_in_bins():
+    rays_o = torch.zeros(5, 3)
+    rays_d = torch.tensor([[0.0, 0.0, 1.0]]).expand(5, 3)
+    near, far = torch.full((5,), 1.0), torch.full((5,), 3.0)
+    samples = stratified_samples(rays_o, rays_d, near, far, num_samples=8, perturb=True)
+    bins = torch.arange(8) * 0.25 + 1.0
+    assert torch.all(samples.t >= bins) and torch.all(samples.t < bins + 0.25)
+    torch.testing.assert_close(samples.points[..., 2], samples.t)
+    torch.testing.assert_close(samples.deltas.sum(dim=1), far - near)
+
+
+def test_band_samples_match_loop_reference_and_cover_only_the_band():
+    generator = torch.Generator().manual_seed(3)
+    num_rays, num_bins, num_samples = 7, 20, 9
+    rays_o = torch.zeros(num_rays, 3, dtype=torch.float64)
+    rays_d = torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64).expand(num_rays, 3)
+    near = torch.rand(num_rays, dtype=torch.float64, generator=generator)
+    far = near + 0.5 + torch.rand(num_rays, dtype=torch.float64, generator=generator)
+    occupied = torch.rand(num_rays, num_bins, generator=generator) < 0.4
+    occupied[0] = False  # a ray that sees nothing
+    occupied[1] = True  # a fully occupied ray: plain stratified samples
+    samples = band_samples(rays_o, rays_d, near, far, occupied, num_samples=num_samples, perturb=True, generator=generator)
+    # the jitter band_samples drew: replay the generator
+    replay = torch.Generator().manual_seed(3)
+    torch.rand(num_rays, dtype=torch.float64, generator=replay), torch.rand(num_rays, dtype=torch.float64, generator=replay)
+    torch.rand(num_rays, num_bins, generator=replay)
+    offsets = torch.rand(num_rays, num_samples, dtype=torch.float64, generator=replay)
+    expected = band_samples_reference(near, far, occupied, num_samples=num_samples, offsets=offsets)
+    torch.testing.assert_close(samples.t, expected, rtol=0, atol=1e-12)
+    bin_length = (far - near) / num_bins
+    bins = ((samples.t - near[:, None]) / bin_length[:, None]).floor().long().clamp(0, num_bins - 1)
+    assert torch.all(torch.gather(occupied[2:], 1, bins[2:]))  # every sample lies in an occupied bin
+    torch.testing.assert_close(samples.deltas.sum(dim=1), occupied.sum(dim=1) * bin_length)
+    assert torch.all(samples.deltas[0] == 0)
+    assert torch.all(samples.t[:, 1:] >= samples.t[:, :-1])  # front to back
+    plain = stratified_samples(rays_o[1:2], rays_d[1:2], near[1:2], far[1:2], num_samples=num_samples)
+    centred = band_samples(rays_o[1:2], rays_d[1:2], near[1:2], far[1:2], occupied[1:2], num_samples=num_samples)
+    torch.testing.assert_close(centred.t, plain.t)
+    with pytest.raises(ValueError, match="occupied_bins"):
+        band_samples(rays_o, rays_d, near, far, occupied[:3], num_samples=4)
+
+
+class _ConstantSphere(RadianceFieldModel):
+    """Density ``sigma`` inside a ball of radius ``radius`` at the origin, colour (1, 0.5, 0)."""
+
+    def __init__(self, sigma: float, radius: float) -> None:
+        super().__init__()
+        self.sigma, self.radius = sigma, radius
+
+    def prepare_frame(self, frame_index, body):
+        r = self.radius + 0.1
+        return FrameState(frame_index, torch.full((3,), -r), torch.full((3,), r), {})
+
+    def query(self, state, points_world, viewdirs):
+        inside = points_world.norm(dim=1) < self.radius
+        sigma = torch.where(inside, torch.full_like(points_world[:, 0], self.sigma), torch.zeros_like(points_world[:, 0]))
+        rgb = torch.tensor([1.0, 0.5, 0.0]).expand(points_world.shape[0], 3)
+        return sigma, rgb
+
+
+@pytest.mark.parametrize("early_stop", [0.0, 1e-3])
+def test_render_rays_known_answer_background_and_misses(early_stop):
+    model = _ConstantSphere(sigma=4.0, radius=0.5)
+    state = model.prepare_frame(0, None)
+    rays_o = torch.tensor([[0.0, 0.0, -3.0], [0.0, 3.0, -3.0]])
+    rays_d = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    background = torch.tensor([0.0, 0.0, 1.0])
+    settings = RenderSettings(num_samples=512, early_stop_transmittance=early_stop, segment_samples=64)
+    with torch.no_grad():
+        out = render_rays(model, state, rays_o, rays_d, settings=settings, background=background)
+    acc = 1 - math.exp(-4.0 * 1.0)  # chord of length 1 through the centre
+    assert out.acc[0].item() == pytest.approx(acc, abs=5e-3)
+    torch.testing.assert_close(out.rgb[0], torch.tensor([acc, 0.5 * acc, 1 - acc]), atol=5e-3, rtol=0)
+    assert out.acc[1] == 0 and torch.equal(out.rgb[1], background) and out.depth[1] == 0
+    assert 2.5 < out.depth[0] / acc < 3.5
+
+
+def test_early_termination_changes_little():
+    model = _ConstantSphere(sigma=200.0, radius=0.5)
+    state = model.prepare_frame(0, None)
+    rays_o = torch.tensor([[0.0, 0.0, -3.0], [0.1, 0.2, -3.0]])
+    rays_d = torch.nn.functional.normalize(torch.tensor([[0.0, 0.0, 1.0], [0.05, 0.0, 1.0]]), dim=1)
+    full = render_rays(model, state, rays_o, rays_d, settings=RenderSettings(early_stop_transmittance=0.0), background=torch.zeros(3))
+    with torch.no_grad():
+        early = render_rays(model, state, rays_o, rays_d, settings=RenderSettings(), background=torch.zeros(3))
+    torch.testing.assert_close(early.rgb, full.rgb.detach(), atol=2e-3, rtol=0)
+
+
+class _BandSphere(_ConstantSphere):
+    """The sphere, telling the renderer where its density lives (a shell 0.1 m wider)."""
+
+    def occupied_world(self, state, points_world):
+        return points_world.norm(dim=1) < self.radius + 0.1
+
+
+def test_band_sampling_renders_the_same_with_fewer_samples():
+    state = _BandSphere(sigma=4.0, radius=0.5).prepare_frame(0, None)
+    rays_o = torch.tensor([[0.0, 0.0, -3.0], [0.0, 0.3, -3.0], [0.0, 3.0, -3.0]])
+    rays_d = torch.tensor([[0.0, 0.0, 1.0]]).expand(3, 3)
+    background = torch.tensor([0.0, 0.0, 1.0])
+    with torch.no_grad():
+        band = render_rays(_BandSphere(4.0, 0.5), state, rays_o, rays_d, settings=RenderSettings(num_samples=64, band_bins=256),
+                           background=background)
+        uniform = render_rays(_ConstantSphere(4.0, 0.5), state, rays_o, rays_d, settings=RenderSettings(num_samples=1024),
+                              background=background)
+    torch.testing.assert_close(band.rgb, uniform.rgb, atol=3e-3, rtol=0)
+    torch.testing.assert_close(band.depth, uniform.depth, atol=1e-2, rtol=0)
+    acc = 1 - math.exp(-4.0 * 1.0)
+    assert band.acc[0].item() == pytest.approx(acc, abs=3e-3)
+
+
+def test_render_view_shapes():
+    from neuralbody.data.cameras import Camera
+
+    model = _ConstantSphere(sigma=50.0, radius=0.5)
+    state = model.prepare_frame(0, None)
+    camera = Camera(K=np.array([[20.0, 0, 7.5], [0, 20.0, 5.5], [0, 0, 1]]), R=np.eye(3), T=np.array([0, 0, 3.0]),
+                    D=np.zeros(5), width=16, height=12)
+    image = render_view(model, state, camera, settings=RenderSettings(chunk_rays=50), background=torch.zeros(3))
+    assert image.rgb.shape == (12, 16, 3) and image.acc.shape == (12, 16) and image.depth.shape == (12, 16)
+    assert image.acc[6, 8] > 0.99 and image.acc[0, 0] == 0
