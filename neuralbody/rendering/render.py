@@ -16,7 +16,11 @@ box: the same integral (the density is zero elsewhere), with all samples where t
 
 Without gradients, samples are processed in segments front to back and rays whose
 transmittance fell below ``settings.early_stop_transmittance`` are not queried further
-(early ray termination; the result changes by at most that transmittance).
+(early ray termination; the result changes by at most that transmittance), and rays whose
+band is empty are not queried at all. Whole-image renders (:func:`render_view`) first build
+the frame's density occupancy (:mod:`neuralbody.rendering.density_grid`, once per frame
+state, cached in ``state.extras``) and place the samples only where the trained density is,
+not merely where the body could be.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import torch
 
 from neuralbody.data.cameras import Camera, pixel_rays, ray_box_intersection
 from neuralbody.models.base import FrameState, RadianceFieldModel
+from neuralbody.rendering.density_grid import DensityOccupancy, build_density_grid, grid_occupied
 from neuralbody.rendering.sampling import RaySamples, band_samples, stratified_samples
 from neuralbody.rendering.volrend import render_weights
 
@@ -45,6 +50,9 @@ class RenderSettings:
         segment_samples: samples per front-to-back segment when terminating early.
         band_bins: bins per ray tested against the model's occupancy (``occupied_world``) to
             place the samples in the occupied band only (0: uniform over the box).
+        density_grid_cell: cell edge (metres) of the density occupancy that whole-image
+            renders build per frame (0: off, use the model's occupancy only).
+        density_grid_min: density (1/metres) below which a cell counts as empty.
     """
 
     num_samples: int = 64
@@ -53,6 +61,8 @@ class RenderSettings:
     early_stop_transmittance: float = 1e-3
     segment_samples: int = 8
     band_bins: int = 128
+    density_grid_cell: float = 0.02
+    density_grid_min: float = 1.0
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -94,6 +104,9 @@ def place_samples(model, state, rays_o, rays_d, near, far, settings: RenderSetti
     """Samples on rays (R, 3) world, metres between near and far (R,): in the model's occupied band
     when it has one (see the module docstring), else stratified over ``[near, far]``."""
     occupied_world = getattr(model, "occupied_world", None)
+    grid = state.extras.get(DENSITY_GRID_KEY)
+    if isinstance(grid, DensityOccupancy):
+        occupied_world = lambda _state, points: grid_occupied(grid, points)  # noqa: E731
     if settings.band_bins > 0 and occupied_world is not None:
         num_bins = settings.band_bins
         with torch.no_grad():
@@ -122,7 +135,8 @@ def _render_hit_rays(model, state, rays_o, rays_d, near, far, settings: RenderSe
     color = torch.zeros((num_rays, 3), dtype=rays_o.dtype, device=rays_o.device)
     acc = torch.zeros(num_rays, dtype=rays_o.dtype, device=rays_o.device)
     depth = torch.zeros(num_rays, dtype=rays_o.dtype, device=rays_o.device)
-    light = torch.ones(num_rays, dtype=rays_o.dtype, device=rays_o.device)
+    # rays with an empty band (zero-length samples) see only the background: never queried
+    light = (samples.deltas[:, 0] > 0).to(rays_o.dtype)
     for start in range(0, settings.num_samples, settings.segment_samples):
         alive = torch.nonzero(light > settings.early_stop_transmittance).squeeze(1)
         if alive.numel() == 0:
@@ -196,6 +210,23 @@ def camera_rays(camera: Camera, *, device, dtype=torch.float32) -> tuple[torch.T
     )
 
 
+DENSITY_GRID_KEY = "density_occupancy"
+
+
+def attach_density_grid(model: RadianceFieldModel, state: FrameState, settings: RenderSettings) -> None:
+    """Build the frame's density occupancy once (``settings.density_grid_cell`` > 0) and cache it in
+    ``state.extras``; :func:`place_samples` then samples only inside it (settings with the
+    grid off remove it)."""
+    if settings.density_grid_cell <= 0:
+        state.extras.pop(DENSITY_GRID_KEY, None)
+        return
+    grid = state.extras.get(DENSITY_GRID_KEY)
+    wanted = (float(settings.density_grid_cell), float(settings.density_grid_min))
+    if isinstance(grid, DensityOccupancy) and (grid.cell, grid.min_density) == wanted:
+        return
+    state.extras[DENSITY_GRID_KEY] = build_density_grid(model, state, cell=wanted[0], min_density=wanted[1])
+
+
 def render_view(
     model: RadianceFieldModel,
     state: FrameState,
@@ -216,6 +247,7 @@ def render_view(
     device = state.box_min.device
     rays_o, rays_d = camera_rays(camera, device=device)
     with torch.no_grad():
+        attach_density_grid(model, state, settings)
         out = render_rays(model, state, rays_o, rays_d, settings=settings, background=background)
     height, width = camera.height, camera.width
     return ImageRender(

@@ -1,0 +1,134 @@
+"""The density occupancy used by whole-image renders: known answers on a ball, same image, fewer queries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from neuralbody.data.cameras import Camera
+from neuralbody.models.base import FrameState, RadianceFieldModel
+from neuralbody.rendering.density_grid import DensityOccupancy, build_density_grid, grid_occupied
+from neuralbody.rendering.render import DENSITY_GRID_KEY, RenderSettings, attach_density_grid, render_view
+
+
+class CountingBall(RadianceFieldModel):
+    """Density ``sigma`` inside a ball of radius ``radius`` at ``centre``, colour by height; counts queried points.
+
+    ``band`` > 0 adds ``occupied_world``: a shell ``band`` metres wider than the ball (the body
+    model's occupancy would be such a band).
+    """
+
+    def __init__(self, sigma: float = 300.0, radius: float = 0.3, band: float = 0.0) -> None:
+        super().__init__()
+        self.sigma, self.radius, self.band = sigma, radius, band
+        self.centre = torch.tensor([0.1, -0.05, 0.0])
+        self.queried = 0
+
+    def prepare_frame(self, frame_index, body):
+        r = self.radius + 0.2
+        return FrameState(frame_index, self.centre - r, self.centre + r, {})
+
+    def query(self, state, points_world, viewdirs):
+        self.queried += points_world.shape[0]
+        inside = (points_world - self.centre).norm(dim=1) < self.radius
+        sigma = torch.where(inside, torch.full_like(points_world[:, 0], self.sigma), torch.zeros_like(points_world[:, 0]))
+        rgb = torch.stack([(points_world[:, 2] + 1) / 2, torch.full_like(sigma, 0.3), torch.full_like(sigma, 0.8)], dim=1)
+        return sigma, rgb.clamp(0, 1)
+
+    def occupied_world(self, state, points_world):
+        if self.band <= 0:
+            return None
+        return (points_world - self.centre).norm(dim=1) < self.radius + self.band
+
+
+def _camera(size: int = 48) -> Camera:
+    focal = 1.2 * size
+    return Camera(K=np.array([[focal, 0, size / 2], [0, focal, size / 2], [0, 0, 1.0]]), R=np.eye(3),
+                  T=np.array([-0.1, 0.05, 2.5]), D=np.zeros(5), width=size, height=size)
+
+
+def test_grid_keeps_exactly_the_dilated_dense_cells():
+    model = CountingBall(radius=0.3)
+    state = model.prepare_frame(0, None)
+    cell = 0.05
+    grid = build_density_grid(model, state, cell=cell, min_density=1.0, dilation=1)
+    # independent computation: centres inside the ball, dilated by one cell with numpy
+    shape = grid.occupied.shape
+    index = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), axis=-1)
+    centres = state.box_min.numpy() + (index + 0.5) * cell
+    dense = np.linalg.norm(centres - model.centre.numpy(), axis=-1) < 0.3
+    padded = np.pad(dense, 1)
+    expected = np.zeros_like(dense)
+    for dx in range(3):
+        for dy in range(3):
+            for dz in range(3):
+                expected |= padded[dx : dx + shape[0], dy : dy + shape[1], dz : dz + shape[2]]
+    np.testing.assert_array_equal(grid.occupied.numpy(), expected)
+    assert 0 < grid.fraction < 1 and grid.min_density == 1.0
+    # point test: the ball's centre is kept, a box corner is not, outside the grid is False
+    points = torch.stack([model.centre, state.box_min + 1e-3, state.box_max + 1.0])
+    assert grid_occupied(grid, points).tolist() == [True, False, False]
+
+
+def test_grid_respects_model_occupancy_and_guards():
+    model = CountingBall(radius=0.3, band=0.05)
+    state = model.prepare_frame(0, None)
+    build_density_grid(model, state, cell=0.05)
+    cells = int(np.prod([np.ceil(float(e) / 0.05) for e in state.box_max - state.box_min]))
+    assert model.queried < cells  # only the model's occupied band was queried
+    with pytest.raises(ValueError, match="cell"):
+        build_density_grid(model, state, cell=0.0)
+    with pytest.raises(ValueError, match="min_density"):
+        build_density_grid(model, state, min_density=-1.0)
+    grid = DensityOccupancy(origin=torch.zeros(3), cell=0.1, occupied=torch.ones(2, 2, 2, dtype=torch.bool))
+    with pytest.raises(ValueError, match="points_world"):
+        grid_occupied(grid, torch.zeros(4, 2))
+
+
+def test_render_with_density_grid_matches_and_queries_fewer_points():
+    background = torch.tensor([0.0, 0.0, 1.0])
+    camera = _camera()
+    images, queried = {}, {}
+    for cell in (0.0, 0.03):
+        model = CountingBall(band=0.15)
+        state = model.prepare_frame(0, None)
+        settings = RenderSettings(num_samples=64, density_grid_cell=cell)
+        attach_density_grid(model, state, settings)  # built once per frame state; render_view reuses it
+        model.queried = 0
+        images[cell] = render_view(model, state, camera, settings=settings, background=background)
+        queried[cell] = model.queried
+        assert (DENSITY_GRID_KEY in state.extras) == (cell > 0)
+    assert images[0.0].acc.max() > 0.99 and images[0.0].acc.min() == 0  # the ball is in view, with background around
+    torch.testing.assert_close(images[0.03].rgb, images[0.0].rgb, atol=2e-2, rtol=0)
+    assert (images[0.03].rgb - images[0.0].rgb).abs().mean() < 2e-3
+    assert queried[0.03] < 0.8 * queried[0.0]  # rendering itself
+
+
+def test_settings_change_rebuilds_and_off_removes_the_grid():
+    model = CountingBall(band=0.15)
+    state = model.prepare_frame(0, None)
+    camera = _camera(16)
+    render_view(model, state, camera, settings=RenderSettings(density_grid_cell=0.05), background=torch.zeros(3))
+    assert state.extras[DENSITY_GRID_KEY].cell == 0.05
+    render_view(model, state, camera, settings=RenderSettings(density_grid_cell=0.04), background=torch.zeros(3))
+    assert state.extras[DENSITY_GRID_KEY].cell == 0.04
+    render_view(model, state, camera, settings=RenderSettings(density_grid_cell=0.0), background=torch.zeros(3))
+    assert DENSITY_GRID_KEY not in state.extras
+
+
+def test_rays_with_an_empty_band_are_not_queried():
+    from neuralbody.rendering.render import render_rays
+
+    model = CountingBall(band=0.05)
+    state = model.prepare_frame(0, None)
+    # both rays cross the box; only the first meets the ball's band
+    rays_o = torch.tensor([[0.1, -0.05, -2.0], [0.1 + 0.45, -0.05 + 0.45, -2.0]])
+    rays_d = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    settings = RenderSettings(num_samples=16, segment_samples=16, density_grid_cell=0.0)
+    with torch.no_grad():
+        out = render_rays(model, state, rays_o, rays_d, settings=settings, background=torch.ones(3))
+    assert model.queried == 16  # one segment of the first ray only
+    assert out.acc[0] > 0.99 and out.acc[1] == 0 and torch.equal(out.rgb[1], torch.ones(3))
+    assert F.relu(out.rgb[0] - 1).sum() == 0
