@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     loaded = load_run(args.run, device=args.device)
     views = parse_index_list(args.views, limit=loaded.capture.num_views, what="views")
-    overrides = {"num_samples": args.samples} if args.samples else {}
+    overrides = {"num_samples": args.samples, "density_grid_samples": args.samples} if args.samples else {}
     settings = loaded.render_settings(**overrides)
     splits = ("novel_view", "novel_pose") if args.split == "both" else (args.split,)
     results = []

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     cameras = [camera if args.res_scale == 1.0 else camera.scaled(args.res_scale) for camera in capture.cameras]
     out_dir = args.out or args.run / "render"
     out_dir.mkdir(parents=True, exist_ok=True)
-    overrides = {"num_samples": args.samples} if args.samples else {}
+    overrides = {"num_samples": args.samples, "density_grid_samples": args.samples} if args.samples else {}
     settings = loaded.render_settings(**overrides)
     model, background = loaded.model, loaded.background
     last_trained = max(loaded.train_frames)
