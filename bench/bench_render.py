@@ -1,0 +1,75 @@
+"""Seconds to render one image of a trained run, per renderer setting, and how far each image is from the first.
+
+Usage::
+
+    python bench/bench_render.py RUN [--res 512] [--frame 10] [--view 1] [--threads 1]
+        [--setting density_grid_cell=0] [--setting density_grid_samples=8] ...
+
+Each ``--setting`` is a comma-separated list of ``RenderSettings`` overrides; the default list
+compares the model's own band with 32 samples (``density_grid_cell=0``) against the
+defaults (density occupancy, 16 samples). Every setting renders the same camera twice on a
+fresh frame state: the first time includes building the frame's density occupancy, the
+second reuses it (as an orbit or an evaluation of several cameras does). Times are CPU
+seconds of this process (robust to other jobs on the machine); PSNR is against the first
+setting's image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import torch
+
+
+def _parse(setting: str) -> dict:
+    overrides = {}
+    for item in filter(None, setting.split(",")):
+        key, _, value = item.partition("=")
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
+def main() -> None:
+    from neuralbody.data.capture import read_capture
+    from neuralbody.rendering.render import render_view
+    from neuralbody.training.checkpoint import load_run
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run")
+    parser.add_argument("--res", type=int, default=512, help="image width in pixels (intrinsics scaled)")
+    parser.add_argument("--frame", type=int, default=10)
+    parser.add_argument("--view", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--setting", action="append", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    settings_list = args.setting or ["density_grid_cell=0", ""]
+    loaded = load_run(args.run)
+    capture = read_capture(loaded.config.data)
+    camera = capture.cameras[args.view]
+    camera = camera.scaled(args.res / camera.width)
+    model = loaded.model.eval()
+    body = capture.load_body(args.frame)
+    reference = None
+    print(f"{'setting':44s} {'first s':>8s} {'again s':>8s} {'PSNR vs first':>14s}")
+    for setting in settings_list:
+        settings = loaded.render_settings()
+        for key, value in _parse(setting).items():
+            settings = dataclasses.replace(settings, **{key: type(getattr(settings, key))(value)})
+        with torch.no_grad():
+            state = model.prepare_frame(args.frame, body)
+        seconds = []
+        for _ in range(2):
+            start = time.process_time()
+            image = render_view(model, state, camera, settings=settings, background=torch.zeros(3)).rgb
+            seconds.append(time.process_time() - start)
+        reference = image if reference is None else reference
+        mse = float(((image - reference) ** 2).mean())
+        agreement = "-" if mse == 0 else f"{-10 * torch.log10(torch.tensor(mse)).item():.1f} dB"
+        print(f"{setting or '(defaults)':44s} {seconds[0]:8.2f} {seconds[1]:8.2f} {agreement:>14s}")
+
+
+if __name__ == "__main__":
+    main()
