@@ -13,7 +13,10 @@ Writes ``params/{frame}.npy`` and ``vertices/{frame}.npy`` (existing ``params/``
 are first renamed to ``params_prev/`` and ``vertices_prev/``, or ``params_prev2/`` ... if taken;
 nothing is deleted), ``fit/overlay_{frame:04d}.png`` and ``fit/residuals.json``; prints a
 per-frame residual table (errors in mm against ``vertices_prev/`` when it has the same topology).
-Unusable frames are reported and skipped.
+Unusable frames are reported and skipped. ``--init nbf --nbf-weights PATH`` starts every frame
+from Neural Body Fitting's prediction (RGB crops around the masks, views combined:
+:mod:`neuralbody.fitting.nbf_init`) instead of the rest pose / previous frame, for keypoints too
+poor to start from.
 """
 
 from __future__ import annotations
@@ -48,6 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iterations", type=int, default=60, help="L-BFGS iterations of the pose stage (default 60)")
     parser.add_argument("--no-overlays", action="store_true", help="do not write fit/overlay_*.png")
     parser.add_argument("--seed", type=int, default=0, help="seed of --from-gt-noise")
+    parser.add_argument(
+        "--init", choices=("triangulation", "nbf"), default="triangulation",
+        help="start of each frame: rest pose / previous frame aligned to the triangulated keypoints (default), or "
+        "Neural Body Fitting's pose and orientation from the images and masks (needs --nbf-weights)",
+    )  # fmt: skip
+    parser.add_argument("--nbf-weights", type=Path, default=None, help="NBF network weights (RGB input) for --init nbf")
 
 
 def parse_frames(text: str | None, count: int) -> list[int]:
@@ -152,12 +161,21 @@ def run(args: argparse.Namespace) -> int:
         pose_iterations=args.iterations,
     )
     fitter = SequenceFitter(body, regressor, capture.cameras, config)
+    initial_guess = None
+    if args.init == "nbf":
+        from neuralbody.fitting.nbf_init import make_initial_guess
+        from neuralbody.fitting.nbf_train import load_nbf
+
+        if args.nbf_weights is None or not masks_available:
+            raise ValueError("--init nbf needs --nbf-weights PATH and person masks in the capture")
+        model, nbf_config = load_nbf(args.nbf_weights, body)
+        initial_guess = make_initial_guess(capture, model, nbf_config.input_kind, fitter.config.bones)
 
     def load_masks(frame):
         return [capture.load_mask(frame, view) for view in range(capture.num_views)]
 
     log.info("fitting %d frames x %d views of %s", len(frames), capture.num_views, capture.root)
-    result = fitter.fit_sequence(frames, load_keypoints, load_masks)
+    result = fitter.fit_sequence(frames, load_keypoints, load_masks, initial_guess=initial_guess)
     if not result.fits:
         log.error("no frame could be fitted; nothing written (see the reasons above)")
         for frame, reason in sorted(result.skipped.items()):

@@ -7,4 +7,10 @@ initialised by a Procrustes alignment, then pose (a subset of bones), global tra
 on a few frames first, shape are optimised against robust reprojection, silhouette and prior
 terms (:mod:`~neuralbody.fitting.objectives`, :mod:`~neuralbody.fitting.optimize`);
 :mod:`~neuralbody.fitting.report` tabulates residuals and draws overlays.
+
+Neural Body Fitting (``nbf_*``): a CNN with the body model inside predicts pose and shape from a
+colour-coded part segmentation or an RGB crop (:mod:`~neuralbody.fitting.nbf_parts`,
+:mod:`~neuralbody.fitting.nbf_data` synthetic training data, :mod:`~neuralbody.fitting.nbf_network`,
+:mod:`~neuralbody.fitting.nbf_train`); :mod:`~neuralbody.fitting.nbf_init` turns its per-view
+predictions into the optimisation's starting pose (``neuralbody fit --init nbf``).
 """

@@ -237,15 +237,31 @@ class SequenceFitter:
             energy = energy + cfg.temporal_weight * objectives.temporal_loss(subset, previous)
         return energy
 
-    def initial_global(self, subset: torch.Tensor, shapes: torch.Tensor, triangulation: Triangulation):
-        """Rh (3,), Th (3,) from Kabsch of the body's keypoints (pose ``subset`` (n, 3)) to the triangulated ones."""
+    def initial_global(self, subset: torch.Tensor, shapes: torch.Tensor, triangulation: Triangulation, Rh=None):
+        """Rh (3,), Th (3,) from Kabsch of the body's keypoints (pose ``subset`` (n, 3)) to the triangulated ones.
+
+        With ``Rh`` (3,) given (e.g. Neural Body Fitting's guess) the rotation is held and only
+        ``Th = mean_w(target) - R(Rh) mean_w(source)`` is solved (same weights)."""
         with torch.no_grad():
             output = self.body(self.problem.full_poses(subset[None]), shapes)
             source = self.regressor(output.vertices)[0].double()
         valid = torch.as_tensor(triangulation.valid, device=self.device)
         target = torch.as_tensor(np.nan_to_num(triangulation.points), device=self.device, dtype=torch.float64)
-        R, t = kabsch(source, target, self.init_weights.double() * valid)
+        weights = self.init_weights.double() * valid
+        if Rh is not None:
+            R = lbs.axis_angle_to_matrix(torch.as_tensor(Rh, dtype=torch.float64, device=self.device))
+            w = (weights / weights.sum().clamp_min(1e-12))[:, None]
+            return R.new_tensor(Rh).float(), ((w * target).sum(0) - R @ (w * source).sum(0)).float()
+        R, t = kabsch(source, target, weights)
         return lbs.matrix_to_axis_angle(R[None])[0].float(), t.float()
+
+    def _start(self, frame, subset, shapes, triangulation, initial_guess):
+        """(subset (n, 3), Rh, Th) to start ``frame`` from: ``initial_guess(frame)`` if it gives one, else ``subset``."""
+        guess = initial_guess(frame) if initial_guess is not None else None
+        if guess is None:
+            return (subset, *self.initial_global(subset, shapes, triangulation))
+        subset = torch.as_tensor(guess[0], dtype=torch.float32, device=self.device)
+        return (subset, *self.initial_global(subset, shapes, triangulation, Rh=guess[1]))
 
     def optimise(self, subset, Rh, Th, shapes, observed, silhouettes, previous, *, fit_shape: bool, iterations=None):
         """Global stage then pose stage on a batch; returns the optimised (subset, Rh, Th, shapes)."""
@@ -336,11 +352,15 @@ class SequenceFitter:
         load_masks: Callable[[int], list[np.ndarray]] | None = None,
         *,
         progress: bool = True,
+        initial_guess: Callable[[int], tuple[np.ndarray, np.ndarray] | None] | None = None,
     ) -> SequenceFit:
         """Fit ``frames`` in order. ``load_keypoints(frame)`` -> (C, K, 3); ``load_masks(frame)`` -> C (H, W) bool.
 
         A frame whose data cannot be loaded or is unusable is skipped with its reason (logged and
-        returned in ``skipped``); the fit continues with the next frame.
+        returned in ``skipped``); the fit continues with the next frame. ``initial_guess(frame)`` ->
+        (bone axis-angles (n, 3), Rh (3,)) or None, e.g. Neural Body Fitting's
+        (:mod:`~neuralbody.fitting.nbf_init`), replaces the previous frame / rest pose as the start of
+        the per-frame pass (not of the shape stage); if that start diverges, the default one is tried.
         """
         cfg = self.config
         prepared, skipped = {}, {}
@@ -374,12 +394,22 @@ class SequenceFitter:
             started = time.perf_counter()
             observed_np, triangulation = prepared[frame]
             start_subset = previous if previous is not None else warm.get(frame, zero_subset)
-            Rh, Th = self.initial_global(start_subset, shapes, triangulation)
             observed = torch.as_tensor(observed_np, dtype=torch.float32, device=self.device)[None]
-            subset, Rh, Th, _ = self.optimise(
-                start_subset[None], Rh[None], Th[None], shapes, observed, [silhouette_of(frame)],
-                None if previous is None else previous[None], fit_shape=False,
-            )  # fmt: skip
+            guesses = (initial_guess, None) if initial_guess is not None else (None,)
+            for guess in guesses:  # a start from the guess that diverges falls back to the default start
+                try:
+                    start, Rh, Th = self._start(frame, start_subset, shapes, triangulation, guess)
+                    subset, Rh, Th, _ = self.optimise(
+                        start[None], Rh[None], Th[None], shapes, observed, [silhouette_of(frame)],
+                        None if previous is None else previous[None], fit_shape=False,
+                    )  # fmt: skip
+                    break
+                except ValueError as error:
+                    log.warning("frame %d: the fit from the %s start failed (%s)", frame,
+                                "initial-guess" if guess is not None else "default", error)  # fmt: skip
+            else:
+                skipped[frame] = "the optimisation diverged (NaN)"
+                continue
             fits[frame] = self.finish(frame, subset[0], Rh[0], Th[0], shapes, observed[0], triangulation, started)
             previous = subset[0]
         return SequenceFit(fits, skipped, shapes[0].cpu().numpy().astype(np.float32))
