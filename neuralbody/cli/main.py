@@ -22,6 +22,7 @@ COMMANDS = {
     "mesh": "neuralbody.cli.mesh",
     "fit": "neuralbody.cli.fit",
     "import": "neuralbody.cli.import_capture",
+    "detect": "neuralbody.cli.detect",
 }
 
 

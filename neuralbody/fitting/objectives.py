@@ -115,7 +115,7 @@ class SilhouetteTarget:
 
     @classmethod
     def from_masks(cls, masks: list[np.ndarray], *, max_boundary: int = 256, device=None, seed: int = 0):
-        """Build from C boolean (H, W) masks (one size); an empty mask contributes nothing."""
+        """Build from C boolean (H_c, W_c) masks (smaller ones padded to the largest); an empty mask contributes nothing."""
         from scipy import ndimage
 
         rng = np.random.default_rng(seed)
@@ -133,6 +133,11 @@ class SilhouetteTarget:
                 distances.append(np.zeros(mask.shape))
                 boundaries.append(np.zeros((max_boundary, 2)))
                 weights.append(np.zeros(max_boundary))
+        # cameras of slightly different sizes (e.g. 270 and 272 wide): pad right/bottom with the edge
+        # distance, so pixel (u, v) stays at column u, row v of every view's map
+        height = max(d.shape[0] for d in distances)
+        width = max(d.shape[1] for d in distances)
+        distances = [np.pad(d, ((0, height - d.shape[0]), (0, width - d.shape[1])), mode="edge") for d in distances]
         as_tensor = lambda a: torch.as_tensor(np.stack(a), dtype=torch.float32, device=device)  # noqa: E731
         return cls(as_tensor(distances), as_tensor(boundaries), as_tensor(weights))
 

@@ -1,0 +1,306 @@
+"""Person masks and COCO-17 keypoints for every image of a capture, checked across views.
+
+Writes (relative to the capture folder)::
+
+    mask/<camera>/<name>.png        person mask of image <camera>/<name>.<ext> (0 / 255), read by
+                                    :class:`~neuralbody.data.capture.Capture` (``mask_dir`` "mask")
+    keypoints2d/{frame_id}.npy      (views, 17, 3) COCO (u, v, confidence) in the capture's pixels,
+                                    read by ``neuralbody fit``; confidence 0 = not this person
+    detect.json                     per-view summary, frames without a consensus, sync check
+    original/<camera>/<name>.<ext>  (``black_background`` only) the images as imported; the images
+                                    themselves are rewritten with black outside the mask, the
+                                    ZJU-MoCap convention Neural Body trains on
+
+Per frame: detect in every whole image (:class:`~neuralbody.capture_import.person_detector.PersonDetector`),
+find the person the views agree on (:func:`~neuralbody.capture_import.multiview_person.consistent_person`),
+in the views that disagree try left and right swapped, then re-detect inside the person's
+projected box (a bystander, or nobody found), and clip every mask to that box, keeping the
+pieces that hold the person's keypoints.
+A frame where no two views agree is guided by the last frame that had a consensus; with none,
+its detections are written unverified. A view that still disagrees gets confidence 0 and an
+empty mask, and is reported (never silently wrong). Afterwards, each view's frame offset is
+checked (:func:`~neuralbody.capture_import.multiview_person.estimate_offsets`) and a re-import
+with ``--offsets`` is suggested when a shift fits clearly better.
+
+Running it again reads the images from ``original/`` when that exists, so it is repeatable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from neuralbody.capture_import.multiview_person import (
+    clean_mask,
+    consistent_person,
+    estimate_offsets,
+    flip_left_right,
+    person_box,
+    view_residuals,
+)
+from neuralbody.data import images as image_io
+from neuralbody.data.cameras import project_points
+
+log = logging.getLogger(__name__)
+
+ORIGINAL_DIR = "original"
+KEYPOINT_DIR = "keypoints2d"
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectConfig:
+    """How to detect and check.
+
+    Attributes:
+        tol_fraction: a view agrees with the 3D person when its median keypoint reprojection
+            error is below this fraction of its image height (0.03: 14 px at 480 px).
+        box_padding_m: the 3D keypoints' box is padded this much (metres) before projecting it
+            to the person's 2D box (the head top and feet lie beyond the keypoints).
+        min_confidence: keypoints below this confidence are not counted in residuals.
+        mask_dir: mask folder name ("mask" or "mask_cihp").
+        black_background: rewrite the images with black outside the mask (originals kept).
+        max_offset: frame shifts tried by the synchronisation check.
+        offset_gain: a shift is suggested when its residual is below this fraction of shift 0's.
+    """
+
+    tol_fraction: float = 0.03
+    box_padding_m: float = 0.3
+    min_confidence: float = 0.5
+    mask_dir: str = "mask"
+    black_background: bool = False
+    max_offset: int = 3
+    offset_gain: float = 0.8
+
+
+@dataclasses.dataclass
+class ViewSummary:
+    """One camera's detection outcome (counts of frames)."""
+
+    name: str
+    frames: int = 0
+    found: int = 0  # a person detected in the whole image
+    agreed: int = 0  # the whole-image detection was the person the views agree on
+    flipped: int = 0  # the whole-image detection had left and right swapped (fixed)
+    redetected: int = 0  # wrong or missing at first, found inside the person's box
+    lost: int = 0  # no detection of the person: confidence 0, empty mask
+    unverified: int = 0  # no consensus to check against: written as detected
+    residuals: list = dataclasses.field(default_factory=list)  # median px of written keypoints
+    mask_fraction: list = dataclasses.field(default_factory=list)
+    lost_frames: list = dataclasses.field(default_factory=list)
+
+    def median_residual_px(self) -> float:
+        return float(np.median(self.residuals)) if self.residuals else float("nan")
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "frames": self.frames, "found": self.found, "agreed": self.agreed,
+                "flipped": self.flipped, "redetected": self.redetected, "lost": self.lost, "unverified": self.unverified,
+                "median_residual_px": _round(self.median_residual_px()),
+                "mean_mask_fraction": _round(float(np.mean(self.mask_fraction)) if self.mask_fraction else float("nan")),
+                "lost_frames": self.lost_frames}  # fmt: skip
+
+
+@dataclasses.dataclass
+class DetectResult:
+    """A capture's detection: per-view summaries, frames without consensus, sync check, seconds."""
+
+    root: Path
+    views: list[ViewSummary]
+    no_consensus: list[int]
+    offsets: dict[str, dict[int, float]]
+    suggested_offsets: dict[str, int]
+    seconds: float
+
+
+def _round(value: float, digits: int = 3):
+    return None if not np.isfinite(value) else round(float(value), digits)
+
+
+def source_image_path(capture, frame: int, view: int) -> Path:
+    """The image detection reads: ``original/<relpath>`` when an earlier black-background run kept it, else the image."""
+    original = capture.root / ORIGINAL_DIR / capture.image_relpath(frame, view)
+    return original if original.is_file() else capture.image_path(frame, view)
+
+
+def mask_write_path(capture, frame: int, view: int, mask_dir: str = "mask") -> Path:
+    """Where the mask of an image is written: ``<mask_dir>/<image relpath without extension>.png``."""
+    return capture.root / mask_dir / (os.path.splitext(capture.image_relpath(frame, view))[0] + ".png")
+
+
+def write_mask(path: Path, mask: np.ndarray) -> None:
+    """Write a (H, W) bool mask as an 8-bit PNG (0 / 255)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.where(np.asarray(mask, dtype=bool), 255, 0).astype(np.uint8)).save(path, format="PNG")
+
+
+def write_keypoints(root: Path, frame_id: int, keypoints: np.ndarray) -> Path:
+    """Write ``keypoints2d/{frame_id}.npy``: (views, 17, 3) float64 ``(u, v, confidence)``."""
+    keypoints = np.asarray(keypoints, dtype=np.float64)
+    if keypoints.ndim != 3 or keypoints.shape[1:] != (17, 3):
+        raise ValueError(f"write_keypoints: keypoints must be (views, 17, 3), got {keypoints.shape}")
+    path = Path(root) / KEYPOINT_DIR / f"{frame_id}.npy"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, keypoints, allow_pickle=False)
+    return path
+
+
+def black_out_background(capture, frame: int, view: int, image: np.ndarray, mask: np.ndarray) -> None:
+    """Keep the imported image under ``original/`` (once) and rewrite it with black outside ``mask``."""
+    relpath = capture.image_relpath(frame, view)
+    target = capture.image_path(frame, view)
+    original = capture.root / ORIGINAL_DIR / relpath
+    if not original.is_file():
+        original.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(target, original)
+    out = np.where(np.asarray(mask, dtype=bool)[..., None], image, 0).astype(np.uint8)
+    suffix = target.suffix.lower()
+    if suffix in (".jpg", ".jpeg"):
+        Image.fromarray(out).save(target, format="JPEG", quality=95)
+    else:
+        Image.fromarray(out).save(target)
+
+
+def detect_capture(root, detector, config: DetectConfig | None = None, *, frames: list[int] | None = None,
+                   progress: bool = True) -> DetectResult:  # fmt: skip
+    """Masks and keypoints for every image of the capture at ``root`` (see the module docstring).
+
+    Args:
+        root: capture folder (ZJU-MoCap layout, e.g. from ``neuralbody import``).
+        detector: an object with ``detect(image (H, W, 3) uint8, box=None) -> PersonDetection``
+            (:class:`~neuralbody.capture_import.person_detector.PersonDetector`).
+        config: thresholds and outputs.
+        frames: frame indices to process (default all).
+    """
+    from neuralbody.data.capture import read_capture
+
+    config = DetectConfig() if config is None else config
+    if config.mask_dir not in ("mask", "mask_cihp"):
+        raise ValueError(f"mask_dir must be 'mask' or 'mask_cihp' (what the capture reader looks for), got {config.mask_dir!r}")
+    started = time.perf_counter()
+    capture = read_capture(root)
+    cameras = capture.cameras
+    frames = list(range(capture.num_frames)) if frames is None else list(frames)
+    tol = np.array([config.tol_fraction * camera.height for camera in cameras])
+    views = [ViewSummary(name) for name in capture.camera_names]
+    no_consensus: list[int] = []
+    all_keypoints = np.zeros((len(frames), capture.num_views, 17, 3))
+    guide = None  # last frame's 3D person
+    bar = tqdm(total=len(frames) * capture.num_views, desc="detect", unit="image", disable=not progress or None)
+    for index, frame in enumerate(frames):
+        images = [image_io.read_image(source_image_path(capture, frame, v), dtype=np.uint8) for v in range(capture.num_views)]
+        detections = []
+        for view, image in enumerate(images):
+            if image.shape[:2] != (cameras[view].height, cameras[view].width):
+                raise ValueError(f"{source_image_path(capture, frame, view)} is {image.shape[1]}x{image.shape[0]}, "
+                                 f"camera {capture.camera_names[view]} is {cameras[view].width}x{cameras[view].height}")
+            detections.append(detector.detect(image))
+            bar.update(1)
+        keypoints = np.stack([d.keypoints for d in detections])
+        consensus = consistent_person(cameras, keypoints, tol, config.min_confidence)
+        for view, detection in enumerate(detections):
+            views[view].frames += 1
+            views[view].found += int(detection.found)
+            views[view].agreed += int(consensus.agreeing[view])
+        points = consensus.points if consensus.found else guide
+        if not consensus.found:
+            no_consensus.append(frame)
+        agreeing = consensus.agreeing.copy()
+        boxes = [None] * capture.num_views
+        if points is not None:
+            boxes = [person_box(camera, points, config.box_padding_m) for camera in cameras]
+            changed = False
+            for view in np.flatnonzero(~agreeing):
+                candidates = [("flipped", detections[view], flip_left_right(keypoints[view]))] if detections[view].found else []
+                if boxes[view] is not None:
+                    retry = detector.detect(images[view], box=boxes[view])
+                    if retry.found:
+                        candidates += [("redetected", retry, retry.keypoints),
+                                       ("redetected", retry, flip_left_right(retry.keypoints))]
+                scored = []
+                for kind, detection, candidate in candidates:
+                    residual = view_residuals(cameras[view : view + 1], candidate[None], points, config.min_confidence)[0]
+                    if np.isfinite(residual) and residual <= tol[view]:
+                        scored.append((residual, kind, detection, candidate))
+                if scored:
+                    _, kind, detections[view], keypoints[view] = min(scored, key=lambda item: item[0])
+                    agreeing[view] = changed = True
+                    setattr(views[view], kind, getattr(views[view], kind) + 1)
+            if changed or not consensus.found:
+                refined = consistent_person(cameras, keypoints, tol, config.min_confidence)
+                if refined.found:
+                    points, agreeing = refined.points, refined.agreeing | agreeing
+                    boxes = [person_box(camera, points, config.box_padding_m) for camera in cameras]
+            if consensus.found:
+                guide = points
+        masks = []
+        for view, detection in enumerate(detections):
+            summary = views[view]
+            if points is None:
+                summary.unverified += 1
+                mask = detection.mask
+            elif agreeing[view]:
+                anchors, depth = project_points(cameras[view], points[np.all(np.isfinite(points), axis=1)])
+                mask = clean_mask(detection.mask, boxes[view], anchors[depth > 0])
+            else:
+                summary.lost += 1
+                summary.lost_frames.append(int(frame))
+                keypoints[view, :, 2] = 0.0
+                mask = np.zeros_like(detection.mask)
+            masks.append(mask)
+            summary.mask_fraction.append(float(mask.mean()))
+        if points is not None:
+            residual = view_residuals(cameras, keypoints, points, config.min_confidence)
+            for view in range(capture.num_views):
+                if agreeing[view] and np.isfinite(residual[view]):
+                    views[view].residuals.append(float(residual[view]))
+        for view, mask in enumerate(masks):
+            write_mask(mask_write_path(capture, frame, view, config.mask_dir), mask)
+            if config.black_background:
+                black_out_background(capture, frame, view, images[view], mask)
+        write_keypoints(capture.root, capture.frame_ids[frame], keypoints)
+        all_keypoints[index] = keypoints
+    bar.close()
+
+    offsets, suggested = {}, {}
+    consecutive = len(frames) > 2 * config.max_offset + 2 and frames == list(range(frames[0], frames[0] + len(frames)))
+    if consecutive and config.max_offset > 0:
+        raw = estimate_offsets(cameras, all_keypoints, max_offset=config.max_offset, min_confidence=config.min_confidence)
+        for view, by_shift in raw.items():
+            name = capture.camera_names[view]
+            offsets[name] = by_shift
+            finite = {s: r for s, r in by_shift.items() if np.isfinite(r)}
+            if finite and np.isfinite(by_shift.get(0, np.nan)):
+                shift = min(finite, key=finite.get)
+                if shift != 0 and finite[shift] < config.offset_gain * by_shift[0]:
+                    suggested[name] = shift
+    result = DetectResult(root=capture.root, views=views, no_consensus=no_consensus, offsets=offsets,
+                          suggested_offsets=suggested, seconds=time.perf_counter() - started)  # fmt: skip
+    _write_report(capture, result, config, detector)
+    return result
+
+
+def _write_report(capture, result: DetectResult, config: DetectConfig, detector) -> None:
+    document = {
+        "detector": {"kind": type(detector).__name__, "version": getattr(detector, "version", None),
+                     "model_complexity": getattr(detector, "model_complexity", None)},
+        "config": dataclasses.asdict(config),
+        "views": [view.as_dict() for view in result.views],
+        "no_consensus_frames": result.no_consensus,
+        "offset_check_px": {name: {str(k): _round(v) for k, v in shifts.items()} for name, shifts in result.offsets.items()},
+        "suggested_offsets": result.suggested_offsets,
+        "seconds": round(result.seconds, 1),
+    }  # fmt: skip
+    (capture.root / "detect.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    meta_path = capture.root / "neuralbody.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+    meta.update({"masks": True, "mask_dir": config.mask_dir, "keypoints2d": KEYPOINT_DIR,
+                 "black_background": bool(config.black_background or meta.get("black_background", False))})
+    meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
