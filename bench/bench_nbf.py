@@ -15,6 +15,7 @@ Usage::
 
     NEURALBODY_THREADS=1 OMP_NUM_THREADS=1 python bench/bench_nbf.py --work /tmp/nbf
     # options: --samples 6000 --test 1000 --res 64 --steps 2500 --batch 32 --json out.json --degrade 0.3
+    #          --capture CAPTURE (score the views-combined guesses on a synthetic capture)  --reuse (trained weights)
 """
 
 from __future__ import annotations
@@ -44,6 +45,49 @@ def degrade_parts(parts: np.ndarray, probability: float, seed: int = 0) -> np.nd
     return np.where(rng.random(parts.shape) < probability, neighbour, parts).astype(parts.dtype)
 
 
+def capture_guess_errors(model, kind: str, capture, body) -> tuple[float, float]:
+    """Mean (MPJPE mm, orientation error deg) of the views-combined NBF guess against a synthetic capture's
+    ground truth (world frame, root-aligned, :data:`NBF_JOINTS`). RGB: crops of the images, as
+    ``neuralbody fit --init nbf`` makes them; segmentation: oracle part maps rendered from the true mesh."""
+    from neuralbody.body import lbs
+    from neuralbody.fitting import nbf_data, nbf_init, nbf_parts
+
+    names = body.joint_names
+    bone_ids = [names.index(b) for b in nbf_data.NBF_BONES]
+    joint_ids = [names.index(j) for j in nbf_data.NBF_JOINTS]
+    look = nbf_data._body_look(body)
+
+    def joints(bones, Rh):
+        full = torch.zeros(1, body.num_joints, 3)
+        full[0, bone_ids] = torch.as_tensor(bones, dtype=torch.float32)
+        with torch.no_grad():
+            j = body(full.reshape(1, -1), None, torch.as_tensor(Rh, dtype=torch.float32).reshape(1, 3)).joints[0, joint_ids]
+        return (j - j[0]).numpy()
+
+    errors, angles = [], []
+    for frame in range(capture.num_frames):
+        params = capture.load_params(frame)
+        with torch.no_grad():
+            rest = body(torch.from_numpy(params["poses"]).float().reshape(1, -1),
+                        torch.from_numpy(params["shapes"]).float().reshape(1, -1)).rest_vertices[0]  # fmt: skip
+        vertices = torch.from_numpy(capture.load_vertices(frame))
+        crops, cameras = [], []
+        for view, camera in enumerate(capture.cameras):
+            crop = nbf_data.crop_camera(camera, nbf_init.mask_box(capture.load_mask(frame, view)), model.resolution)
+            if kind == "rgb":
+                crops.append(nbf_init.crop_image(capture.load_image(frame, view), camera, crop))
+            else:
+                parts, _ = nbf_data.render_crop(crop, vertices, rest, look, np.random.default_rng(0))
+                crops.append(nbf_parts.colour_code(parts))
+            cameras.append(crop)
+        bones, Rh = nbf_init.combine_views(*nbf_init.predict_views(model, np.stack(crops), cameras))
+        truth = joints(params["poses"].reshape(-1, 3)[bone_ids], params["Rh"])
+        errors.append(1000 * np.linalg.norm(joints(bones, Rh) - truth, axis=1).mean())
+        R = lbs.axis_angle_to_matrix(torch.tensor(np.stack([Rh, params["Rh"].reshape(3)]), dtype=torch.float64))
+        angles.append(float(torch.rad2deg(lbs.matrix_to_axis_angle(R[0].T @ R[1]).norm())))
+    return float(np.mean(errors)), float(np.mean(angles))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/nbf"), help="cache folder (dataset .npz, checkpoints)")
@@ -55,6 +99,9 @@ def main(argv=None) -> int:
     parser.add_argument("--kinds", default="segmentation,rgb", help="input kinds to train (default both)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--degrade", type=float, default=0.0, help="also test the segmentation net on corrupted maps")
+    parser.add_argument("--capture", type=Path, default=None,
+                        help="also score each network's views-combined guess on this synthetic capture")
+    parser.add_argument("--reuse", action="store_true", help="load WORK/nbf_KIND.pt when it exists instead of training")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -85,20 +132,31 @@ def main(argv=None) -> int:
     for kind in [k for k in args.kinds.split(",") if k]:
         train_config = nbf_train.NBFTrainConfig(input_kind=kind, steps=args.steps, batch=args.batch, seed=args.seed)
         started = time.perf_counter()
-        run = nbf_train.train_nbf(train, body, train_config, checkpoint=args.work / f"nbf_{kind}.pt",
-                                  progress=not args.no_progress)  # fmt: skip
-        test_mm = nbf_train.evaluate_mpjpe(run.model, test, kind)
-        train_mm = nbf_train.evaluate_mpjpe(run.model, train.subset(slice(0, len(test))), kind)
+        weights = args.work / f"nbf_{kind}.pt"
+        if args.reuse and weights.is_file():
+            model, _ = nbf_train.load_nbf(weights, body)
+            timing = {"reused": str(weights)}
+        else:
+            run = nbf_train.train_nbf(train, body, train_config, checkpoint=weights, progress=not args.no_progress)
+            model = run.model
+            timing = {"train_seconds": round(run.seconds, 1), "train_cpu_seconds": round(run.cpu_seconds, 1),
+                      "final_loss": round(run.history[-1][1], 4)}  # fmt: skip
+        test_mm = nbf_train.evaluate_mpjpe(model, test, kind)
+        train_mm = nbf_train.evaluate_mpjpe(model, train.subset(slice(0, len(test))), kind)
         entry = {
             "test_mpjpe_mm": round(float(test_mm.mean()), 1), "test_median_mm": round(float(np.median(test_mm)), 1),
-            "train_mpjpe_mm": round(float(train_mm.mean()), 1), "train_seconds": round(run.seconds, 1),
-            "train_cpu_seconds": round(run.cpu_seconds, 1), "final_loss": round(run.history[-1][1], 4),
-            "wall_seconds": round(time.perf_counter() - started, 1), "weights": str(args.work / f"nbf_{kind}.pt"),
+            "train_mpjpe_mm": round(float(train_mm.mean()), 1), **timing,
+            "wall_seconds": round(time.perf_counter() - started, 1), "weights": str(weights),
         }  # fmt: skip
+        if args.capture is not None:
+            from neuralbody.data.capture import read_capture
+
+            mm, degrees = capture_guess_errors(model, kind, read_capture(args.capture), body)
+            entry["capture_guess_mpjpe_mm"], entry["capture_guess_orientation_deg"] = round(mm, 1), round(degrees, 1)
         if kind == "segmentation" and args.degrade > 0:
             noisy = test.subset(slice(None))
             noisy.parts = degrade_parts(test.parts, args.degrade, args.seed)
-            entry[f"test_mpjpe_mm_degraded_{args.degrade:g}"] = round(float(nbf_train.evaluate_mpjpe(run.model, noisy, kind).mean()), 1)
+            entry[f"test_mpjpe_mm_degraded_{args.degrade:g}"] = round(float(nbf_train.evaluate_mpjpe(model, noisy, kind).mean()), 1)
         results["runs"][kind] = entry
         log.info("%s: %s", kind, entry)
 
@@ -110,12 +168,17 @@ def main(argv=None) -> int:
     print("-" * 73)
     for kind, e in results["runs"].items():
         print(f"{kind:<14}{e['test_mpjpe_mm']:>15.1f}{e['test_median_mm']:>11.1f}{e['train_mpjpe_mm']:>16.1f}"
-              f"{e['train_seconds']:>9.0f}{e['train_cpu_seconds']:>8.0f}")  # fmt: skip
+              f"{e.get('train_seconds', float('nan')):>9.0f}{e.get('train_cpu_seconds', float('nan')):>8.0f}")  # fmt: skip
     print(f"{'mean pose':<14}{baseline:>15.1f}")
     for kind, e in results["runs"].items():
         for key, value in e.items():
             if key.startswith("test_mpjpe_mm_degraded"):
                 print(f"{kind} net on corrupted part maps ({key.rsplit('_', 1)[1]} of pixels): {value:.1f} mm")
+    for kind, e in results["runs"].items():
+        if "capture_guess_mpjpe_mm" in e:
+            source = "image crops" if kind == "rgb" else "oracle part maps"
+            print(f"{kind} guess on {args.capture} ({source}, views combined): {e['capture_guess_mpjpe_mm']:.1f} mm, "
+                  f"orientation {e['capture_guess_orientation_deg']:.1f} deg")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
