@@ -198,6 +198,7 @@ def test_detect_capture_round_trip_through_the_reader(tmp_path):
     assert all(by_name[name].agreed == 2 for name in ("cam01", "cam03"))
     assert all(view.lost == 0 and view.median_residual_px() < 1e-3 for view in result.views)
     assert (1, True) in detector.calls  # the bystander view was re-detected inside the person's box
+    assert [view.mask_removed for view in result.views] == [2, 0, 2, 2]  # corner clutter cut (not in the crop)
 
     capture = read_capture(tmp_path)  # what train/fit read
     truth = observe(cameras, person)
@@ -279,3 +280,19 @@ def test_silhouette_target_takes_views_of_different_sizes():
     np.testing.assert_allclose(distances[0, :, :12], ndimage.distance_transform_edt(~narrow), rtol=1e-6)
     np.testing.assert_allclose(distances[0, :, 12:], distances[0, :, 11:12].repeat(2, axis=1))  # edge padding
     np.testing.assert_allclose(distances[1], ndimage.distance_transform_edt(~wide), rtol=1e-6)
+
+
+def test_estimate_offsets_finds_a_late_camera():
+    from neuralbody.capture_import.multiview_person import estimate_offsets
+
+    cameras = ring()
+    frames = 16
+    moments = [skeleton((0.08 * t, 0.05 * np.sin(t), 0.0)) for t in range(frames + 2)]  # walking along +x
+    keypoints = np.stack([observe(cameras, moments[t]) for t in range(frames)])
+    keypoints[:, 2] = np.stack([observe(cameras[2:3], moments[t - 2])[0] for t in range(frames)])  # cam03 lags 2 frames
+    estimate = estimate_offsets(cameras, keypoints, max_offset=3)
+    assert estimate.shifts == {0: 0, 1: 0, 2: 2, 3: 0}
+    assert estimate.residual_px[2][2] < 1e-6 and estimate.residual_px[2][0] > 1.0
+    assert all(estimate.residual_px[v][0] < 1e-6 for v in (0, 1, 3))  # once cam03 is read 2 frames later
+    with pytest.raises(ValueError, match="F, 4, K, 3"):
+        estimate_offsets(cameras, keypoints[0])

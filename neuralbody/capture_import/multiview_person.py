@@ -13,7 +13,8 @@ facing the camera with one facing away), then re-detects inside :func:`person_bo
 projection of the 3D skeleton's box, padded) of those views, and clips every mask to that box with :func:`clean_mask`.
 
 :func:`estimate_offsets` uses the same residual to check synchronisation: for each view, the
-frame shift that best fits the skeleton triangulated from the other views.
+frame shift that best fits the skeleton triangulated from the other views (greedy, one view at
+a time, since a late camera also spoils the others' skeletons).
 
 Units: pixels, metres (world), frames.
 """
@@ -167,37 +168,81 @@ def clean_mask(mask: np.ndarray, box: tuple[float, float, float, float] | None, 
     return kept[labels]
 
 
-def estimate_offsets(cameras: list[Camera], keypoints2d: np.ndarray, *, max_offset: int = 3,
-                     min_confidence: float = 0.5) -> dict[int, dict[int, float]]:  # fmt: skip
-    """Per view and frame shift, the median residual of that view against the others' skeleton.
+def _shift_table(cameras, keypoints2d, view, base, max_offset, min_confidence) -> dict[int, float]:
+    """{shift: median px} of ``view`` against the other views' skeleton, the others read at ``frame + base[u]``."""
+    frames, num_views = keypoints2d.shape[:2]
+    others = [u for u in range(num_views) if u != view]
+    skeletons = {}
+    for frame in range(frames):
+        rows = [frame + base[u] for u in others]
+        if min(rows) < 0 or max(rows) >= frames:
+            continue
+        observed = np.stack([keypoints2d[frame + base[u], u] if u != view else np.zeros_like(keypoints2d[0, 0])
+                             for u in range(num_views)])  # fmt: skip
+        if (observed[..., 2] >= min_confidence).any(axis=1).sum() >= 2:
+            skeletons[frame] = triangulate(cameras, observed).points
+    table = {}
+    for shift in range(-max_offset, max_offset + 1):
+        residuals = []
+        for frame, points in skeletons.items():
+            if 0 <= frame + shift < frames:
+                value = view_residuals(cameras[view : view + 1], keypoints2d[frame + shift, view : view + 1],
+                                       points, min_confidence)[0]  # fmt: skip
+                if np.isfinite(value):
+                    residuals.append(value)
+        table[shift] = float(np.median(residuals)) if residuals else float("nan")
+    return table
+
+
+@dataclasses.dataclass
+class OffsetEstimate:
+    """Synchronisation check of C views.
+
+    Attributes:
+        shifts: ``{view: frames}`` the shift found per view (0: in sync); shift ``s`` means the
+            view's frame ``f + s`` shows the moment of the others' frame ``f`` (import it with
+            offset ``+s``).
+        residual_px: ``{view: {shift: median px}}`` of each view against the other views'
+            skeleton (the others read at their found shifts).
+    """
+
+    shifts: dict[int, int]
+    residual_px: dict[int, dict[int, float]]
+
+
+def estimate_offsets(cameras: list[Camera], keypoints2d: np.ndarray, *, max_offset: int = 3, min_confidence: float = 0.5,
+                     gain: float = 0.8) -> OffsetEstimate:  # fmt: skip
+    """Frame shift of each view that best fits the skeleton the other views triangulate.
+
+    Greedy, because a late camera also spoils the others' skeletons: every round scores each
+    unfixed view's shifts against the others (read at the shifts found so far) and fixes the
+    view whose best shift beats shift 0 by the largest factor, while that best residual is below
+    ``gain`` times shift 0's; the rest stay at 0.
 
     Args:
         cameras: the C cameras.
         keypoints2d: (F, C, K, 3) keypoints of F consecutive frames (confidence 0: missing).
         max_offset: shifts ``-max_offset..max_offset`` are tried.
-
-    Returns:
-        ``{view: {shift: median px}}``: shift ``s`` compares view ``v`` at frame ``f + s`` with
-        the skeleton the other views triangulate at frame ``f`` (so ``s = 1`` means the view
-        lags one frame behind and should be imported with offset +1).
+        gain: a shift is kept only if its median residual is below ``gain`` x shift 0's.
     """
     keypoints2d = np.asarray(keypoints2d, dtype=np.float64)
-    frames, num_views = keypoints2d.shape[:2]
-    out: dict[int, dict[int, float]] = {}
-    for view in range(num_views):
-        others = keypoints2d.copy()
-        others[:, view, :, 2] = 0.0
-        skeletons = [triangulate(cameras, others[f]).points if (others[f, :, :, 2] >= min_confidence).any(axis=1).sum() >= 2
-                     else None for f in range(frames)]  # fmt: skip
-        out[view] = {}
-        for shift in range(-max_offset, max_offset + 1):
-            residuals = []
-            for frame in range(max(0, -shift), min(frames, frames - shift)):
-                if skeletons[frame] is None:
-                    continue
-                value = view_residuals(cameras[view : view + 1], keypoints2d[frame + shift, view : view + 1],
-                                       skeletons[frame], min_confidence)[0]  # fmt: skip
-                if np.isfinite(value):
-                    residuals.append(value)
-            out[view][shift] = float(np.median(residuals)) if residuals else float("nan")
-    return out
+    if keypoints2d.ndim != 4 or keypoints2d.shape[1] != len(cameras) or keypoints2d.shape[3] != 3:
+        raise ValueError(f"estimate_offsets: keypoints2d must be (F, {len(cameras)}, K, 3), got {keypoints2d.shape}")
+    num_views = keypoints2d.shape[1]
+    base = {view: 0 for view in range(num_views)}
+    fixed: set[int] = set()
+    while True:
+        tables = {v: _shift_table(cameras, keypoints2d, v, base, max_offset, min_confidence) for v in range(num_views)}
+        best = None
+        for view in set(range(num_views)) - fixed:
+            finite = {s: r for s, r in tables[view].items() if np.isfinite(r)}
+            if not finite or not np.isfinite(tables[view].get(0, np.nan)):
+                continue
+            shift = min(finite, key=finite.get)
+            ratio = finite[shift] / max(tables[view][0], 1e-9)
+            if shift != 0 and ratio < gain and (best is None or ratio < best[0]):
+                best = (ratio, view, shift)
+        if best is None:
+            return OffsetEstimate(shifts=dict(base), residual_px=tables)
+        base[best[1]] = best[2]
+        fixed.add(best[1])

@@ -36,11 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def format_table(result) -> str:
     """The per-camera summary table of a :class:`~neuralbody.capture_import.detect.DetectResult`."""
     lines = [f"{'camera':<10} {'frames':>6} {'found':>6} {'agreed':>6} {'flip':>5} {'re-det':>6} {'lost':>5} {'unver':>5} "
-             f"{'resid px':>8} {'mask %':>6}"]  # fmt: skip
+             f"{'resid px':>8} {'mask %':>6} {'cut':>4}"]  # fmt: skip
     for view in result.views:
         fraction = 100 * sum(view.mask_fraction) / max(1, len(view.mask_fraction))
         lines.append(f"{view.name:<10} {view.frames:>6} {view.found:>6} {view.agreed:>6} {view.flipped:>5} {view.redetected:>6} "
-                     f"{view.lost:>5} {view.unverified:>5} {view.median_residual_px():>8.1f} {fraction:>6.1f}")  # fmt: skip
+                     f"{view.lost:>5} {view.unverified:>5} {view.median_residual_px():>8.1f} {fraction:>6.1f} {view.mask_removed:>4}")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     print("found: person detected in the whole image; agreed: it was the person all views agree on; "
           "flip: it had left/right swapped (fixed); re-det: found inside the person's projected box instead "
           "(bystander or miss); lost: written with confidence 0 and an empty mask; unver: no multi-view "
-          "consensus to check against")  # fmt: skip
+          "consensus to check against; cut: frames whose mask lost pieces outside the person's box or away "
+          "from their keypoints (bystanders, clutter)")  # fmt: skip
     for view in result.views:
         if view.lost_frames:
             print(f"  {view.name}: person lost in frames {view.lost_frames}")
