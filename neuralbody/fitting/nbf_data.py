@@ -41,6 +41,7 @@ from neuralbody.body import lbs
 from neuralbody.body.base import BodyModel
 from neuralbody.data.cameras import Camera, pixel_rays
 from neuralbody.fitting import nbf_parts
+from neuralbody.fitting.optimize import DEFAULT_BONES
 from neuralbody.geometry.raycast import cast_rays
 from neuralbody.synth import motion as motion_lib
 from neuralbody.synth.rig import look_at_rotation
@@ -49,11 +50,7 @@ from neuralbody.synth.texture import REGIONS, albedo, make_texture, vertex_regio
 
 log = logging.getLogger(__name__)
 
-NBF_BONES = (
-    "spine04", "spine03", "spine02", "neck02", "head",
-    "upperleg01.L", "lowerleg01.L", "foot.L", "upperleg01.R", "lowerleg01.R", "foot.R",
-    "upperarm01.L", "lowerarm01.L", "upperarm01.R", "lowerarm01.R",
-)  # fmt: skip
+NBF_BONES = DEFAULT_BONES
 """Bones the network predicts (the multi-view fitter's default subset, :data:`optimize.DEFAULT_BONES`)."""
 
 NBF_JOINTS = (

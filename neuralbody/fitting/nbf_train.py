@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from neuralbody.body import lbs
 from neuralbody.body.base import BodyModel
 from neuralbody.fitting import nbf_parts
 from neuralbody.fitting.nbf_data import NBF_BONES, NBF_JOINTS, NBFDataset
+from neuralbody.training.checkpoint import save_checkpoint as atomic_save
 from neuralbody.fitting.nbf_network import (
     INPUT_KINDS,
     BodyJoints,
@@ -110,9 +110,7 @@ def make_network(body: BodyModel, config: NBFTrainConfig, resolution: int) -> NB
 
 
 def save_checkpoint(path: str | Path, model: NBFNetwork, optimizer, step: int, config: NBFTrainConfig) -> None:
-    """Atomically write model + optimizer + step + config (a temporary file, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Atomically write model + optimizer + step + config (:func:`neuralbody.training.checkpoint.save_checkpoint`)."""
     state = {
         "model": model.state_dict(),
         "optimizer": None if optimizer is None else optimizer.state_dict(),
@@ -122,9 +120,7 @@ def save_checkpoint(path: str | Path, model: NBFNetwork, optimizer, step: int, c
         "bones": list(NBF_BONES),
         "joints": list(NBF_JOINTS),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    atomic_save(path, state)
 
 
 def _config_from(saved: dict) -> NBFTrainConfig:

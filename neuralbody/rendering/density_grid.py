@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from neuralbody.models.base import FrameState, RadianceFieldModel
+from neuralbody.models.occupancy import points_occupied
 
 
 @dataclasses.dataclass
@@ -56,11 +57,8 @@ def grid_occupied(grid: DensityOccupancy, points_world: torch.Tensor) -> torch.T
     """(N,) bool: points (N, 3), world, metres, that fall in kept cells (False outside the grid)."""
     if points_world.ndim != 2 or points_world.shape[1] != 3:
         raise ValueError(f"points_world must be (N, 3), got {tuple(points_world.shape)}")
-    cells = torch.floor((points_world - grid.origin) / grid.cell).long()
-    size = torch.tensor(grid.occupied.shape, device=cells.device)
-    inside = ((cells >= 0) & (cells < size)).all(dim=1)
-    cells = torch.where(inside[:, None], cells, torch.zeros_like(cells))
-    return inside & grid.occupied[cells[:, 0], cells[:, 1], cells[:, 2]]
+    cells = {"occupancy": grid.occupied, "occupancy_origin": grid.origin}
+    return points_occupied(cells, points_world, cell=grid.cell)
 
 
 def build_density_grid(
