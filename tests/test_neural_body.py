@@ -140,3 +140,50 @@ def test_occupied_world_agrees_with_query_and_band_rendering_matches_dense_sampl
     assert dense.acc.max() > 0.3  # the rays do see the body
     torch.testing.assert_close(band.acc, dense.acc, atol=0.02, rtol=0)
     torch.testing.assert_close(band.rgb, dense.rgb, atol=0.02, rtol=0)
+
+
+def test_canonical_points_follow_the_reference_pose():
+    """Translation-only pose change: points are carried exactly; no active corner: unchanged."""
+    from neuralbody.models.neural_body import canonical_points
+    from neuralbody.models.sparse_conv import SparseVolume, sort_coords
+
+    generator = torch.Generator().manual_seed(0)
+    voxel = 0.01
+    posed = torch.rand(300, 3, generator=generator, dtype=torch.float64) * 0.1  # metres, body frame
+    shift = torch.tensor([0.3, -0.2, 0.05], dtype=torch.float64)
+    coords = torch.round(posed / voxel).long()
+    unique, inverse = sort_coords(coords)
+    counts = torch.bincount(inverse).to(torch.float64)[:, None]
+    pairs = torch.cat([posed, posed + shift, torch.ones(300, 1, dtype=torch.float64)], dim=1)
+    pairs = torch.zeros(unique.shape[0], 7, dtype=torch.float64).index_add(0, inverse, pairs) / counts
+    volume = SparseVolume(unique, pairs)
+    inside = posed[:50] + 0.003
+    far = torch.tensor([[1.0, 1.0, 1.0], [-0.5, 0.0, 0.0]], dtype=torch.float64)
+    points = torch.cat([inside, far])
+    carried = canonical_points(volume, points / voxel, points)
+    torch.testing.assert_close(carried[:50], inside + shift)
+    torch.testing.assert_close(carried[50:], far)
+
+
+def test_reference_pose_is_stored_and_used_by_the_colour_head():
+    """The reference is kept in the state dict, and moving it changes colour but not density."""
+    body, _ = _body(3)
+    model = _model()
+    model.eval()
+    model.set_reference(body)
+    assert bool(model.has_reference)
+    torch.testing.assert_close(model.reference_vertices, body.vertices.float())  # Rh = Th = 0
+    copy = _model()
+    copy.load_state_dict(model.state_dict())
+    torch.testing.assert_close(copy.reference_vertices, model.reference_vertices)
+    points = body.vertices[:64].float() + 0.002
+    dirs = torch.nn.functional.normalize(torch.ones_like(points), dim=1)
+    with torch.no_grad():
+        sigma_a, rgb_a = model.query(model.prepare_frame(0, body), points, dirs)
+        moved = FrameBody(vertices=body.vertices + 0.1, Rh=body.Rh, Th=body.Th)
+        model.set_reference(moved)
+        sigma_b, rgb_b = model.query(model.prepare_frame(0, body), points, dirs)
+    torch.testing.assert_close(sigma_a, sigma_b)
+    assert (rgb_a - rgb_b).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="vertices"):
+        model.set_reference(FrameBody(vertices=body.vertices[:10], Rh=body.Rh, Th=body.Th))

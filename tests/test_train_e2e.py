@@ -18,6 +18,7 @@ import torch
 
 from neuralbody.data.cameras import Camera, pixel_rays
 from neuralbody.data.writer import CaptureWriter
+from neuralbody.models.neural_body import axis_angle_to_matrix
 
 PARTS = (  # centre (body frame, metres), radii
     ((0.0, 0.0, 1.15), (0.17, 0.11, 0.30)),  # torso
@@ -108,7 +109,7 @@ def make_ellipsoid_capture(root: Path, *, frames: int = 4, views: int = 6, res: 
 TINY_MODEL = {
     "voxel_size": 0.03, "level_channels": [8, 8, 8, 8], "stage_layers": [1, 0, 0, 0, 0], "code_dim": 8,
     "density_width": 32, "density_layers": 2, "feature_width": 32, "color_width": 32, "appearance_dim": 8,
-    "occupancy_cell": 0.04, "occupancy_margin": 0.06,
+    "occupancy_cell": 0.04, "occupancy_margin": 0.06, "texture_log2": 10,
 }
 
 
@@ -255,3 +256,13 @@ def test_training_on_tiny_synthetic_capture(tiny_capture, tmp_path):
     losses = np.array([float(r["loss"]) for r in rows])
     assert result.step == 30
     assert losses[-5:].mean() < 0.8 * losses[:3].mean()
+    from neuralbody.training import load_run
+    from neuralbody.training.config import TrainConfig
+
+    # synthetic masks are exact: no border band excluded; the reference pose is the first training frame's
+    assert TrainConfig.from_json(out / "config.json").border_px == 0
+    run = load_run(out, device="cpu")
+    first = run.capture.load_body(run.train_frames[0])
+    assert bool(run.model.has_reference)
+    expected = (first.vertices.float() - first.Th.float().reshape(3)) @ axis_angle_to_matrix(first.Rh.float().reshape(3))
+    torch.testing.assert_close(run.model.reference_vertices, expected, atol=1e-5, rtol=0)

@@ -35,6 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=None, help="initial learning rate")
     parser.add_argument("--code-lr-scale", type=float, default=None, help="learning-rate multiplier of the latent codes")
     parser.add_argument("--samples", type=int, default=None, help="samples per ray")
+    parser.add_argument("--border-px", type=int, default=None,
+                        help="exclude training rays within this many pixels of the mask border (default: 0 for "
+                             "captures whose masks are exact, such as synthetic ones; else 5 px at 512 px width)")
+    parser.add_argument("--acc-loss-weight", type=float, default=None,
+                        help="weight of the opacity-vs-mask loss (default 0.1)")
     parser.add_argument("--val-every", type=int, default=None, help="validation render interval, steps")
     parser.add_argument("--ckpt-every", type=int, default=None, help="checkpoint interval, steps")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
@@ -97,7 +102,7 @@ def build_config(args: argparse.Namespace):
     }
     for flag, name in (("steps", "steps"), ("rays", "rays_per_step"), ("lr", "lr"), ("samples", "num_samples"),
                        ("val_every", "val_every"), ("ckpt_every", "ckpt_every"), ("seed", "seed"), ("code_lr_scale", "code_lr_scale"),
-                       ("val_view", "val_view")):
+                       ("val_view", "val_view"), ("border_px", "border_px"), ("acc_loss_weight", "acc_loss_weight")):
         value = getattr(args, flag)
         if value is not None:
             fields[name] = value

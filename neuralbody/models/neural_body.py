@@ -26,6 +26,22 @@ trilinearly (zeros away from active voxels), concatenate, then::
 
 Frames beyond the trained ones use the last appearance code. No body-model file is needed:
 only posed vertices (any count) and Rh, Th.
+
+Canonical colour coordinates (``canonical_freqs`` > 0, the fast configuration): the colour
+head's point encoding takes, instead of ``x_body`` (which moves with the pose, so a texture
+cannot be learnt as a function of it), the point carried to a reference pose: the body-frame
+vertices of one training frame (:meth:`NeuralBody.set_reference`, stored with the model; no
+body model is needed, vertices correspond across frames). Per finest voxel the mean posed
+position ``p`` and mean reference position ``r`` of its vertices are kept; a point ``x`` gets
+the trilinear, weight-normalised interpolations ``P``, ``R`` of both and::
+
+    x_canonical = R + (x - P)
+
+exact where the map from posed to reference positions is a translation, first-order accurate
+where it rotates (``|x - P|`` is a few millimetres at the surface). Points with no active
+corner keep ``x_body``. With ``texture_cells`` the colour head also reads a multi-resolution
+hash grid (:mod:`neuralbody.models.hash_grid`) at ``x_canonical``: a learnt texture in the
+reference pose, which an MLP over a positional encoding learns far more slowly.
 """
 
 from __future__ import annotations
@@ -37,6 +53,7 @@ import torch.nn.functional as F
 
 from neuralbody.models.base import FrameBody, FrameState, RadianceFieldModel
 from neuralbody.models.encoding import encoded_size, positional_encoding
+from neuralbody.models.hash_grid import HashGrid
 from neuralbody.models.occupancy import occupancy_grid, points_occupied
 from neuralbody.models.sparse_conv import SparseVolume, StridedConv3d, SubmanifoldConv3d, sort_coords
 from neuralbody.models.sparse_grid import trilinear_lookup
@@ -67,6 +84,13 @@ class NeuralBodyConfig:
         keep_input_level: also sample the stride-1 volume (after the first submanifold
             stage; ``code_dim`` more channels): finer detail than the original's stride-2
             finest level.
+        canonical_freqs: frequencies of the colour head's point encoding when it encodes
+            the point carried to the reference pose (0: encode ``x_body`` with
+            ``point_freqs``, as the original).
+        texture_cells: cell sizes (metres) of the hash-grid texture read at the point carried
+            to the reference pose (empty: none, as the original).
+        texture_features, texture_log2: features per hash-table row and log2 of the rows per
+            level.
     """
 
     code_dim: int = 16
@@ -88,6 +112,10 @@ class NeuralBodyConfig:
     occupancy_margin: float = 0.06
     backend: str = "auto"
     keep_input_level: bool = True
+    canonical_freqs: int = 10
+    texture_cells: tuple[float, ...] = (0.04, 0.02, 0.01, 0.005)
+    texture_features: int = 4
+    texture_log2: int = 17
 
     @classmethod
     def faithful(cls) -> "NeuralBodyConfig":
@@ -105,6 +133,8 @@ class NeuralBodyConfig:
             density_scale=1.0,
                 occupancy_margin=0.0,
             keep_input_level=False,
+            canonical_freqs=0,
+            texture_cells=(),
         )
 
     @classmethod
@@ -119,7 +149,7 @@ class NeuralBodyConfig:
         unknown = sorted(set(options) - names)
         if unknown:
             raise ValueError(f"unknown Neural Body options {unknown}; valid: {sorted(names)}")
-        for key in ("level_channels", "stage_layers"):
+        for key in ("level_channels", "stage_layers", "texture_cells"):
             if key in options:
                 options[key] = tuple(options[key])
         config = dataclasses.replace(base, **options)
@@ -140,6 +170,26 @@ def axis_angle_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
     ])
     eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device)
     return eye + torch.sin(angle) * k + (1 - torch.cos(angle)) * (k @ k)
+
+
+def canonical_points(pairs: SparseVolume, positions: torch.Tensor, points_body: torch.Tensor) -> torch.Tensor:
+    """Points carried to the reference pose (see the module docstring), metres.
+
+    Args:
+        pairs: stride-1 volume whose (N, 7) features are the mean posed position (3), mean
+            reference position (3), both body frame, metres, and 1.
+        positions: (M, 3) the points in finest-voxel units of that volume.
+        points_body: (M, 3) the same points, body frame, metres.
+
+    Returns:
+        (M, 3) ``R + (x - P)`` where some corner is active, else ``points_body``.
+    """
+    sums = trilinear_lookup(pairs, positions)  # (M, 7): weighted sums and the weight
+    weight = sums[:, 6:7]
+    found = weight > 1e-6
+    safe = weight.clamp_min(1e-6)
+    carried = sums[:, 3:6] / safe + (points_body - sums[:, 0:3] / safe)
+    return torch.where(found, carried, points_body)
 
 
 class _ConvBlock(torch.nn.Module):
@@ -215,11 +265,29 @@ class NeuralBody(RadianceFieldModel):
         self.density_out = torch.nn.Linear(width, 1)
         self.feature_fc = torch.nn.Linear(width, config.feature_width)
         self.latent_fc = torch.nn.Linear(config.feature_width + config.appearance_dim, config.feature_width)
-        color_in = config.feature_width + encoded_size(3, config.view_freqs) + encoded_size(3, config.point_freqs)
+        point_freqs = config.canonical_freqs if config.canonical_freqs > 0 else config.point_freqs
+        color_in = config.feature_width + encoded_size(3, config.view_freqs) + encoded_size(3, point_freqs)
+        self.texture_grid = None
+        if config.texture_cells:
+            self.texture_grid = HashGrid(config.texture_cells, table_log2=config.texture_log2,
+                                         features=config.texture_features)
+            color_in += self.texture_grid.out_features
         self.view_fc = torch.nn.Linear(color_in, config.color_width)
         self.rgb_fc = torch.nn.Linear(config.color_width, 3)
         if config.density_activation == "softplus":
             torch.nn.init.constant_(self.density_out.bias, -1.0)
+        # (V, 3) body-frame vertices of the reference pose, metres (canonical colour coordinates)
+        self.register_buffer("reference_vertices", torch.zeros(num_vertices, 3))
+        self.register_buffer("has_reference", torch.zeros((), dtype=torch.bool))
+
+    def set_reference(self, body: FrameBody) -> None:
+        """Use this frame's vertices, moved into its body frame, as the reference pose."""
+        vertices = body.vertices.to(self.reference_vertices)
+        if vertices.shape != self.reference_vertices.shape:
+            raise ValueError(f"body.vertices must be {tuple(self.reference_vertices.shape)}, got {tuple(vertices.shape)}")
+        rotation = axis_angle_to_matrix(body.Rh.to(vertices).reshape(3))
+        self.reference_vertices.copy_((vertices - body.Th.to(vertices).reshape(3)) @ rotation)
+        self.has_reference.fill_(True)
 
     # ----------------------------------------------------------------------------------------
     def prepare_frame(self, frame_index: int, body: FrameBody) -> FrameState:
@@ -240,8 +308,15 @@ class NeuralBody(RadianceFieldModel):
         counts = torch.bincount(inverse, minlength=coords.shape[0]).clamp_min(1).to(torch.float32)
         codes = torch.zeros((coords.shape[0], config.code_dim), device=device)
         codes = codes.index_add(0, inverse, self.codes_per_vertex.weight) / counts[:, None]
-        levels = self.diffusion(SparseVolume(coords, codes), keep_input_level=config.keep_input_level)
+        volume = SparseVolume(coords, codes)
+        levels = self.diffusion(volume, keep_input_level=config.keep_input_level)
         extras = {"levels": levels, "rotation": rotation, "translation": translation, "origin": origin}
+        if config.canonical_freqs > 0 or config.texture_cells:
+            reference = self.reference_vertices if bool(self.has_reference) else vertices_body
+            pairs = torch.cat([vertices_body, reference, torch.ones_like(vertices_body[:, :1])], dim=1)
+            pairs = pairs.new_zeros(coords.shape[0], 7).index_add(0, inverse, pairs) / counts[:, None]
+            # same active set as the codes: shares their dense row index
+            extras["canonical_pairs"] = SparseVolume(coords, pairs.detach(), 1, volume.keys, volume.cache)
         if config.occupancy_margin > 0:
             extras.update(self._occupancy(vertices_body))
         box_min = vertices.min(dim=0).values - config.box_padding
@@ -301,9 +376,15 @@ class NeuralBody(RadianceFieldModel):
         frame = min(max(state.frame_index, 0), self.num_frames - 1)
         appearance = self.appearance.weight[frame].expand(points_body.shape[0], -1)
         features = self.latent_fc(torch.cat([self.feature_fc(hidden), appearance], dim=1))
-        encoded = torch.cat(
-            [features, positional_encoding(dirs_body, config.view_freqs), positional_encoding(points_body, config.point_freqs)],
-            dim=1,
-        )
+        parts = [features, positional_encoding(dirs_body, config.view_freqs)]
+        if "canonical_pairs" in state.extras:
+            points_canonical = canonical_points(state.extras["canonical_pairs"], positions, points_body)
+        if config.canonical_freqs > 0:
+            parts.append(positional_encoding(points_canonical, config.canonical_freqs))
+        else:
+            parts.append(positional_encoding(points_body, config.point_freqs))
+        if self.texture_grid is not None:
+            parts.append(self.texture_grid(points_canonical))
+        encoded = torch.cat(parts, dim=1)
         rgb = torch.sigmoid(self.rgb_fc(F.relu(self.view_fc(encoded))))
         return sigma, rgb

@@ -315,6 +315,7 @@ def generate_capture(
         "seed": config.seed,
         "resolution": config.resolution,
         "supersample": config.supersample,
+        "exact_masks": True,  # rendered coverage: training may use rays right up to the mask border
         "distortion": config.distortion,
         "background": list(BACKGROUND),
         "train_cameras": train_cams,

@@ -55,7 +55,10 @@ class TrainConfig:
         num_samples: samples per ray.
         acc_loss_weight: weight of the MSE between accumulated opacity and the mask.
         border_px: half-width of the excluded band around the mask border, pixels (None:
-            5 px at 512 px image width, scaled with the width).
+            0 where the capture's meta says ``exact_masks`` (synthetic captures), else 5 px at
+            512 px image width, scaled with the width). Excluding the band guards against
+            noisy masks but leaves the silhouette unsupervised there: with exact masks it
+            fattens the body by about the band's width.
         grad_clip: gradient values are clipped to [-grad_clip, grad_clip].
         background: (3,) background colour in [0, 1].
         image_source: "auto" (preload the training images when their decoded size is below

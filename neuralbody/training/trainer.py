@@ -183,6 +183,8 @@ class Trainer:
         torch.manual_seed(config.seed)
         random.seed(config.seed)
         self.rng = np.random.default_rng(config.seed + self.dist.rank)
+        if config.border_px is None and (self.capture.meta or {}).get("exact_masks"):
+            config.border_px = 0  # exact masks (synthetic captures): the silhouette is supervised to the pixel
         self.sampler = RaySampler(
             self.capture, frames=config.train_frames, views=config.train_views,
             border_px=config.border_px, progress=self.progress, image_source=config.image_source,
@@ -194,6 +196,8 @@ class Trainer:
             config.model_kind, num_vertices=num_vertices, num_frames=self.num_frames,
             options=config.full_model_options(),
         ).to(self.device)
+        if hasattr(self.model, "set_reference"):  # canonical colour coordinates: the first training frame's pose
+            self.model.set_reference(self.sampler.bodies[config.train_frames[0]])
         broadcast_state(self.model, self.dist)
         if self.dist.rank > 0:  # own stratified jitter per rank; rank 0 keeps the single-process stream
             torch.manual_seed(config.seed + self.dist.rank)
@@ -210,10 +214,10 @@ class Trainer:
         barrier(self.dist)
 
     def _param_groups(self) -> list[dict]:
-        """Latent codes (``codes_per_vertex``, ``appearance``) get ``code_lr_scale`` times the rate."""
+        """Latent codes (``codes_per_vertex``, ``appearance``, the hash-grid texture) get ``code_lr_scale`` times the rate."""
         codes, others = [], []
         for name, parameter in self.model.named_parameters():
-            (codes if name.split(".")[0] in ("codes_per_vertex", "appearance") else others).append(parameter)
+            (codes if name.split(".")[0] in ("codes_per_vertex", "appearance", "texture_grid") else others).append(parameter)
         groups = [{"params": others, "lr_scale": 1.0}]
         if codes:
             groups.append({"params": codes, "lr_scale": self.config.code_lr_scale})
