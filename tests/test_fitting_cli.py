@@ -67,3 +67,10 @@ def test_fit_cli_without_keypoints_names_the_fix(tiny_capture, tmp_path):
     shutil.copytree(tiny_capture, root)
     assert _run([str(root), "--frames", "0:1"]) != 0
     assert (root / "params" / "0.npy").is_file() and not (root / "params_prev").exists()  # nothing moved
+
+
+def test_fit_cli_rejects_negative_refine_iterations(tiny_capture, tmp_path):
+    root = tmp_path / "capture"
+    shutil.copytree(tiny_capture, root)
+    assert _run([str(root), "--from-gt-noise", "1", "--frames", "0:1", "--refine-iterations", "-1"]) != 0
+    assert (root / "params" / "0.npy").is_file() and not (root / "params_prev").exists()  # nothing moved

@@ -96,3 +96,48 @@ def test_fit_rejects_wrong_keypoint_count(anny_body, coco, tiny_capture):
     assert not result.fits and "17" in result.skipped[0]
     with pytest.raises(ValueError, match="no bones"):
         SequenceFitter(anny_body, coco, capture.cameras, FitConfig(bones=("tail",)))
+
+
+def test_acceleration_loss_is_zero_for_uniform_motion_and_skips_gaps():
+    from neuralbody.fitting.objectives import acceleration_loss
+
+    t = torch.arange(5, dtype=torch.float32)[:, None, None]
+    uniform = torch.zeros(5, 4, 3) + t * torch.tensor([0.01, 0.0, 0.02])  # constant velocity
+    assert torch.allclose(acceleration_loss(uniform, scale_m=0.005), torch.zeros(3))
+    kinked = uniform.clone()
+    kinked[2, :, 0] += 0.01  # frame 2 is 1 cm off: second differences -0.01... at t = 1, 2, 3
+    energy = acceleration_loss(kinked, scale_m=0.01)
+    assert torch.allclose(energy, torch.tensor([1.0, 4.0, 1.0]))
+    gaps = torch.tensor([True, False, True])
+    assert torch.allclose(acceleration_loss(kinked, scale_m=0.01, consecutive=gaps), torch.tensor([1.0, 0.0, 1.0]))
+    with pytest.raises(ValueError, match="T >= 3"):
+        acceleration_loss(uniform[:2], scale_m=0.01)
+
+
+def test_sequence_refinement_reduces_error_of_noisy_keypoints(anny_body, coco, tiny_capture):
+    from neuralbody.data.capture import read_capture
+    from neuralbody.fitting.optimize import FitConfig, SequenceFitter
+
+    capture = read_capture(tiny_capture)
+    frames = list(range(capture.num_frames))
+    rng = np.random.default_rng(1)
+    vertices = {f: capture.load_vertices(f) for f in frames}
+    keypoints = {
+        f: keypoints2d_from_points(capture.cameras, coco(torch.from_numpy(v)).numpy(), noise_px=1.0, rng=rng)
+        for f, v in vertices.items()
+    }  # 1 px at 64 x 64: like 4 px at 256 x 256
+
+    def errors(refine_iterations):
+        config = FitConfig(**{**FAST, "refine_iterations": refine_iterations})
+        result = SequenceFitter(anny_body, coco, capture.cameras, config).fit_sequence(
+            frames, keypoints.__getitem__, progress=False
+        )
+        fitted = np.stack([result.fits[f].vertices for f in frames])
+        truth = np.stack([vertices[f] for f in frames])
+        return np.linalg.norm(fitted - truth, axis=-1).mean(), fitted
+
+    per_frame, single = errors(0)
+    refined, joint = errors(20)
+    jitter = lambda x: np.linalg.norm(x[2:] - 2 * x[1:-1] + x[:-2], axis=-1).mean()  # noqa: E731
+    assert refined < 0.9 * per_frame, (refined, per_frame)
+    assert jitter(joint) < 0.7 * jitter(single), (jitter(joint), jitter(single))  # smoother motion

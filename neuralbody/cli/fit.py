@@ -13,8 +13,10 @@ Writes ``params/{frame}.npy`` and ``vertices/{frame}.npy`` (existing ``params/``
 are first renamed to ``params_prev/`` and ``vertices_prev/``, or ``params_prev2/`` ... if taken;
 nothing is deleted), ``fit/overlay_{frame:04d}.png`` and ``fit/residuals.json``; prints a
 per-frame residual table (errors in mm against ``vertices_prev/`` when it has the same topology).
-Unusable frames are reported and skipped. ``--init nbf --nbf-weights PATH`` starts every frame
-from Neural Body Fitting's prediction (RGB crops around the masks, views combined:
+Unusable frames are reported and skipped. After the per-frame pass, all frames are refined together
+(window by window) with one shared shape and a smooth-motion term (``--refine-iterations``, 0 to skip).
+``--init nbf --nbf-weights PATH`` starts every frame from Neural Body Fitting's prediction (RGB crops
+around the masks, views combined:
 :mod:`neuralbody.fitting.nbf_init`) instead of the rest pose / previous frame, for keypoints too
 poor to start from.
 """
@@ -48,7 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--body", default="anny", help="body model (default anny)")
     parser.add_argument("--no-silhouette", action="store_true", help="ignore masks")
     parser.add_argument("--no-shape", action="store_true", help="keep the mean shape")
-    parser.add_argument("--iterations", type=int, default=60, help="L-BFGS iterations of the pose stage (default 60)")
+    parser.add_argument("--iterations", type=int, default=30, help="L-BFGS iterations of the pose stage (default 30)")
+    parser.add_argument(
+        "--refine-iterations", type=int, default=None, metavar="N",
+        help="L-BFGS iterations of the final whole-sequence refinement: shared shape, smooth motion "
+        "(default 40; 0 keeps the per-frame fits)",
+    )  # fmt: skip
     parser.add_argument("--no-overlays", action="store_true", help="do not write fit/overlay_*.png")
     parser.add_argument("--seed", type=int, default=0, help="seed of --from-gt-noise")
     parser.add_argument(
@@ -159,7 +166,13 @@ def run(args: argparse.Namespace) -> int:
         silhouette_weight=0.0 if args.no_silhouette or not masks_available else FitConfig.silhouette_weight,
         fit_shape=not args.no_shape,
         pose_iterations=args.iterations,
+        refine_iterations=FitConfig.refine_iterations if args.refine_iterations is None else args.refine_iterations,
     )
+    if config.refine_iterations < 0 or config.pose_iterations < 1:
+        raise ValueError(
+            f"--iterations must be >= 1 and --refine-iterations >= 0, "
+            f"got {args.iterations} and {args.refine_iterations}"
+        )
     fitter = SequenceFitter(body, regressor, capture.cameras, config)
     initial_guess = None
     if args.init == "nbf":

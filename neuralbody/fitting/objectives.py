@@ -15,6 +15,8 @@ coordinates in metres; poses are the body model's axis-angle vectors in radians.
   plus ``sum_knees relu(-flex)^2`` (knees do not bend forwards).
 * :func:`shape_prior` - ``|s - s_mean|^2`` plus a quadratic wall outside ``[low, high]``.
 * :func:`temporal_loss` - ``|x_t - x_{t-1}|^2`` towards the previous frame's fit.
+* :func:`acceleration_loss` - ``mean_n |p_{t+1} - 2 p_t + p_{t-1}|^2 / scale^2`` over a sequence of
+  points (smooth motion), for the whole-sequence refinement.
 """
 
 from __future__ import annotations
@@ -145,6 +147,9 @@ class SilhouetteTarget:
 def silhouette_loss(uv: torch.Tensor, target: SilhouetteTarget, *, sigma_px: float = 10.0) -> torch.Tensor:
     """(B,) two-sided silhouette chamfer in pixels^2 (Geman-McClure robustified, scale ``sigma_px``).
 
+    The nearest vertex of each outline pixel is found without gradient (a (B, C, M, N) table);
+    only the M chosen distances are differentiated (the same gradient as ``min`` over ``cdist``).
+
     Args:
         uv: (B, C, N, 2) projected vertices (a subsample is enough), pixels.
         target: the C views' masks.
@@ -162,9 +167,13 @@ def silhouette_loss(uv: torch.Tensor, target: SilhouetteTarget, *, sigma_px: flo
     outside = geman_mcclure(sampled[:, 0].transpose(0, 1) ** 2, sigma_px)  # (B, C, N)
     used = (target.boundary_weight.sum(1) > 0).to(uv)  # (C,)
     vertex_term = (outside.mean(2) * used).sum(1)
-    nearest = torch.cdist(target.boundary_uv.to(uv)[None].expand(batch, -1, -1, -1), uv).min(-1).values  # (B, C, M)
+    boundary = target.boundary_uv.to(uv)[None].expand(batch, -1, -1, -1)  # (B, C, M, 2)
+    with torch.no_grad():  # which vertex is nearest: no gradient through the (B, C, M, N) distance table
+        index = torch.cdist(boundary, uv.detach()).argmin(-1)  # (B, C, M)
+    nearest_uv = torch.gather(uv, 2, index[..., None].expand(-1, -1, -1, 2))  # (B, C, M, 2)
+    nearest_squared = ((boundary - nearest_uv) ** 2).sum(-1)  # (B, C, M), same gradient as min over cdist
     weight = target.boundary_weight.to(uv)
-    boundary_term = (geman_mcclure(nearest**2, sigma_px) * weight).sum(2) / weight.sum(1).clamp_min(1.0)
+    boundary_term = (geman_mcclure(nearest_squared, sigma_px) * weight).sum(2) / weight.sum(1).clamp_min(1.0)
     return (vertex_term + boundary_term.sum(1)) / used.sum().clamp_min(1.0)
 
 
@@ -197,3 +206,23 @@ def temporal_loss(current: torch.Tensor, previous: torch.Tensor | None) -> torch
     if previous is None:
         return torch.zeros(current.shape[0], dtype=current.dtype, device=current.device)
     return ((current - previous) ** 2).flatten(1).sum(1)
+
+
+def acceleration_loss(points: torch.Tensor, *, scale_m: float, consecutive: torch.Tensor | None = None) -> torch.Tensor:
+    """(T - 2,) squared second differences of a point sequence, ``mean_n |p_{t+1} - 2 p_t + p_{t-1}|^2 / scale_m^2``.
+
+    Args:
+        points: (T, N, 3) metres, T >= 3 frames in time order.
+        scale_m: acceleration (metres per frame^2) that costs 1; about the true motion's.
+        consecutive: (T - 2,) bool, False for triplets that straddle a gap (skipped frames):
+            they cost nothing. None: all consecutive.
+    """
+    if points.ndim != 3 or points.shape[-1] != 3 or points.shape[0] < 3:
+        raise ValueError(f"acceleration_loss: points must be (T >= 3, N, 3), got {tuple(points.shape)}")
+    if scale_m <= 0:
+        raise ValueError(f"acceleration_loss: scale_m must be positive, got {scale_m}")
+    second = points[2:] - 2 * points[1:-1] + points[:-2]
+    energy = (second**2).sum(-1).mean(-1) / scale_m**2
+    if consecutive is not None:
+        energy = energy * consecutive.to(energy)
+    return energy
