@@ -224,6 +224,33 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["checkpoint.pt"]
 
 
+def test_runs_from_before_the_texture_still_load(ellipsoid_capture, tmp_path):
+    """A checkpoint without the reference pose and texture (older runs) loads as the model it was."""
+    from neuralbody.rendering import render_view
+    from neuralbody.training import checkpoint as ckpt
+    from neuralbody.training import load_run
+    from neuralbody.training.trainer import train
+
+    out = tmp_path / "old"
+    options = {**TINY_MODEL, "texture_cells": [], "canonical_freqs": 0}
+    train(_config(ellipsoid_capture, out, steps=4, model_options=options), progress=False)
+    current = load_run(out, device="cpu")
+    payload = ckpt.load_checkpoint(out / ckpt.CHECKPOINT_NAME)
+    for key in ckpt.PRE_TEXTURE_KEYS:
+        payload["model"].pop(key, None)
+    payload["model_options"] = {"preset": "fast", **TINY_MODEL}  # as older runs stored them
+    ckpt.save_checkpoint(out / ckpt.CHECKPOINT_NAME, payload)
+    old = load_run(out, device="cpu")
+    assert old.model.texture_grid is None and old.model.config.canonical_freqs == 0
+    images = []
+    for run in (current, old):
+        state = run.model.prepare_frame(0, run.capture.load_body(0))
+        with torch.no_grad():
+            images.append(render_view(run.model, state, run.capture.cameras[0], settings=run.render_settings(),
+                                      background=run.background).rgb)
+    torch.testing.assert_close(images[0], images[1])
+
+
 def test_cli_train_and_resume(ellipsoid_capture, tmp_path):
     from neuralbody.cli.main import main
 

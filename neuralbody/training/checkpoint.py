@@ -85,6 +85,10 @@ class LoadedRun:
         return torch.tensor(self.config.background, dtype=torch.float32, device=self.device)
 
 
+# Neural Body state that runs trained before the reference-pose texture do not have.
+PRE_TEXTURE_KEYS = frozenset({"reference_vertices", "has_reference", "texture_grid.tables"})
+
+
 def load_run(run_dir: str | Path, device=None) -> LoadedRun:
     """Load RUN/config.json and RUN/checkpoint.pt; the model is in eval mode on ``device``."""
     from neuralbody.data.capture import read_capture
@@ -94,13 +98,20 @@ def load_run(run_dir: str | Path, device=None) -> LoadedRun:
     config = TrainConfig.from_json(run_dir / CONFIG_NAME)
     device = resolve_device(device if device is not None else config.device)
     payload = load_checkpoint(run_dir / CHECKPOINT_NAME, device=device)
-    model = build_model(
-        payload["model_kind"],
-        num_vertices=payload["num_vertices"],
-        num_frames=payload["num_frames"],
-        options=payload["model_options"],
-    )
-    model.load_state_dict(payload["model"])
+    options = dict(payload["model_options"] or {})
+    model = build_model(payload["model_kind"], num_vertices=payload["num_vertices"],
+                        num_frames=payload["num_frames"], options=options)
+    missing = set(model.state_dict()) - set(payload["model"])
+    if payload["model_kind"] == "neuralbody" and missing and missing <= PRE_TEXTURE_KEYS:
+        # a run from before the reference-pose texture: rebuild the model it was trained as
+        options.update(texture_cells=[], canonical_freqs=0)
+        model = build_model(payload["model_kind"], num_vertices=payload["num_vertices"],
+                            num_frames=payload["num_frames"], options=options)
+        missing = set(model.state_dict()) - set(payload["model"])
+    if missing & PRE_TEXTURE_KEYS and not missing - PRE_TEXTURE_KEYS:
+        model.load_state_dict(payload["model"], strict=False)  # only the unused reference buffers are absent
+    else:
+        model.load_state_dict(payload["model"])
     model.to(device).eval()
     capture = read_capture(config.data, scale=config.scale)
     return LoadedRun(
