@@ -169,3 +169,19 @@ def test_spconv_backend_matches_ours_on_cuda():
     grad_a = torch.autograd.grad(a.sum(), ours.weight)[0]
     grad_b = torch.autograd.grad(b.sum(), theirs.weight)[0]
     torch.testing.assert_close(grad_b, grad_a, rtol=1e-3, atol=1e-3)
+
+
+def test_cell_corner_rows_and_weights_match_the_per_corner_forms():
+    """The per-cell fast path gives the rows of corner_rows (inside, on and off the box) and the weights of the formula."""
+    from neuralbody.models.sparse_grid import CORNERS, cell_corner_rows, corner_rows, trilinear_weights
+
+    generator = torch.Generator().manual_seed(3)
+    coords, _ = sort_coords(torch.randint(-4, 5, (90, 3), generator=generator))
+    volume = SparseVolume(coords, torch.zeros(coords.shape[0], 1))
+    base = torch.randint(-7, 8, (500, 3), generator=generator)  # interior, border and outside cells
+    corners = torch.tensor(CORNERS)
+    assert torch.equal(cell_corner_rows(volume, base), corner_rows(volume, base[:, None, :] + corners[None]))
+    frac = torch.rand(50, 3, dtype=torch.float64, generator=generator)
+    expected = torch.where(corners[None].bool(), frac[:, None, :], 1 - frac[:, None, :]).prod(dim=2)
+    torch.testing.assert_close(trilinear_weights(frac), expected)
+    torch.testing.assert_close(trilinear_weights(frac).sum(dim=1), torch.ones(50, dtype=torch.float64))

@@ -20,7 +20,7 @@ import math
 
 import torch
 
-from neuralbody.models.sparse_grid import CORNERS, weighted_row_sum
+from neuralbody.models.sparse_grid import CORNERS, trilinear_weights, weighted_row_sum
 
 PRIMES = (1, 2654435761, 805459861)
 
@@ -35,15 +35,18 @@ def hash_cells(cells: torch.Tensor, table_log2: int) -> torch.Tensor:
 
 
 def _corner_rows_weights(points: torch.Tensor, cell: float, table_log2: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(M, 8) table rows and trilinear weights of the corners around points (M, 3), metres."""
+    """(M, 8) table rows and trilinear weights of the corners around points (M, 3), metres.
+
+    The hash is a xor of per-axis terms, so each axis's two terms are computed once per point.
+    """
     q = points / cell
     base = torch.floor(q)
-    frac = q - base
-    corners = torch.tensor(CORNERS, dtype=torch.long, device=points.device)  # (8, 3)
-    rows = hash_cells(base.long()[:, None, :] + corners[None], table_log2)
-    corner_f = corners.to(frac.dtype)[None]
-    weights = (corner_f * frac[:, None, :] + (1 - corner_f) * (1 - frac[:, None, :])).prod(dim=2)
-    return rows, weights
+    weights = trilinear_weights(q - base)
+    step = torch.tensor([0, 1], dtype=torch.long, device=points.device)
+    b = base.long()
+    hx, hy, hz = ((b[:, k, None] + step) * PRIMES[k] for k in range(3))  # (M, 2) each
+    rows = (hx[:, :, None, None] ^ hy[:, None, :, None] ^ hz[:, None, None, :]).reshape(-1, 8)
+    return rows & ((1 << table_log2) - 1), weights
 
 
 class HashGrid(torch.nn.Module):

@@ -64,6 +64,40 @@ def weighted_row_sum(table: torch.Tensor, rows: torch.Tensor, weights: torch.Ten
     return WeightedRowSum.apply(table, rows, weights)
 
 
+def trilinear_weights(frac: torch.Tensor) -> torch.Tensor:
+    """(M, 3) fractions in [0, 1] -> (M, 8) corner weights ``prod_k (f_k if b_k else 1 - f_k)``, ``CORNERS`` order."""
+    w = torch.stack([1 - frac, frac], dim=2)  # (M, 3, 2)
+    return (w[:, 0, :, None, None] * w[:, 1, None, :, None] * w[:, 2, None, None, :]).reshape(-1, 8)
+
+
+def cell_corner_rows(volume: SparseVolume, base: torch.Tensor) -> torch.Tensor:
+    """Rows (M, 8) of the corners ``base + b`` (``CORNERS`` order) of cells with lower corners base (M, 3).
+
+    Same result as :func:`corner_rows` on the eight corners (N where inactive); with a dense row
+    index, a cell whose corners all lie in the index's box costs one flat offset per corner.
+    """
+    corners = torch.tensor(CORNERS, dtype=torch.long, device=base.device)
+    index = dense_row_index(volume)
+    if index is None:
+        return corner_rows(volume, base[:, None, :] + corners[None])
+    missing = volume.coords.shape[0]
+    cells = base - index.low
+    shape = index.shape
+    interior = ((cells >= 0) & (cells < shape - 1)).all(dim=1)  # all 8 corners in the box
+    border = ~interior & ((cells >= -1) & (cells < shape)).all(dim=1)  # some corners in the box
+    rows = torch.full((base.shape[0], 8), missing, dtype=torch.long, device=base.device)
+    ids = torch.nonzero(interior).squeeze(1)
+    if ids.numel():
+        c = cells[ids]
+        flat = (c[:, 0] * shape[1] + c[:, 1]) * shape[2] + c[:, 2]
+        offsets = (corners[:, 0] * shape[1] + corners[:, 1]) * shape[2] + corners[:, 2]
+        rows[ids] = index.rows[flat[:, None] + offsets[None]].long()
+    ids = torch.nonzero(border).squeeze(1)
+    if ids.numel():
+        rows[ids] = corner_rows(volume, base[ids][:, None, :] + corners[None])
+    return rows
+
+
 def trilinear_lookup(volume: SparseVolume, points: torch.Tensor) -> torch.Tensor:
     """Features of a sparse volume at points.
 
@@ -78,13 +112,8 @@ def trilinear_lookup(volume: SparseVolume, points: torch.Tensor) -> torch.Tensor
         raise ValueError(f"points must be (M, 3), got {tuple(points.shape)}")
     q = points / volume.stride
     base = torch.floor(q)
-    frac = (q - base).to(volume.features.dtype)
-    base = base.long()
-    corners = torch.tensor(CORNERS, dtype=torch.long, device=points.device)  # (8, 3)
-    rows = corner_rows(volume, base[:, None, :] + corners[None])  # (M, 8)
-    # per-corner weights prod_k (f_k or 1 - f_k): (M, 8)
-    corner_f = corners.to(frac.dtype)[None]  # (1, 8, 3)
-    weights = (corner_f * frac[:, None, :] + (1 - corner_f) * (1 - frac[:, None, :])).prod(dim=2)
+    weights = trilinear_weights((q - base).to(volume.features.dtype))  # (M, 8)
+    rows = cell_corner_rows(volume, base.long())  # (M, 8)
     padded = torch.cat([volume.features, volume.features.new_zeros(1, volume.features.shape[1])], dim=0)
     return weighted_row_sum(padded, rows, weights)
 
