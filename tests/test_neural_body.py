@@ -187,3 +187,36 @@ def test_reference_pose_is_stored_and_used_by_the_colour_head():
     assert (rgb_a - rgb_b).abs().max() > 1e-4
     with pytest.raises(ValueError, match="vertices"):
         model.set_reference(FrameBody(vertices=body.vertices[:10], Rh=body.Rh, Th=body.Th))
+
+
+def test_density_then_colour_equals_query_and_skipping_faint_samples_barely_changes_renders():
+    """query_density + query_colour give query's values; the renderer's colour skip moves pixels < 1e-3."""
+    from neuralbody.data.cameras import Camera
+    from neuralbody.rendering.render import RenderSettings, render_view
+
+    body, _ = _body(5)
+    model = _model()
+    generator = torch.Generator().manual_seed(1)
+    points = body.vertices[:200].float() + 0.03 * torch.randn(200, 3, generator=generator)
+    points = torch.cat([points, torch.tensor([[5.0, 5.0, 5.0]])])  # one far outside the occupancy
+    dirs = torch.nn.functional.normalize(torch.randn(201, 3, generator=generator), dim=1)
+    with torch.no_grad():
+        state = model.prepare_frame(0, body)
+        sigma, rgb = model.query(state, points, dirs)
+        density = model.query_density(state, points)
+        rows = torch.arange(201)
+        torch.testing.assert_close(density.sigma, sigma)
+        torch.testing.assert_close(model.query_colour(state, density, rows, dirs), rgb)
+        torch.testing.assert_close(model.query_colour(state, density, rows[::3], dirs[::3]), rgb[::3])
+        assert torch.equal(model.query_colour(state, density, rows[-1:], dirs[-1:]), torch.zeros(1, 3))
+        with pytest.raises(ValueError, match="rows"):
+            model.query_colour(state, density, rows[:, None], dirs)
+        K = np.array([[60.0, 0, 32], [0, 60.0, 32], [0, 0, 1]])
+        R = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # looking along +y, z up
+        camera = Camera(K=K, R=R, T=-R @ np.array([0.0, -3.0, 0.9]), D=np.zeros(5), width=64, height=64)
+        full = render_view(model, state, camera, settings=RenderSettings(num_samples=16, colour_weight_min=0),
+                           background=torch.zeros(3))
+        skipped = render_view(model, state, camera, settings=RenderSettings(num_samples=16), background=torch.zeros(3))
+    assert full.acc.max() > 0.1  # the body is in view
+    assert (full.rgb - skipped.rgb).abs().max() < 1e-3
+    torch.testing.assert_close(full.acc, skipped.acc)

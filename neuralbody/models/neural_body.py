@@ -351,40 +351,93 @@ class NeuralBody(RadianceFieldModel):
             raise ValueError(
                 f"points_world and viewdirs must be (N, 3), got {tuple(points_world.shape)} and {tuple(viewdirs.shape)}"
             )
+        density = self.query_density(state, points_world)
+        rgb = points_world.new_zeros(points_world.shape[0], 3)
+        if density.keep.numel():
+            rgb = rgb.index_put((density.keep,), self._colour(state, density, viewdirs[density.keep]))
+        return density.sigma, rgb
+
+    def query_density(self, state: FrameState, points_world: torch.Tensor) -> "DensityQuery":
+        """Density at points (N, 3) world, metres, keeping what :meth:`query_colour` needs.
+
+        The renderer uses it to ask for colour only where a sample's compositing weight counts.
+        """
+        if points_world.ndim != 2 or points_world.shape[1] != 3:
+            raise ValueError(f"points_world must be (N, 3), got {tuple(points_world.shape)}")
+        config = self.config
         rotation, translation = state.extras["rotation"], state.extras["translation"]
         points_body = (points_world - translation) @ rotation
         keep = torch.nonzero(self.occupied(state, points_body)).squeeze(1)
         sigma_all = points_world.new_zeros(points_world.shape[0])
-        rgb_all = points_world.new_zeros(points_world.shape[0], 3)
         if keep.numel() == 0:
-            return sigma_all + 0.0 * self.density_out.bias.sum(), rgb_all
+            empty = points_world.new_zeros(0, config.density_width)
+            return DensityQuery(sigma_all + 0.0 * self.density_out.bias.sum(), keep, empty, points_body[:0], points_body[:0])
         points_body = points_body[keep]
-        dirs_body = viewdirs[keep] @ rotation
-        sigma, rgb = self._decode(state, points_body, dirs_body)
-        return sigma_all.index_put((keep,), sigma), rgb_all.index_put((keep,), rgb)
-
-    def _decode(self, state: FrameState, points_body: torch.Tensor, dirs_body: torch.Tensor):
-        config = self.config
         positions = (points_body - state.extras["origin"]) / config.voxel_size
         codes = torch.cat([trilinear_lookup(level, positions) for level in state.extras["levels"]], dim=1)
         hidden = self.density_mlp(codes)
         raw = self.density_out(hidden).squeeze(1)
-        if config.density_activation == "softplus":
-            sigma = F.softplus(raw) * config.density_scale
-        else:
-            sigma = F.relu(raw) * config.density_scale
+        activation = F.softplus if config.density_activation == "softplus" else F.relu
+        sigma = activation(raw) * config.density_scale
+        return DensityQuery(sigma_all.index_put((keep,), sigma), keep, hidden, points_body, positions)
+
+    def query_colour(
+        self, state: FrameState, density: "DensityQuery", rows: torch.Tensor, viewdirs: torch.Tensor
+    ) -> torch.Tensor:
+        """Colour (J, 3) of the points ``rows`` (J,) of a :meth:`query_density`, seen along viewdirs (J, 3) world.
+
+        Points outside the model's occupancy (zero density) get black.
+        """
+        if rows.ndim != 1 or viewdirs.shape != (rows.shape[0], 3):
+            raise ValueError(f"rows must be (J,) and viewdirs (J, 3), got {tuple(rows.shape)}, {tuple(viewdirs.shape)}")
+        slot = torch.full((density.sigma.shape[0],), -1, dtype=torch.long, device=rows.device)
+        slot[density.keep] = torch.arange(density.keep.numel(), device=rows.device)
+        picked = slot[rows]
+        found = torch.nonzero(picked >= 0).squeeze(1)
+        rgb = viewdirs.new_zeros(rows.shape[0], 3)
+        if found.numel():
+            rgb[found] = self._colour(state, density.subset(picked[found]), viewdirs[found])
+        return rgb
+
+    def _colour(self, state: FrameState, density: "DensityQuery", viewdirs: torch.Tensor) -> torch.Tensor:
+        """(K, 3) colour of the K kept points of ``density`` along viewdirs (K, 3) world."""
+        config = self.config
+        points_body, hidden = density.points_body, density.hidden
+        dirs_body = viewdirs @ state.extras["rotation"]
         frame = min(max(state.frame_index, 0), self.num_frames - 1)
         appearance = self.appearance.weight[frame].expand(points_body.shape[0], -1)
         features = self.latent_fc(torch.cat([self.feature_fc(hidden), appearance], dim=1))
         parts = [features, positional_encoding(dirs_body, config.view_freqs)]
         if "canonical_pairs" in state.extras:
-            points_canonical = canonical_points(state.extras["canonical_pairs"], positions, points_body)
+            points_canonical = canonical_points(state.extras["canonical_pairs"], density.positions, points_body)
         if config.canonical_freqs > 0:
             parts.append(positional_encoding(points_canonical, config.canonical_freqs))
         else:
             parts.append(positional_encoding(points_body, config.point_freqs))
         if self.texture_grid is not None:
             parts.append(self.texture_grid(points_canonical))
-        encoded = torch.cat(parts, dim=1)
-        rgb = torch.sigmoid(self.rgb_fc(F.relu(self.view_fc(encoded))))
-        return sigma, rgb
+        return torch.sigmoid(self.rgb_fc(F.relu(self.view_fc(torch.cat(parts, dim=1)))))
+
+
+@dataclasses.dataclass
+class DensityQuery:
+    """What :meth:`NeuralBody.query_density` found at N points.
+
+    Attributes:
+        sigma: (N,) density, 1/metres (zero outside the occupancy).
+        keep: (K,) rows of the points inside the occupancy (the only ones decoded).
+        hidden: (K, W) the density MLP's last hidden layer there.
+        points_body: (K, 3) those points in the body frame, metres.
+        positions: (K, 3) the same in finest-voxel units of the code volumes.
+    """
+
+    sigma: torch.Tensor
+    keep: torch.Tensor
+    hidden: torch.Tensor
+    points_body: torch.Tensor
+    positions: torch.Tensor
+
+    def subset(self, slots: torch.Tensor) -> "DensityQuery":
+        """The kept points ``slots`` (J,) (indices into ``keep``) only."""
+        return DensityQuery(self.sigma, self.keep[slots], self.hidden[slots], self.points_body[slots],
+                            self.positions[slots])

@@ -16,8 +16,9 @@ box: the same integral (the density is zero elsewhere), with all samples where t
 
 Without gradients, samples are processed in segments front to back and rays whose
 transmittance fell below ``settings.early_stop_transmittance`` are not queried further
-(early ray termination; the result changes by at most that transmittance), and rays whose
-band is empty are not queried at all. Whole-image renders (:func:`render_view`) first build
+(early ray termination; the result changes by at most that transmittance), rays whose
+band is empty are not queried at all, and colour is decoded only for samples whose weight
+reaches ``settings.colour_weight_min`` (density first, then colour where it counts). Whole-image renders (:func:`render_view`) first build
 the frame's density occupancy (:mod:`neuralbody.rendering.density_grid`, once per frame
 state, cached in ``state.extras``) and place the samples only where the trained density is,
 not merely where the body could be.
@@ -57,6 +58,9 @@ class RenderSettings:
             occupancy is on: its band is a few centimetres deep where the model's occupancy
             band is tens, so half the samples keep a finer spacing (on the demo model, 16
             samples render within 50 dB PSNR of 32 without the grid, 2.7x faster).
+        colour_weight_min: without gradients, models with ``query_density`` /
+            ``query_colour`` (Neural Body) decode colour only for samples whose compositing
+            weight reaches this (each skipped sample changes a pixel by less than it; 0: all).
     """
 
     num_samples: int = 64
@@ -68,6 +72,7 @@ class RenderSettings:
     density_grid_cell: float = 0.02
     density_grid_min: float = 1.0
     density_grid_samples: int = 16
+    colour_weight_min: float = 1e-4
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -103,6 +108,25 @@ def _query_samples(model, state, points: torch.Tensor, rays_d: torch.Tensor):
     viewdirs = rays_d[:, None, :].expand(num_rays, num_samples, 3)
     sigma, rgb = model.query(state, points.reshape(-1, 3), viewdirs.reshape(-1, 3))
     return sigma.reshape(num_rays, num_samples), rgb.reshape(num_rays, num_samples, 3)
+
+
+def _query_weighted(model, state, points, deltas, rays_d, light, settings: RenderSettings):
+    """Density of (R, S, 3) points, then colour only where the weight reaches ``settings.colour_weight_min``.
+
+    Returns sigma (R, S), weights (R, S) (times the light (R,) that reaches the segment) and
+    rgb (R, S, 3) (zero where skipped: those samples add less than the threshold each).
+    """
+    num_rays, num_samples = points.shape[:2]
+    density = model.query_density(state, points.reshape(-1, 3))
+    sigma = density.sigma.reshape(num_rays, num_samples)
+    weights, _ = render_weights(sigma, deltas)
+    weights = weights * light[:, None]
+    needed = torch.nonzero(weights.reshape(-1) >= settings.colour_weight_min).squeeze(1)
+    rgb = points.new_zeros(num_rays * num_samples, 3)
+    if needed.numel():
+        viewdirs = rays_d[needed // num_samples]
+        rgb[needed] = model.query_colour(state, density, needed, viewdirs)
+    return sigma, weights, rgb.reshape(num_rays, num_samples, 3)
 
 
 def place_samples(model, state, rays_o, rays_d, near, far, settings: RenderSettings) -> RaySamples:
@@ -154,9 +178,12 @@ def _render_hit_rays(model, state, rays_o, rays_d, near, far, settings: RenderSe
         stop = min(start + settings.segment_samples, num_samples)
         points = samples.points[alive, start:stop]
         deltas = samples.deltas[alive, start:stop]
-        sigma, rgb = _query_samples(model, state, points, rays_d[alive])
-        weights, transmittance = render_weights(sigma, deltas)
-        weights = weights * light[alive, None]
+        if settings.colour_weight_min > 0 and hasattr(model, "query_density"):
+            sigma, weights, rgb = _query_weighted(model, state, points, deltas, rays_d[alive], light[alive], settings)
+        else:
+            sigma, rgb = _query_samples(model, state, points, rays_d[alive])
+            weights, _ = render_weights(sigma, deltas)
+            weights = weights * light[alive, None]
         color.index_add_(0, alive, torch.einsum("rs,rsc->rc", weights, rgb))
         acc.index_add_(0, alive, weights.sum(dim=1))
         depth.index_add_(0, alive, (weights * samples.t[alive, start:stop]).sum(dim=1))
