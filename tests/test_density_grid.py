@@ -132,3 +132,22 @@ def test_rays_with_an_empty_band_are_not_queried():
     assert model.queried == 16  # one segment of the first ray only
     assert out.acc[0] > 0.99 and out.acc[1] == 0 and torch.equal(out.rgb[1], torch.ones(3))
     assert F.relu(out.rgb[0] - 1).sum() == 0
+
+
+def test_points_occupied_matches_a_bounds_checked_lookup_and_handles_outside_and_nan():
+    from neuralbody.models.occupancy import occupancy_grid, points_occupied
+
+    generator = torch.Generator().manual_seed(4)
+    grid = occupancy_grid(torch.rand(300, 3, generator=generator) * 0.5, cell=0.02, margin=0.03)
+    points = torch.rand(20000, 3, generator=generator) * 1.2 - 0.35  # inside and around the grid
+    points[:3] = torch.tensor([[float("nan"), 0.1, 0.1], [1e9, 0.0, 0.0], [-1e9, -1e9, -1e9]])
+    occupancy, origin = grid["occupancy"], grid["occupancy_origin"]
+    cells = torch.floor((points - origin) / 0.02)
+    size = torch.tensor(occupancy.shape)
+    expected = torch.zeros(points.shape[0], dtype=torch.bool)
+    for i, c in enumerate(cells.tolist()):  # slow, obvious oracle
+        if all(c[k] == c[k] and 0 <= c[k] < size[k] for k in range(3)):
+            expected[i] = bool(occupancy[int(c[0]), int(c[1]), int(c[2])])
+    found = points_occupied(grid, points, cell=0.02)
+    assert torch.equal(found, expected)
+    assert expected.any() and not expected.all()

@@ -47,10 +47,19 @@ def occupancy_grid(points: torch.Tensor, *, cell: float, margin: float) -> dict:
 
 
 def points_occupied(grid: dict, points: torch.Tensor, *, cell: float) -> torch.Tensor:
-    """(N,) bool: ``points`` (N, 3), metres, same frame as the grid, fall in marked cells."""
+    """(N,) bool: ``points`` (N, 3), metres, same frame as the grid, fall in marked cells.
+
+    The grid is padded with one empty cell on every side and cell coordinates are clamped
+    into the padded grid, so points outside it (or NaN) land on empty cells: one gather, no
+    bounds test per point.
+    """
     occupancy = grid["occupancy"]
-    cells = torch.floor((points - grid["occupancy_origin"]) / cell).long()
-    size = torch.tensor(occupancy.shape, device=cells.device)
-    inside = ((cells >= 0) & (cells < size)).all(dim=1)
-    cells = torch.where(inside[:, None], cells, torch.zeros_like(cells))
-    return inside & occupancy[cells[:, 0], cells[:, 1], cells[:, 2]]
+    sizes = occupancy.shape
+    padded = torch.zeros((sizes[0] + 2, sizes[1] + 2, sizes[2] + 2), dtype=torch.bool, device=occupancy.device)
+    padded[1:-1, 1:-1, 1:-1] = occupancy
+    cells = torch.floor((points - grid["occupancy_origin"]) / cell) + 1.0
+    cells = torch.nan_to_num(cells, nan=0.0)
+    high = torch.tensor([sizes[0] + 1, sizes[1] + 1, sizes[2] + 1], dtype=cells.dtype, device=cells.device)
+    cells = torch.minimum(cells.clamp_min(0.0), high).long()
+    flat = (cells[:, 0] * (sizes[1] + 2) + cells[:, 1]) * (sizes[2] + 2) + cells[:, 2]
+    return padded.reshape(-1)[flat]
