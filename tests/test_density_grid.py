@@ -151,3 +151,31 @@ def test_points_occupied_matches_a_bounds_checked_lookup_and_handles_outside_and
     found = points_occupied(grid, points, cell=0.02)
     assert torch.equal(found, expected)
     assert expected.any() and not expected.all()
+
+
+def test_coarse_span_keeps_every_kept_cell_a_ray_crosses():
+    """Dense sampling along random rays: every point in a kept cell lies in the narrowed stretch."""
+    from neuralbody.rendering.density_grid import coarse_span
+
+    generator = torch.Generator().manual_seed(5)
+    occupied = torch.rand(40, 30, 50, generator=generator) > 0.995  # sparse specks, single cells
+    occupied[10:14, 10:12, 20:30] = True  # and one block
+    grid = DensityOccupancy(origin=torch.tensor([-0.4, -0.3, 0.0]), cell=0.02, occupied=occupied)
+    box_min, box_max = grid.origin, grid.origin + 0.02 * torch.tensor([40.0, 30.0, 50.0])
+    targets = box_min + torch.rand(600, 3, generator=generator) * (box_max - box_min)
+    rays_o = targets + torch.nn.functional.normalize(torch.randn(600, 3, generator=generator), dim=1) * 3.0
+    rays_d = torch.nn.functional.normalize(targets - rays_o, dim=1)
+    inv = 1.0 / rays_d
+    t0, t1 = (box_min - rays_o) * inv, (box_max - rays_o) * inv
+    near = torch.minimum(t0, t1).amax(dim=1)
+    far = torch.maximum(t0, t1).amin(dim=1)
+    diagonal = float((box_max - box_min).norm())
+    new_near, new_far, hit = coarse_span(grid, rays_o, rays_d, near, far, coarse_bins=16, max_length=diagonal)
+    t = near[:, None] + (far - near)[:, None] * torch.linspace(0, 1, 4000)[None]  # 0.4 mm steps at most
+    inside = grid_occupied(grid, (rays_o[:, None] + t[..., None] * rays_d[:, None]).reshape(-1, 3)).reshape(600, -1)
+    crossed = inside.any(dim=1)
+    assert crossed.sum() > 50 and (~crossed).sum() > 50  # both kinds of ray are tested
+    assert not (crossed & ~hit).any()  # no ray that crosses a kept cell is dropped
+    outside = inside & ((t < new_near[:, None] - 1e-6) | (t > new_far[:, None] + 1e-6))
+    assert not outside.any()
+    assert ((new_far - new_near)[hit] < (far - near)[hit]).float().mean() > 0.5  # and it does narrow

@@ -33,7 +33,7 @@ import torch
 
 from neuralbody.data.cameras import Camera, pixel_rays, ray_box_intersection
 from neuralbody.models.base import FrameState, RadianceFieldModel
-from neuralbody.rendering.density_grid import DensityOccupancy, build_density_grid, grid_occupied
+from neuralbody.rendering.density_grid import DensityOccupancy, build_density_grid, coarse_span, grid_occupied
 from neuralbody.rendering.sampling import RaySamples, band_samples, stratified_samples
 from neuralbody.rendering.volrend import render_weights
 
@@ -58,6 +58,11 @@ class RenderSettings:
             occupancy is on: its band is a few centimetres deep where the model's occupancy
             band is tens, so half the samples keep a finer spacing (on the demo model, 16
             samples render within 50 dB PSNR of 32 without the grid, 2.7x faster).
+        band_coarse_bins: with the density occupancy, first test this many points a ray
+            against the grid grown to match their spacing, narrow each ray to where kept cells
+            can be (:func:`~neuralbody.rendering.density_grid.coarse_span`; rays that cross none
+            are not tested further) and test ``band_bins / 2`` bins over that stretch only
+            (0: ``band_bins`` over the whole box).
         colour_weight_min: without gradients, models with ``query_density`` /
             ``query_colour`` (Neural Body) decode colour only for samples whose compositing
             weight reaches this (each skipped sample changes a pixel by less than it; 0: all).
@@ -72,6 +77,7 @@ class RenderSettings:
     density_grid_cell: float = 0.02
     density_grid_min: float = 1.0
     density_grid_samples: int = 16
+    band_coarse_bins: int = 32
     colour_weight_min: float = 1e-4
 
     def to_dict(self) -> dict:
@@ -137,11 +143,17 @@ def place_samples(model, state, rays_o, rays_d, near, far, settings: RenderSetti
     occupied_world = getattr(model, "occupied_world", None)
     num_samples = settings.num_samples
     grid = state.extras.get(DENSITY_GRID_KEY)
+    num_bins = settings.band_bins
     if isinstance(grid, DensityOccupancy):
         occupied_world = lambda _state, points: grid_occupied(grid, points)  # noqa: E731
         num_samples = settings.density_grid_samples
+        if settings.band_coarse_bins > 0 and num_bins > 0:
+            diagonal = float((state.box_max - state.box_min).norm())
+            near, far, hit = coarse_span(grid, rays_o, rays_d, near, far, coarse_bins=settings.band_coarse_bins,
+                                         max_length=diagonal)
+            far = torch.where(hit, far, near)  # nothing on the ray: an empty band
+            num_bins = max(1, num_bins // 2)  # over a far shorter stretch: finer bins than before
     if settings.band_bins > 0 and occupied_world is not None:
-        num_bins = settings.band_bins
         with torch.no_grad():
             centres = (torch.arange(num_bins, dtype=rays_o.dtype, device=rays_o.device) + 0.5) / num_bins
             t_centres = near[:, None] + (far - near).clamp_min(0.0)[:, None] * centres[None, :]  # (R, K)
