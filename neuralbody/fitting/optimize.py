@@ -203,6 +203,11 @@ def _lbfgs(parameters: list[torch.Tensor], closure: Callable[[], torch.Tensor], 
     optimizer.step(step)
 
 
+def _translation(Tc: torch.Tensor, Rh: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
+    """Th (B, 3) metres from the pelvis-centred Tc (B, 3), Rh (B, 3) radians and the rest pelvis c (3,)."""
+    return Tc + centre - lbs.axis_angle_to_matrix(Rh) @ centre
+
+
 class SequenceFitter:
     """Fits a sequence frame by frame (holds the body, the regressor, the cameras and the config)."""
 
@@ -287,18 +292,31 @@ class SequenceFitter:
         subset = torch.as_tensor(guess[0], dtype=torch.float32, device=self.device)
         return (subset, *self.initial_global(subset, shapes, triangulation, Rh=guess[1]))
 
+    def _pelvis_centred(self, Rh, Th, shapes):
+        """Translation about the rest root (pelvis) instead of the floor: ``Th = Tc + c - R(Rh) c``.
+
+        Rh (B, 3) radians, Th (B, 3) metres, shapes (1, S) -> c (3,) and Tc (B, 3), metres, no gradient.
+        """
+        with torch.no_grad():
+            centre = self.body(torch.zeros(1, self.body.pose_dim, device=self.device), shapes).rest_joints[0, 0]
+            return centre, Th - centre + lbs.axis_angle_to_matrix(Rh) @ centre
+
+    def _shape_energy(self, shapes):
+        """Weighted shape prior (towards the mean shape, inside the bounds) of shapes (1, S)."""
+        mean_shape = self.body.default_shapes(1).to(shapes)
+        return self.config.shape_weight * objectives.shape_prior(
+            shapes, mean=mean_shape, low=self.shape_bounds[0], high=self.shape_bounds[1]
+        ).sum()
+
     def optimise(self, subset, Rh, Th, shapes, observed, silhouettes, previous, *, fit_shape: bool, iterations=None):
         """Global stage then pose stage on a batch; returns the optimised (subset, Rh, Th, shapes)."""
         cfg = self.config
-        with torch.no_grad():  # rotate about the rest root (pelvis), not the floor: Th = Tc + c - R(Rh) c
-            centre = self.body(torch.zeros(1, self.body.pose_dim, device=self.device), shapes).rest_joints[0, 0]
-            Tc = Th - centre + (lbs.axis_angle_to_matrix(Rh) @ centre)
+        centre, Tc = self._pelvis_centred(Rh, Th, shapes)
         subset, Rh, Tc = (x.detach().clone().requires_grad_(True) for x in (subset, Rh, Tc))
         shapes = shapes.detach().clone().requires_grad_(fit_shape)
-        mean_shape = self.body.default_shapes(1).to(shapes)
 
         def translation():
-            return Tc + centre - lbs.axis_angle_to_matrix(Rh) @ centre
+            return _translation(Tc, Rh, centre)
 
         factor = cfg.coarse_sigma_factor
         # the global stage trusts the torso: limbs may still be far from their pose
@@ -315,11 +333,7 @@ class SequenceFitter:
 
             def closure_pose():
                 energy = self.energy(subset, Rh, translation(), shapes, observed, silhouettes, previous, factor).sum()
-                if fit_shape:
-                    energy = energy + cfg.shape_weight * objectives.shape_prior(
-                        shapes, mean=mean_shape, low=self.shape_bounds[0], high=self.shape_bounds[1]
-                    ).sum()
-                return energy
+                return energy + self._shape_energy(shapes) if fit_shape else energy
 
             _lbfgs(variables, closure_pose, count)
         with torch.no_grad():
@@ -340,12 +354,9 @@ class SequenceFitter:
             the refined (subset, Rh, Th, shapes), detached.
         """
         cfg = self.config
-        with torch.no_grad():  # rotate about the rest root (pelvis), as in :meth:`optimise`
-            centre = self.body(torch.zeros(1, self.body.pose_dim, device=self.device), shapes).rest_joints[0, 0]
-            Tc = Th - centre + lbs.axis_angle_to_matrix(Rh) @ centre
+        centre, Tc = self._pelvis_centred(Rh, Th, shapes)
         subset, Rh, Tc = (x.detach().clone().requires_grad_(True) for x in (subset, Rh, Tc))
         shapes = shapes.detach().clone().requires_grad_(fit_shape)
-        mean_shape = self.body.default_shapes(1).to(shapes)
         times = list(frames) if context is None else list(context[0]) + list(frames)
         fixed = None if context is None else context[1].to(self.device)
         consecutive = torch.as_tensor(
@@ -354,7 +365,7 @@ class SequenceFitter:
         )  # fmt: skip
 
         def translation():
-            return Tc + centre - lbs.axis_angle_to_matrix(Rh) @ centre
+            return _translation(Tc, Rh, centre)
 
         def closure():
             energy, vertices = self.energy_and_vertices(subset, Rh, translation(), shapes, observed, silhouettes, None)
@@ -366,11 +377,7 @@ class SequenceFitter:
                 total = total + cfg.acceleration_weight * objectives.acceleration_loss(
                     points, scale_m=cfg.acceleration_scale_m, consecutive=consecutive
                 ).sum()
-            if fit_shape:
-                total = total + cfg.shape_weight * objectives.shape_prior(
-                    shapes, mean=mean_shape, low=self.shape_bounds[0], high=self.shape_bounds[1]
-                ).sum()
-            return total
+            return total + self._shape_energy(shapes) if fit_shape else total
 
         _lbfgs([subset, Rh, Tc] + ([shapes] if fit_shape else []), closure, cfg.refine_iterations)
         with torch.no_grad():

@@ -34,16 +34,22 @@ def occupancy_grid(points: torch.Tensor, *, cell: float, margin: float) -> dict:
     origin = points.min(dim=0).values - (dilation + 1) * cell
     cells = torch.floor((points - origin) / cell).long()
     shape = (cells.max(dim=0).values + dilation + 2).tolist()
-    grid = torch.zeros(shape, dtype=torch.float32, device=points.device)
-    grid[cells[:, 0], cells[:, 1], cells[:, 2]] = 1.0
-    grid = grid[None, None]
+    grid = torch.zeros(shape, dtype=torch.bool, device=points.device)
+    grid[cells[:, 0], cells[:, 1], cells[:, 2]] = True
+    return {"occupancy": dilate_cells(grid, dilation), "occupancy_origin": origin}
+
+
+def dilate_cells(occupied: torch.Tensor, cells: int) -> torch.Tensor:
+    """(X, Y, Z) bool grown by ``cells`` cells in every direction: a (2 cells + 1)^3 box maximum,
+    as three separable 1-D max-pools (same shape; cells <= 0: unchanged)."""
+    if cells <= 0:
+        return occupied
+    grid = occupied.to(torch.float32)[None, None]
     for axis in range(3):
-        kernel = [1, 1, 1]
-        kernel[axis] = 2 * dilation + 1
-        padding = [0, 0, 0]
-        padding[axis] = dilation
+        kernel, padding = [1, 1, 1], [0, 0, 0]
+        kernel[axis], padding[axis] = 2 * cells + 1, cells
         grid = F.max_pool3d(grid, kernel_size=kernel, stride=1, padding=padding)
-    return {"occupancy": grid[0, 0] > 0, "occupancy_origin": origin}
+    return grid[0, 0] > 0
 
 
 def points_occupied(grid: dict, points: torch.Tensor, *, cell: float) -> torch.Tensor:

@@ -26,10 +26,9 @@ import dataclasses
 import math
 
 import torch
-import torch.nn.functional as F
 
 from neuralbody.models.base import FrameState, RadianceFieldModel
-from neuralbody.models.occupancy import points_occupied
+from neuralbody.models.occupancy import dilate_cells, points_occupied
 
 
 @dataclasses.dataclass
@@ -106,21 +105,14 @@ def build_density_grid(
             sigma, _ = model.query(state, centres[ids], viewdirs.expand(ids.numel(), 3))
             dense[ids] = sigma > min_density
     occupied = dense.reshape(shape)
-    if dilation > 0:
-        size = 2 * dilation + 1
-        occupied = F.max_pool3d(occupied.float()[None, None], size, stride=1, padding=dilation)[0, 0] > 0
+    occupied = dilate_cells(occupied, dilation)
     return DensityOccupancy(origin=box_min.clone(), cell=float(cell), occupied=occupied, min_density=float(min_density))
 
 
 def dilate_occupancy(grid: DensityOccupancy, cells: int) -> DensityOccupancy:
     """The grid with every kept cell grown by ``cells`` cells in every direction (cached on the grid)."""
     if cells not in grid.dilated:
-        volume = grid.occupied.to(torch.float32)[None, None]
-        for axis in range(3):
-            kernel, padding = [1, 1, 1], [0, 0, 0]
-            kernel[axis], padding[axis] = 2 * cells + 1, cells
-            volume = F.max_pool3d(volume, kernel_size=kernel, stride=1, padding=padding)
-        grid.dilated[cells] = DensityOccupancy(grid.origin, grid.cell, volume[0, 0] > 0, grid.min_density)
+        grid.dilated[cells] = DensityOccupancy(grid.origin, grid.cell, dilate_cells(grid.occupied, cells), grid.min_density)
     return grid.dilated[cells]
 
 

@@ -18,7 +18,8 @@ Without gradients, samples are processed in segments front to back and rays whos
 transmittance fell below ``settings.early_stop_transmittance`` are not queried further
 (early ray termination; the result changes by at most that transmittance), rays whose
 band is empty are not queried at all, and colour is decoded only for samples whose weight
-reaches ``settings.colour_weight_min`` (density first, then colour where it counts). Whole-image renders (:func:`render_view`) first build
+reaches ``settings.colour_weight_min`` (density first, then colour where it counts).
+Whole-image renders (:func:`render_view`) first build
 the frame's density occupancy (:mod:`neuralbody.rendering.density_grid`, once per frame
 state, cached in ``state.extras``) and place the samples only where the trained density is,
 not merely where the body could be.

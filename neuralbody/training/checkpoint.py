@@ -102,16 +102,12 @@ def load_run(run_dir: str | Path, device=None) -> LoadedRun:
     model = build_model(payload["model_kind"], num_vertices=payload["num_vertices"],
                         num_frames=payload["num_frames"], options=options)
     missing = set(model.state_dict()) - set(payload["model"])
-    if payload["model_kind"] == "neuralbody" and missing and missing <= PRE_TEXTURE_KEYS:
-        # a run from before the reference-pose texture: rebuild the model it was trained as
+    legacy = payload["model_kind"] == "neuralbody" and bool(missing) and missing <= PRE_TEXTURE_KEYS
+    if legacy:  # a run from before the reference-pose texture: rebuild the model it was trained as
         options.update(texture_cells=[], canonical_freqs=0)
         model = build_model(payload["model_kind"], num_vertices=payload["num_vertices"],
                             num_frames=payload["num_frames"], options=options)
-        missing = set(model.state_dict()) - set(payload["model"])
-    if missing & PRE_TEXTURE_KEYS and not missing - PRE_TEXTURE_KEYS:
-        model.load_state_dict(payload["model"], strict=False)  # only the unused reference buffers are absent
-    else:
-        model.load_state_dict(payload["model"])
+    model.load_state_dict(payload["model"], strict=not legacy)  # legacy: the unused reference buffers are absent
     model.to(device).eval()
     capture = read_capture(config.data, scale=config.scale)
     return LoadedRun(
