@@ -293,3 +293,13 @@ def test_training_on_tiny_synthetic_capture(tiny_capture, tmp_path):
     assert bool(run.model.has_reference)
     expected = (first.vertices.float() - first.Th.float().reshape(3)) @ axis_angle_to_matrix(first.Rh.float().reshape(3))
     torch.testing.assert_close(run.model.reference_vertices, expected, atol=1e-5, rtol=0)
+
+
+def test_cli_train_rejects_negative_border_and_opacity_weight(ellipsoid_capture, tmp_path, caplog):
+    from neuralbody.cli.main import main
+
+    for flag in ("--border-px", "--acc-loss-weight"):
+        out = tmp_path / flag.strip("-")
+        assert main(["train", str(ellipsoid_capture), "--out", str(out), flag, "-1", "--steps", "1"]) == 1
+        assert f"{flag} must be >= 0" in caplog.text
+        assert not out.exists()  # nothing written

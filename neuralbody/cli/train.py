@@ -79,6 +79,9 @@ def build_config(args: argparse.Namespace):
     from neuralbody.training.trainer import parse_index_list
 
     run_dir = Path(args.out)
+    for flag in ("border_px", "acc_loss_weight"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 0:
+            raise ValueError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
     if args.resume and (run_dir / CONFIG_NAME).is_file():
         config = TrainConfig.from_json(run_dir / CONFIG_NAME)
         if args.steps is not None:
