@@ -24,6 +24,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-lpips", action="store_true", help="skip LPIPS even where available")
     parser.add_argument("--device", default=None, help="auto, cpu or cuda[:i] (default: the run's)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--coverage", action="store_true",
+                        help="split box PSNR by whether the body point each held-out pixel sees was seen by a training "
+                             "camera in that frame (fitted body mesh, ray casting); table, JSON and *_coverage.png")
+    parser.add_argument("--coverage-tolerance", type=float, default=None,
+                        help="metres a training ray may stop short of the point and still see it (default 0.015)")
+
+
+def _body_faces(capture, frame: int):
+    """(F, 3) faces of the body model whose vertices the capture stores (``body_model`` in neuralbody.json, else Anny)."""
+    from neuralbody.body import load_body_model
+
+    name = (capture.meta or {}).get("body_model", "anny")
+    try:
+        body = load_body_model(name)
+    except ValueError as error:
+        raise ValueError(f"--coverage needs the faces of the capture's body model {name!r}: {error}") from error
+    vertices = capture.load_vertices(frame)
+    if vertices.shape[0] != body.num_vertices:
+        raise ValueError(
+            f"--coverage: the capture's vertices/ hold {vertices.shape[0]} vertices but body model {name!r} has "
+            f"{body.num_vertices}; set body_model in neuralbody.json to the model that was fitted"
+        )
+    return body.faces.cpu().numpy()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = {"num_samples": args.samples, "density_grid_samples": args.samples} if args.samples else {}
     settings = loaded.render_settings(**overrides)
     splits = ("novel_view", "novel_pose") if args.split == "both" else (args.split,)
+    faces = _body_faces(loaded.capture, loaded.train_frames[0]) if args.coverage else None
     results = []
     for split in splits:
         try:
@@ -43,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
                 loaded, split=split, frame_stride=args.stride, views=views, settings=settings,
                 max_frames=args.max_frames, out_dir=None if args.no_images else args.run / "eval" / split,
                 use_lpips=not args.no_lpips, progress=not args.no_progress,
+                coverage_faces=faces, coverage_tolerance=args.coverage_tolerance,
             )
         except ValueError as error:
             if args.split != "both":
@@ -58,5 +83,13 @@ def run(args: argparse.Namespace) -> int:
     write_eval_json(results, path, extra=extra)
     print(f"{args.run} ({loaded.config.model_kind}, step {loaded.step})")
     print(format_table(results))
+    if args.coverage:
+        from neuralbody.evaluation.coverage import format_coverage_table
+
+        for result in results:
+            train = ",".join(str(v) for v in loaded.train_views)
+            views = ",".join(str(v) for v in result.views)
+            print()
+            print(format_coverage_table(result.coverage, title=f"{result.split}: coverage of views {views} by training views {train}"))
     print(f"metrics: {path}")
     return 0

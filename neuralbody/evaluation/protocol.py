@@ -16,7 +16,8 @@ Per image, :func:`neuralbody.evaluation.image_metrics.box_mask_metrics` scores t
 against the ground truth inside the projection of the posed body's 3D box (the vertices' box
 padded ``BOX_PADDING`` = 5 cm, as in Neural Body), plus whole-image figures; LPIPS is added
 where its weights are available. A strip ``render | ground truth | error`` is written per
-image to ``out_dir``.
+image to ``out_dir``. Optionally (``coverage_faces``) the box PSNR is split by whether the
+training cameras saw the body point a pixel shows (:mod:`neuralbody.evaluation.coverage`).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class EvalRow:
     ssim_full: float
     lpips: float | None = None
     image: str | None = None
+    coverage: dict | None = None  # per label pixels and PSNR (see neuralbody.evaluation.coverage); None: not asked
 
 
 @dataclasses.dataclass
@@ -66,6 +68,7 @@ class EvalResult:
     means: dict[str, float | None]
     seconds: float
     out_dir: str | None = None
+    coverage: dict | None = None  # neuralbody.evaluation.coverage.summarize_coverage over the images, if asked
 
 
 # ------------------------------------------------------------------------------------------
@@ -152,6 +155,8 @@ def evaluate_run(
     out_dir: str | os.PathLike | None = None,
     use_lpips: bool = True,
     progress: bool = True,
+    coverage_faces=None,
+    coverage_tolerance: float | None = None,
 ) -> EvalResult:
     """Render and score a split of a trained run.
 
@@ -166,6 +171,12 @@ def evaluate_run(
         out_dir: where the ``render | ground truth | error`` strips go (None: not written).
         use_lpips: compute LPIPS where its weights are available.
         progress: show a tqdm bar.
+        coverage_faces: (F, 3) faces of the body mesh whose vertices the capture stores; when
+            given, each box pixel is labelled covered / uncovered / off-body by the training
+            cameras (:mod:`neuralbody.evaluation.coverage`) and PSNR is split by label
+            (``EvalRow.coverage``, ``EvalResult.coverage``; a ``*_coverage.png`` picture per image
+            in ``out_dir``: the real frame with uncovered pixels tinted magenta, off-body ones blue).
+        coverage_tolerance: metres, see :func:`neuralbody.evaluation.coverage.ray_coverage`.
     """
     from neuralbody.evaluation.image_metrics import box_mask_metrics
     from neuralbody.rendering.render import render_view
@@ -195,6 +206,8 @@ def evaluate_run(
     model = run.model
     model.eval()
     rows: list[EvalRow] = []
+    coverage_sums: list[dict] = []
+    train_cameras = [capture.cameras[v] for v in run.train_views]
     started = time.perf_counter()
     bar = tqdm(total=len(frames) * len(views), desc=f"eval {split}", unit="img", disable=not progress)
     for frame in frames:
@@ -218,15 +231,45 @@ def evaluate_run(
             if out_path is not None:
                 image = str(out_path / f"frame{frame:04d}_view{view:02d}.png")
                 save_strip(Path(image), [pred, gt, error_map(pred, gt)])
-            rows.append(EvalRow(frame=frame, view=view, lpips=lpips_value, image=image, **{k: float(metrics[k]) for k in METRICS[:4]}))
+            coverage_row = None
+            if coverage_faces is not None:
+                coverage_row, sums = _image_coverage(
+                    pred, gt, vertices, coverage_faces, camera, train_cameras, box_min, box_max, coverage_tolerance,
+                    None if out_path is None else out_path / f"frame{frame:04d}_view{view:02d}_coverage.png",
+                )  # fmt: skip
+                coverage_sums.append(sums)
+            rows.append(EvalRow(frame=frame, view=view, lpips=lpips_value, image=image, coverage=coverage_row,
+                                **{k: float(metrics[k]) for k in METRICS[:4]}))  # fmt: skip
             bar.update(1)
             bar.set_postfix(psnr_box=f"{rows[-1].psnr_box:.2f}")
     bar.close()
     means = {key: _mean([getattr(row, key) for row in rows]) for key in METRICS}
+    coverage = None
+    if coverage_sums:
+        from neuralbody.evaluation.coverage import summarize_coverage
+
+        coverage = summarize_coverage(coverage_sums)
     return EvalResult(
         split=split, frames=frames, views=views, rows=rows, means=means,
-        seconds=time.perf_counter() - started, out_dir=None if out_path is None else str(out_path),
+        seconds=time.perf_counter() - started, out_dir=None if out_path is None else str(out_path), coverage=coverage,
     )
+
+
+def _image_coverage(pred, gt, vertices, faces, camera, train_cameras, box_min, box_max, tolerance, picture):
+    """Coverage of one held-out image's box pixels: ``({label: {pixels, psnr}}, coverage_errors sums)``."""
+    from neuralbody.data.cameras import project_box_mask
+    from neuralbody.evaluation import coverage as cov
+
+    box_mask = project_box_mask(camera, box_min, box_max)
+    options = {} if tolerance is None else {"tolerance": float(tolerance)}
+    labels = cov.pixel_coverage(vertices, faces, camera, train_cameras, box_mask, **options)
+    sums = cov.coverage_errors(pred, gt, labels)
+    if picture is not None:
+        save_strip(picture, [pred, cov.tint_uncovered(gt, labels)])
+    row = {
+        name: {"pixels": pixels, "psnr": _json_number(cov.psnr_from_sse(sse, pixels))} for name, (sse, pixels) in sums.items()
+    }
+    return row, sums
 
 
 # ------------------------------------------------------------------------------------------
@@ -256,10 +299,19 @@ def results_to_dict(results: list[EvalResult], *, extra: dict | None = None) -> 
             "seconds": round(result.seconds, 2),
             "means": {key: _json_number(value) for key, value in result.means.items()},
             "rows": [
-                {key: (_json_number(value) if key in METRICS else value) for key, value in dataclasses.asdict(row).items()}
+                {
+                    key: (_json_number(value) if key in METRICS else value)
+                    for key, value in dataclasses.asdict(row).items()
+                    if not (key == "coverage" and value is None)
+                }
                 for row in result.rows
             ],
         }
+        if result.coverage is not None:
+            document[result.split]["coverage"] = {
+                label: {key: (_json_number(value) if isinstance(value, float) else value) for key, value in row.items()}
+                for label, row in result.coverage.items()
+            }
     return document
 
 
