@@ -9,9 +9,10 @@ Each ``--setting`` is a comma-separated list of ``RenderSettings`` overrides; th
 compares the model's own band with 32 samples (``density_grid_cell=0``) against the
 defaults (density occupancy, 16 samples). Every setting renders the same camera twice on a
 fresh frame state: the first time includes building the frame's density occupancy, the
-second reuses it (as an orbit or an evaluation of several cameras does). Times are CPU
-seconds of this process (robust to other jobs on the machine); PSNR is against the first
-setting's image.
+second reuses it (as an orbit or an evaluation of several cameras does). Times are wall-clock
+seconds (what a user waits; renders use ``workers`` threads, one per core by default) and, in
+brackets, CPU seconds of this process (all threads; robust to other jobs on the machine).
+PSNR is against the first setting's image.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def main() -> None:
     model = loaded.model.eval()
     body = capture.load_body(args.frame)
     reference = None
-    print(f"{'setting':44s} {'first s':>8s} {'again s':>8s} {'PSNR vs first':>14s}")
+    print(f"{'setting':44s} {'first s (cpu)':>16s} {'again s (cpu)':>16s} {'PSNR vs first':>14s}")
     for setting in settings_list:
         settings = loaded.render_settings()
         for key, value in _parse(setting).items():
@@ -62,13 +63,13 @@ def main() -> None:
             state = model.prepare_frame(args.frame, body)
         seconds = []
         for _ in range(2):
-            start = time.process_time()
+            start, start_cpu = time.perf_counter(), time.process_time()
             image = render_view(model, state, camera, settings=settings, background=torch.zeros(3)).rgb
-            seconds.append(time.process_time() - start)
+            seconds.append(f"{time.perf_counter() - start:.2f} ({time.process_time() - start_cpu:.2f})")
         reference = image if reference is None else reference
         mse = float(((image - reference) ** 2).mean())
         agreement = "-" if mse == 0 else f"{-10 * torch.log10(torch.tensor(mse)).item():.1f} dB"
-        print(f"{setting or '(defaults)':44s} {seconds[0]:8.2f} {seconds[1]:8.2f} {agreement:>14s}")
+        print(f"{setting or '(defaults)':44s} {seconds[0]:>16s} {seconds[1]:>16s} {agreement:>14s}")
 
 
 if __name__ == "__main__":

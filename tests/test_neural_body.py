@@ -220,3 +220,24 @@ def test_density_then_colour_equals_query_and_skipping_faint_samples_barely_chan
     assert full.acc.max() > 0.1  # the body is in view
     assert (full.rgb - skipped.rgb).abs().max() < 1e-3
     torch.testing.assert_close(full.acc, skipped.acc)
+
+
+def test_render_worker_threads_give_the_same_image():
+    """Chunks of rays rendered on two threads compose the image one thread renders."""
+    from neuralbody.data.cameras import Camera
+    from neuralbody.rendering.render import RenderSettings, render_view
+
+    body, _ = _body(6)
+    model = _model()
+    K = np.array([[60.0, 0, 32], [0, 60.0, 32], [0, 0, 1]])
+    R = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])
+    camera = Camera(K=K, R=R, T=-R @ np.array([0.0, -3.0, 0.9]), D=np.zeros(5), width=64, height=64)
+    threads = torch.get_num_threads()
+    with torch.no_grad():
+        state = model.prepare_frame(0, body)
+        images = [render_view(model, state, camera, settings=RenderSettings(num_samples=16, chunk_rays=300, workers=n),
+                              background=torch.zeros(3)) for n in (1, 2)]
+    assert torch.get_num_threads() == threads  # restored after the threaded render
+    assert images[0].acc.max() > 0.1
+    torch.testing.assert_close(images[1].rgb, images[0].rgb, rtol=0, atol=1e-6)
+    torch.testing.assert_close(images[1].depth, images[0].depth, rtol=0, atol=1e-5)

@@ -54,9 +54,13 @@ import torch.nn.functional as F
 from neuralbody.models.base import FrameBody, FrameState, RadianceFieldModel
 from neuralbody.models.encoding import encoded_size, positional_encoding
 from neuralbody.models.hash_grid import HashGrid
+from neuralbody.models.inference_fold import fold_colour_chain, fuse_first_layer, fused_first_layer
 from neuralbody.models.occupancy import occupancy_grid, points_occupied
 from neuralbody.models.sparse_conv import SparseVolume, StridedConv3d, SubmanifoldConv3d, sort_coords
 from neuralbody.models.sparse_grid import trilinear_lookup
+
+FUSED_KEY = "fused_first_layer"
+FUSE_DILATION = 4  # finest voxels around the posed body where inference precomputes the first layer
 
 
 @dataclasses.dataclass
@@ -311,6 +315,8 @@ class NeuralBody(RadianceFieldModel):
         volume = SparseVolume(coords, codes)
         levels = self.diffusion(volume, keep_input_level=config.keep_input_level)
         extras = {"levels": levels, "rotation": rotation, "translation": translation, "origin": origin}
+        if not torch.is_grad_enabled():  # inference: the first density layer at the corners near the body
+            extras[FUSED_KEY] = fuse_first_layer(levels, coords, self.density_mlp[0], dilation=FUSE_DILATION)
         if config.canonical_freqs > 0 or config.texture_cells:
             reference = self.reference_vertices if bool(self.has_reference) else vertices_body
             pairs = torch.cat([vertices_body, reference, torch.ones_like(vertices_body[:, :1])], dim=1)
@@ -374,12 +380,34 @@ class NeuralBody(RadianceFieldModel):
             return DensityQuery(sigma_all + 0.0 * self.density_out.bias.sum(), keep, empty, points_body[:0], points_body[:0])
         points_body = points_body[keep]
         positions = (points_body - state.extras["origin"]) / config.voxel_size
-        codes = torch.cat([trilinear_lookup(level, positions) for level in state.extras["levels"]], dim=1)
-        hidden = self.density_mlp(codes)
+        hidden = self._density_hidden(state, positions)
         raw = self.density_out(hidden).squeeze(1)
         activation = F.softplus if config.density_activation == "softplus" else F.relu
         sigma = activation(raw) * config.density_scale
         return DensityQuery(sigma_all.index_put((keep,), sigma), keep, hidden, points_body, positions)
+
+    def _density_hidden(self, state: FrameState, positions: torch.Tensor) -> torch.Tensor:
+        """The density MLP's last hidden layer (K, W) at positions (K, 3) in finest-voxel units.
+
+        Without gradients, where the frame state holds the fused first layer
+        (:mod:`neuralbody.models.inference_fold`), points whose cell it covers read the first
+        layer's output from it (the same values, one lookup instead of one per level).
+        """
+        levels = state.extras["levels"]
+        fused = state.extras.get(FUSED_KEY)
+        if fused is None or torch.is_grad_enabled():
+            return self.density_mlp(torch.cat([trilinear_lookup(level, positions) for level in levels], dim=1))
+        first, complete = fused_first_layer(fused, positions)
+        if complete.numel() < positions.shape[0]:
+            rest = torch.ones(positions.shape[0], dtype=torch.bool, device=positions.device)
+            rest[complete] = False
+            rest = torch.nonzero(rest).squeeze(1)
+            codes = torch.cat([trilinear_lookup(level, positions[rest]) for level in levels], dim=1)
+            outputs = first.new_empty(positions.shape[0], first.shape[1])
+            outputs[complete] = first
+            outputs[rest] = self.density_mlp[0](codes)
+            first = outputs
+        return self.density_mlp[1:](first)
 
     def query_colour(
         self, state: FrameState, density: "DensityQuery", rows: torch.Tensor, viewdirs: torch.Tensor
@@ -405,9 +433,7 @@ class NeuralBody(RadianceFieldModel):
         points_body, hidden = density.points_body, density.hidden
         dirs_body = viewdirs @ state.extras["rotation"]
         frame = min(max(state.frame_index, 0), self.num_frames - 1)
-        appearance = self.appearance.weight[frame].expand(points_body.shape[0], -1)
-        features = self.latent_fc(torch.cat([self.feature_fc(hidden), appearance], dim=1))
-        parts = [features, positional_encoding(dirs_body, config.view_freqs)]
+        parts = [positional_encoding(dirs_body, config.view_freqs)]
         if "canonical_pairs" in state.extras:
             points_canonical = canonical_points(state.extras["canonical_pairs"], density.positions, points_body)
         if config.canonical_freqs > 0:
@@ -416,7 +442,16 @@ class NeuralBody(RadianceFieldModel):
             parts.append(positional_encoding(points_body, config.point_freqs))
         if self.texture_grid is not None:
             parts.append(self.texture_grid(points_canonical))
-        return torch.sigmoid(self.rgb_fc(F.relu(self.view_fc(torch.cat(parts, dim=1)))))
+        rest = torch.cat(parts, dim=1)
+        if torch.is_grad_enabled():
+            appearance = self.appearance.weight[frame].expand(points_body.shape[0], -1)
+            features = self.latent_fc(torch.cat([self.feature_fc(hidden), appearance], dim=1))
+            pre = self.view_fc(torch.cat([features, rest], dim=1))
+        else:  # the same linear chain folded into one map for this frame: a quarter of the products
+            weight_hidden, weight_rest, bias = fold_colour_chain(self.view_fc, self.latent_fc, self.feature_fc,
+                                                                 self.appearance.weight[frame])
+            pre = torch.addmm(bias, hidden, weight_hidden.T).addmm_(rest, weight_rest.T)
+        return torch.sigmoid(self.rgb_fc(F.relu(pre)))
 
 
 @dataclasses.dataclass

@@ -17,7 +17,7 @@ This is the occupancy grid of the fast NeRFs (nerfacc's ``OccGridEstimator``), b
 frame because a moving person's density moves.
 
 :func:`build_density_grid` is the builder; :func:`grid_occupied` the point test;
-:func:`coarse_span` narrows each ray to where kept cells can be, from a cheap coarse test.
+:func:`grid_samples` places a ray's samples over the exact stretch of kept cells it crosses.
 """
 
 from __future__ import annotations
@@ -27,8 +27,10 @@ import math
 
 import torch
 
+from neuralbody.geometry.grid_traversal import grid_band_samples
 from neuralbody.models.base import FrameState, RadianceFieldModel
 from neuralbody.models.occupancy import dilate_cells, points_occupied
+from neuralbody.rendering.sampling import RaySamples
 
 
 @dataclasses.dataclass
@@ -46,7 +48,6 @@ class DensityOccupancy:
     cell: float
     occupied: torch.Tensor
     min_density: float = 0.0
-    dilated: dict = dataclasses.field(default_factory=dict, repr=False)  # cells -> grown copy (cache)
 
     @property
     def fraction(self) -> float:
@@ -109,58 +110,42 @@ def build_density_grid(
     return DensityOccupancy(origin=box_min.clone(), cell=float(cell), occupied=occupied, min_density=float(min_density))
 
 
-def dilate_occupancy(grid: DensityOccupancy, cells: int) -> DensityOccupancy:
-    """The grid with every kept cell grown by ``cells`` cells in every direction (cached on the grid)."""
-    if cells not in grid.dilated:
-        grid.dilated[cells] = DensityOccupancy(grid.origin, grid.cell, dilate_cells(grid.occupied, cells), grid.min_density)
-    return grid.dilated[cells]
-
-
-def coarse_span(
+def grid_samples(
     grid: DensityOccupancy,
     rays_o: torch.Tensor,
     rays_d: torch.Tensor,
     near: torch.Tensor,
     far: torch.Tensor,
     *,
-    coarse_bins: int,
-    max_length: float,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per ray, an interval holding every kept cell it crosses, from ``coarse_bins`` point tests.
+    num_samples: int,
+    perturb: bool = False,
+    generator: torch.Generator | None = None,
+) -> RaySamples:
+    """Stratified samples over the exact stretch of kept cells each ray crosses.
 
-    With spacing ``s = (far - near) / K <= max_length / K`` and the grid grown by
-    ``D = ceil(max_length / (2 K cell))`` cells, every point of the ray inside a kept cell has
-    the whole stretch ``[t - D cell, t + D cell]`` (clipped to ``[near, far]``) in the grown
-    grid; that stretch is at least ``s`` long (``s / 2`` at an end, where the first or last
-    centre lies within ``s / 2``), so it holds a coarse centre that tests positive, within
-    ``D cell`` of t. Hence every kept cell on the ray lies in
-    ``[first hit - D cell, last hit + D cell]``, and a ray with no hit crosses none.
+    The grid is walked cell by cell (:func:`neuralbody.geometry.grid_traversal.grid_band_samples`,
+    Warp): the occupied stretches of ``[near, far]``, concatenated front to back, get
+    ``num_samples`` stratified samples with ``delta = L / num_samples`` (L their total length).
+    Rays that cross no kept cell get zero-length samples (they render the background).
 
     Args:
-        grid: the density occupancy.
-        rays_o, rays_d: (R, 3) origins (metres) and unit directions, world.
-        near, far: (R,) the rays' stretch in the frame's box, metres.
-        coarse_bins: K.
-        max_length: an upper bound of ``far - near`` (the box diagonal), metres.
-
-    Returns:
-        near', far' (R,) (the narrowed stretch; unchanged where nothing is hit) and hit (R,) bool.
+        grid: the density occupancy (world-aligned).
+        rays_o: (R, 3) origins, world, metres.
+        rays_d: (R, 3) unit directions, world.
+        near, far: (R,) the rays' stretch inside the frame's box, metres.
+        num_samples: S, samples per ray.
+        perturb: jitter each sample inside its stratum (else stratum centres).
+        generator: random generator for the jitter.
     """
-    if coarse_bins < 1 or not max_length > 0:
-        raise ValueError(f"coarse_bins must be >= 1 and max_length > 0, got {coarse_bins}, {max_length}")
-    cells = max(1, math.ceil(max_length / (2 * coarse_bins * grid.cell)))
-    grown = dilate_occupancy(grid, cells)
-    length = (far - near).clamp_min(0.0)
-    spacing = length / coarse_bins  # (R,)
-    centres = near[:, None] + (torch.arange(coarse_bins, dtype=near.dtype, device=near.device) + 0.5) * spacing[:, None]
-    points = rays_o[:, None, :] + centres[..., None] * rays_d[:, None, :]
-    occupied = grid_occupied(grown, points.reshape(-1, 3)).reshape(-1, coarse_bins)
-    hit = occupied.any(dim=1)
-    first = occupied.to(torch.int8).argmax(dim=1)
-    last = coarse_bins - 1 - occupied.flip(1).to(torch.int8).argmax(dim=1)
-    reach = cells * grid.cell
-    low = torch.gather(centres, 1, first[:, None])[:, 0] - reach
-    high = torch.gather(centres, 1, last[:, None])[:, 0] + reach
-    new_near = torch.where(hit, torch.maximum(near, low), near)
-    new_far = torch.where(hit, torch.minimum(far, high), far)
-    return new_near, new_far, hit
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    shape = (rays_o.shape[0], num_samples)
+    if perturb:
+        offsets = torch.rand(shape, dtype=torch.float32, device=rays_o.device, generator=generator)
+    else:
+        offsets = torch.full(shape, 0.5, dtype=torch.float32, device=rays_o.device)
+    t, length = grid_band_samples(grid.occupied, grid.origin, grid.cell, rays_o, rays_d, near, far, offsets)
+    t = t.to(rays_o.dtype)
+    deltas = (length.to(rays_o.dtype) / num_samples)[:, None].expand(shape)
+    points = rays_o[:, None, :] + t[..., None] * rays_d[:, None, :]
+    return RaySamples(t=t, deltas=deltas, points=points)

@@ -1,0 +1,102 @@
+"""Inference folds of Neural Body's decoder: the same numbers as the layer-by-layer computation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from neuralbody.models.inference_fold import fold_colour_chain, fuse_first_layer, fused_first_layer
+from neuralbody.models.sparse_conv import SparseVolume, sort_coords
+from neuralbody.models.sparse_grid import trilinear_lookup
+
+
+def _levels(generator, dtype=torch.float64):
+    """Random sparse volumes at strides 1, 2, 4 over a blob of active voxels."""
+    coords = torch.randint(0, 12, (250, 3), generator=generator)
+    levels = []
+    for stride, channels in ((1, 3), (2, 4), (4, 5)):
+        level_coords, _ = sort_coords(torch.div(coords, stride, rounding_mode="floor"))
+        features = torch.randn(level_coords.shape[0], channels, generator=generator, dtype=dtype)
+        levels.append(SparseVolume(level_coords, features, stride))
+    return levels
+
+
+def test_fused_first_layer_equals_lookups_then_layer():
+    generator = torch.Generator().manual_seed(0)
+    levels = _levels(generator)
+    layer = torch.nn.Linear(12, 7).double()
+    fused = fuse_first_layer(levels, levels[0].coords, layer, dilation=2)
+    positions = torch.rand(3000, 3, generator=generator, dtype=torch.float64) * 20 - 4  # inside and beyond the blob
+    values, complete = fused_first_layer(fused, positions)
+    expected = layer(torch.cat([trilinear_lookup(level, positions) for level in levels], dim=1))
+    assert 0.3 * positions.shape[0] < complete.numel() < positions.shape[0]  # some cells are covered, some not
+    torch.testing.assert_close(values, expected[complete].detach(), rtol=0, atol=1e-12)
+    # a point far from the blob has no stored corners
+    far_values, far_complete = fused_first_layer(fused, torch.tensor([[40.0, 40.0, 40.0]], dtype=torch.float64))
+    assert far_complete.numel() == 0 and far_values.shape == (0, 7)
+
+
+def test_fold_colour_chain_equals_the_three_layers():
+    generator = torch.Generator().manual_seed(1)
+    torch.manual_seed(1)
+    feature_fc, latent_fc, view_fc = torch.nn.Linear(16, 8), torch.nn.Linear(8 + 5, 8), torch.nn.Linear(8 + 6, 4)
+    for layer in (feature_fc, latent_fc, view_fc):
+        layer.double()
+    hidden = torch.randn(50, 16, generator=generator, dtype=torch.float64)
+    rest = torch.randn(50, 6, generator=generator, dtype=torch.float64)
+    appearance = torch.randn(5, generator=generator, dtype=torch.float64)
+    features = latent_fc(torch.cat([feature_fc(hidden), appearance.expand(50, -1)], dim=1))
+    expected = view_fc(torch.cat([features, rest], dim=1))
+    weight_hidden, weight_rest, bias = fold_colour_chain(view_fc, latent_fc, feature_fc, appearance)
+    torch.testing.assert_close(hidden @ weight_hidden.T + rest @ weight_rest.T + bias, expected, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="appearance"):
+        fold_colour_chain(view_fc, latent_fc, feature_fc, appearance[:4])
+
+
+def test_guards():
+    generator = torch.Generator().manual_seed(2)
+    levels = _levels(generator)
+    with pytest.raises(ValueError, match="active_coords"):
+        fuse_first_layer(levels, levels[0].coords[:, :2], torch.nn.Linear(12, 3).double(), dilation=1)
+    with pytest.raises(ValueError, match="channels"):
+        fuse_first_layer(levels, levels[0].coords, torch.nn.Linear(10, 3).double(), dilation=1)
+    with pytest.raises(ValueError, match="dilation"):
+        fuse_first_layer(levels, levels[0].coords, torch.nn.Linear(12, 3).double(), dilation=-1)
+    fused = fuse_first_layer(levels, levels[0].coords, torch.nn.Linear(12, 3).double(), dilation=1)
+    with pytest.raises(ValueError, match="positions"):
+        fused_first_layer(fused, torch.zeros(4, 2, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("dilation", [4, 0])
+def test_neural_body_inference_equals_training_path(dilation, monkeypatch):
+    """A frame prepared and queried without gradients (folds on) gives what the training path gives;
+    with no dilation most points fall outside the fused corners and take the usual path."""
+    from neuralbody.models import FrameBody, build_model
+    from neuralbody.models import neural_body
+    from neuralbody.models.neural_body import FUSED_KEY
+
+    monkeypatch.setattr(neural_body, "FUSE_DILATION", dilation)
+
+    torch.manual_seed(0)
+    options = {"voxel_size": 0.03, "level_channels": [8, 8, 8, 8], "stage_layers": [1, 1, 0, 0, 0], "code_dim": 8,
+               "density_width": 32, "density_layers": 2, "feature_width": 32, "color_width": 16, "appearance_dim": 4}
+    model = build_model("neuralbody", num_vertices=400, num_frames=3, options=options).eval()
+    generator = torch.Generator().manual_seed(3)
+    unit = torch.nn.functional.normalize(torch.randn(400, 3, generator=generator), dim=1)
+    vertices = unit * torch.tensor([0.2, 0.12, 0.8]) + torch.tensor([0.0, 0.0, 0.9])
+    body = FrameBody(vertices, torch.tensor([0.1, -0.2, 0.3]), torch.tensor([0.5, 0.0, -0.1]))
+    vertices_world = body.vertices
+    points = vertices_world[:300] + 0.05 * torch.randn(300, 3, generator=generator)
+    dirs = torch.nn.functional.normalize(torch.randn(300, 3, generator=generator), dim=1)
+    state = model.prepare_frame(1, body)
+    assert FUSED_KEY not in state.extras
+    sigma, rgb = model.query(state, points, dirs)
+    with torch.no_grad():
+        inference_state = model.prepare_frame(1, body)
+        assert FUSED_KEY in inference_state.extras
+        sigma_fast, rgb_fast = model.query(inference_state, points, dirs)
+    assert (sigma > 0).float().mean() > 0.5
+    torch.testing.assert_close(sigma_fast, sigma.detach(), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(rgb_fast, rgb.detach(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_less(0, inference_state.extras[FUSED_KEY].coords.shape[0])
