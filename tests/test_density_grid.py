@@ -53,20 +53,25 @@ def test_grid_keeps_exactly_the_dilated_dense_cells():
     model = CountingBall(radius=0.3)
     state = model.prepare_frame(0, None)
     cell = 0.05
-    grid = build_density_grid(model, state, cell=cell, min_density=1.0, dilation=1)
-    # independent computation: centres inside the ball, dilated by one cell with numpy
-    shape = grid.occupied.shape
-    index = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), axis=-1)
-    centres = state.box_min.numpy() + (index + 0.5) * cell
-    dense = np.linalg.norm(centres - model.centre.numpy(), axis=-1) < 0.3
-    padded = np.pad(dense, 1)
-    expected = np.zeros_like(dense)
-    for dx in range(3):
-        for dy in range(3):
-            for dz in range(3):
-                expected |= padded[dx : dx + shape[0], dy : dy + shape[1], dz : dz + shape[2]]
-    np.testing.assert_array_equal(grid.occupied.numpy(), expected)
-    assert 0 < grid.fraction < 1 and grid.min_density == 1.0
+    for subdivide in (1, 2):
+        grid = build_density_grid(model, state, cell=cell, min_density=1.0, dilation=1, subdivide=subdivide)
+        # independent computation: centres inside the ball, split into sub-cells, dilated by one with numpy
+        coarse_shape = [int(np.ceil(float(e) / cell)) for e in state.box_max - state.box_min]
+        index = np.stack(np.meshgrid(*[np.arange(n) for n in coarse_shape], indexing="ij"), axis=-1)
+        centres = state.box_min.numpy() + (index + 0.5) * cell
+        dense = np.linalg.norm(centres - model.centre.numpy(), axis=-1) < 0.3
+        for axis in range(3):
+            dense = np.repeat(dense, subdivide, axis=axis)
+        shape = dense.shape
+        padded = np.pad(dense, 1)
+        expected = np.zeros_like(dense)
+        for dx in range(3):
+            for dy in range(3):
+                for dz in range(3):
+                    expected |= padded[dx : dx + shape[0], dy : dy + shape[1], dz : dz + shape[2]]
+        np.testing.assert_array_equal(grid.occupied.numpy(), expected)
+        assert grid.cell == pytest.approx(cell / subdivide) and grid.centre_spacing == cell
+        assert 0 < grid.fraction < 1 and grid.min_density == 1.0
     # point test: the ball's centre is kept, a box corner is not, outside the grid is False
     points = torch.stack([model.centre, state.box_min + 1e-3, state.box_max + 1.0])
     assert grid_occupied(grid, points).tolist() == [True, False, False]
@@ -82,6 +87,8 @@ def test_grid_respects_model_occupancy_and_guards():
         build_density_grid(model, state, cell=0.0)
     with pytest.raises(ValueError, match="min_density"):
         build_density_grid(model, state, min_density=-1.0)
+    with pytest.raises(ValueError, match="subdivide"):
+        build_density_grid(model, state, subdivide=0)
     grid = DensityOccupancy(origin=torch.zeros(3), cell=0.1, occupied=torch.ones(2, 2, 2, dtype=torch.bool))
     with pytest.raises(ValueError, match="points_world"):
         grid_occupied(grid, torch.zeros(4, 2))
@@ -111,9 +118,9 @@ def test_settings_change_rebuilds_and_off_removes_the_grid():
     state = model.prepare_frame(0, None)
     camera = _camera(16)
     render_view(model, state, camera, settings=RenderSettings(density_grid_cell=0.05), background=torch.zeros(3))
-    assert state.extras[DENSITY_GRID_KEY].cell == 0.05
+    assert state.extras[DENSITY_GRID_KEY].centre_spacing == 0.05
     render_view(model, state, camera, settings=RenderSettings(density_grid_cell=0.04), background=torch.zeros(3))
-    assert state.extras[DENSITY_GRID_KEY].cell == 0.04
+    assert state.extras[DENSITY_GRID_KEY].centre_spacing == 0.04
     render_view(model, state, camera, settings=RenderSettings(density_grid_cell=0.0), background=torch.zeros(3))
     assert DENSITY_GRID_KEY not in state.extras
 

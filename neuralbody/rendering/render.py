@@ -22,7 +22,10 @@ reaches ``settings.colour_weight_min`` (density first, then colour where it coun
 Whole-image renders (:func:`render_view`) first build
 the frame's density occupancy (:mod:`neuralbody.rendering.density_grid`, once per frame
 state, cached in ``state.extras``) and place the samples only where the trained density is,
-not merely where the body could be.
+not merely where the body could be: over the exact stretch of its kept cells that each ray
+crosses (a Warp walk through the grid, :mod:`neuralbody.geometry.grid_traversal`). On the
+CPU, chunks of rays are rendered by ``settings.workers`` threads at once (one per core by
+default; the image does not change).
 """
 
 from __future__ import annotations
@@ -54,8 +57,10 @@ class RenderSettings:
         segment_samples: samples per front-to-back segment when terminating early.
         band_bins: bins per ray tested against the model's occupancy (``occupied_world``) to
             place the samples in the occupied band only (0: uniform over the box).
-        density_grid_cell: cell edge (metres) of the density occupancy that whole-image
-            renders build per frame (0: off, use the model's occupancy only).
+        density_grid_cell: spacing (metres) of the centres where whole-image renders evaluate
+            the density once per frame to build the density occupancy (kept cells grown by half
+            a cell, :func:`~neuralbody.rendering.density_grid.build_density_grid`; 0: off, use
+            the model's occupancy only).
         density_grid_min: density (1/metres) below which a cell counts as empty.
         density_grid_samples: samples per ray, in place of ``num_samples``, when the density
             occupancy is on: its band is a few centimetres deep where the model's occupancy
@@ -302,7 +307,7 @@ def attach_density_grid(model: RadianceFieldModel, state: FrameState, settings: 
         return
     grid = state.extras.get(DENSITY_GRID_KEY)
     wanted = (float(settings.density_grid_cell), float(settings.density_grid_min))
-    if isinstance(grid, DensityOccupancy) and (grid.cell, grid.min_density) == wanted:
+    if isinstance(grid, DensityOccupancy) and (grid.centre_spacing or grid.cell, grid.min_density) == wanted:
         return
     state.extras[DENSITY_GRID_KEY] = build_density_grid(model, state, cell=wanted[0], min_density=wanted[1])
 
