@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import types
 
 import numpy as np
 import pytest
@@ -173,3 +174,48 @@ def test_render_view_shapes():
     image = render_view(model, state, camera, settings=RenderSettings(chunk_rays=50), background=torch.zeros(3))
     assert image.rgb.shape == (12, 16, 3) and image.acc.shape == (12, 16) and image.depth.shape == (12, 16)
     assert image.acc[6, 8] > 0.99 and image.acc[0, 0] == 0
+
+
+class _SoftBallColouredByDirection:
+    """Density falling off smoothly from a centre (many faint samples), colour constant along each ray;
+    exposes ``query_density`` / ``query_colour`` as Neural Body does."""
+
+    def __init__(self) -> None:
+        self.decoded = 0
+
+    def prepare_frame(self, frame_index, body):
+        from neuralbody.models.base import FrameState
+
+        return FrameState(frame_index, torch.full((3,), -1.0), torch.full((3,), 1.0), {})
+
+    def query_density(self, state, points_world):
+        return types.SimpleNamespace(sigma=30.0 * torch.exp(-(points_world.norm(dim=1) / 0.4) ** 2))
+
+    def query_colour(self, state, density, rows, viewdirs):
+        self.decoded += rows.numel()
+        return (viewdirs * 0.5 + 0.5).clamp(0, 1)
+
+    def query(self, state, points_world, viewdirs):
+        sigma = self.query_density(state, points_world).sigma
+        return sigma, self.query_colour(state, None, torch.arange(sigma.shape[0]), viewdirs)
+
+
+def test_faint_samples_skipped_take_the_mean_colour_of_the_decoded_ones():
+    """With colour constant along a ray, skipping faint samples changes nothing (they take the mean
+    colour of the decoded samples, not black), while fewer colours are decoded."""
+    model = _SoftBallColouredByDirection()
+    state = model.prepare_frame(0, None)
+    generator = torch.Generator().manual_seed(0)
+    rays_d = torch.nn.functional.normalize(torch.tensor([0.0, 0.0, 1.0]) + 0.2 * torch.randn(64, 3, generator=generator), dim=1)
+    rays_o = -2.0 * rays_d + 0.1 * torch.randn(64, 3, generator=generator)
+    outputs, decoded = [], []
+    with torch.no_grad():
+        for threshold in (0.0, 0.05):
+            model.decoded = 0
+            settings = RenderSettings(num_samples=64, band_bins=0, colour_weight_min=threshold, density_grid_cell=0.0)
+            outputs.append(render_rays(model, state, rays_o, rays_d, settings=settings, background=torch.zeros(3)))
+            decoded.append(model.decoded)
+    assert decoded[1] < 0.5 * decoded[0]
+    assert outputs[0].acc.min() > 0.3
+    torch.testing.assert_close(outputs[1].acc, outputs[0].acc)
+    torch.testing.assert_close(outputs[1].rgb, outputs[0].rgb, rtol=0, atol=1e-5)
