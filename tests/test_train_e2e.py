@@ -298,8 +298,25 @@ def test_training_on_tiny_synthetic_capture(tiny_capture, tmp_path):
 def test_cli_train_rejects_negative_border_and_opacity_weight(ellipsoid_capture, tmp_path, caplog):
     from neuralbody.cli.main import main
 
-    for flag in ("--border-px", "--acc-loss-weight"):
+    for flag in ("--border-px", "--acc-loss-weight", "--distortion-loss-weight"):
         out = tmp_path / flag.strip("-")
         assert main(["train", str(ellipsoid_capture), "--out", str(out), flag, "-1", "--steps", "1"]) == 1
         assert f"{flag} must be >= 0" in caplog.text
         assert not out.exists()  # nothing written
+
+
+def test_distortion_loss_weight_adds_its_term_to_the_loss(ellipsoid_capture, tmp_path):
+    import csv
+
+    from neuralbody.cli.main import main
+    from neuralbody.training.config import TrainConfig
+
+    out = tmp_path / "distortion"
+    assert main(["train", str(ellipsoid_capture), "--out", str(out), "--steps", "10",
+                 "--distortion-loss-weight", "0.5", "--no-progress"]) == 0
+    assert TrainConfig.from_json(out / "config.json").distortion_loss_weight == 0.5
+    with open(out / "log.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows
+    for row in rows:  # loss = colour + 0.1 opacity + 0.5 distortion, the last one positive
+        assert float(row["loss"]) > float(row["color_mse"]) + 0.1 * float(row["acc_mse"]) + 1e-6

@@ -219,3 +219,44 @@ def test_faint_samples_skipped_take_the_mean_colour_of_the_decoded_ones():
     assert outputs[0].acc.min() > 0.3
     torch.testing.assert_close(outputs[1].acc, outputs[0].acc)
     torch.testing.assert_close(outputs[1].rgb, outputs[0].rgb, rtol=0, atol=1e-5)
+
+
+def test_distortion_loss_matches_the_double_sum_and_its_gradient_checks():
+    from neuralbody.rendering.volrend import distortion_loss, distortion_loss_reference
+
+    generator = torch.Generator().manual_seed(3)
+    weights = torch.rand(6, 11, generator=generator, dtype=torch.float64, requires_grad=True)
+    t = torch.sort(torch.rand(6, 11, generator=generator, dtype=torch.float64), dim=1).values
+    deltas = torch.rand(6, 11, generator=generator, dtype=torch.float64) * 0.05
+    torch.testing.assert_close(distortion_loss(weights, t, deltas), distortion_loss_reference(weights, t, deltas),
+                               rtol=0, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda w: distortion_loss(w, t, deltas), (weights,))
+    # known answers: all weight on one sample -> w^2 delta / 3; two samples d apart -> 2 w1 w2 d + ...
+    one = torch.zeros(1, 4, dtype=torch.float64)
+    one[0, 2] = 1.0
+    spaced = torch.tensor([[0.0, 0.1, 0.2, 0.3]], dtype=torch.float64)
+    assert float(distortion_loss(one, spaced, torch.full_like(one, 0.1))) == pytest.approx(0.1 / 3)
+    two = torch.tensor([[0.5, 0.0, 0.0, 0.5]], dtype=torch.float64)
+    assert float(distortion_loss(two, spaced, torch.zeros_like(two))) == pytest.approx(2 * 0.25 * 0.3)
+    with pytest.raises(ValueError, match="weights, t and deltas"):
+        distortion_loss(weights, t[:, :3], deltas)
+
+
+def test_render_rays_returns_the_distortion_of_its_samples_when_asked():
+    model = _SoftBallColouredByDirection()
+    state = model.prepare_frame(0, None)
+    rays_o = torch.tensor([[0.0, 0.0, -2.0], [5.0, 5.0, -2.0]])  # the second misses the box
+    rays_d = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    settings = RenderSettings(num_samples=32, band_bins=0, density_grid_cell=0.0)
+    plain = render_rays(model, state, rays_o, rays_d, settings=settings, background=torch.zeros(3))
+    assert plain.distortion is None
+    out = render_rays(model, state, rays_o, rays_d, settings=RenderSettings(num_samples=32, band_bins=0, density_grid_cell=0.0,
+                      distortion=True), background=torch.zeros(3))
+    samples = stratified_samples(rays_o[:1], rays_d[:1], torch.tensor([1.0]), torch.tensor([3.0]), num_samples=32)
+    from neuralbody.rendering.volrend import distortion_loss_reference
+
+    sigma = model.query_density(state, samples.points.reshape(-1, 3)).sigma.reshape(1, 32)
+    weights, _ = render_weights(sigma, samples.deltas)
+    expected = distortion_loss_reference(weights, samples.t, samples.deltas)
+    torch.testing.assert_close(out.distortion, torch.cat([expected, torch.zeros(1)]))
+    torch.testing.assert_close(out.rgb, plain.rgb)

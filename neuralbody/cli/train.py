@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "captures whose masks are exact, such as synthetic ones; else 5 px at 512 px width)")
     parser.add_argument("--acc-loss-weight", type=float, default=None,
                         help="weight of the opacity-vs-mask loss (default 0.1)")
+    parser.add_argument("--distortion-loss-weight", type=float, default=None,
+                        help="weight of the distortion loss that sharpens the surface (1/metres; default 0: off)")
     parser.add_argument("--val-every", type=int, default=None, help="validation render interval, steps")
     parser.add_argument("--ckpt-every", type=int, default=None, help="checkpoint interval, steps")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
@@ -79,7 +81,7 @@ def build_config(args: argparse.Namespace):
     from neuralbody.training.trainer import parse_index_list
 
     run_dir = Path(args.out)
-    for flag in ("border_px", "acc_loss_weight"):
+    for flag in ("border_px", "acc_loss_weight", "distortion_loss_weight"):
         if getattr(args, flag) is not None and getattr(args, flag) < 0:
             raise ValueError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
     if args.resume and (run_dir / CONFIG_NAME).is_file():
@@ -105,7 +107,8 @@ def build_config(args: argparse.Namespace):
     }
     for flag, name in (("steps", "steps"), ("rays", "rays_per_step"), ("lr", "lr"), ("samples", "num_samples"),
                        ("val_every", "val_every"), ("ckpt_every", "ckpt_every"), ("seed", "seed"), ("code_lr_scale", "code_lr_scale"),
-                       ("val_view", "val_view"), ("border_px", "border_px"), ("acc_loss_weight", "acc_loss_weight")):
+                       ("val_view", "val_view"), ("border_px", "border_px"), ("acc_loss_weight", "acc_loss_weight"),
+                       ("distortion_loss_weight", "distortion_loss_weight")):
         value = getattr(args, flag)
         if value is not None:
             fields[name] = value

@@ -34,7 +34,7 @@ import warp as wp
 from neuralbody.geometry.queries import _init_warp
 
 _FAR = 1.0e30
-_LAUNCH_LOCK = threading.Lock()
+_WARP_LOCK = threading.Lock()
 
 
 @wp.func
@@ -208,20 +208,20 @@ def grid_band_samples(
     length = torch.empty(num_rays, dtype=torch.float32, device=device)
     if num_rays == 0:
         return t, length
-    _init_warp()
     grid = occupied.to(device=device, dtype=torch.uint8).contiguous()
-    inputs = [
-        wp.from_torch(grid, dtype=wp.uint8),
-        wp.vec3(*(float(v) for v in origin.detach().cpu())),
-        float(cell),
-        wp.from_torch(rays_o.detach().float().contiguous(), dtype=wp.vec3),
-        wp.from_torch(rays_d.detach().to(device).float().contiguous(), dtype=wp.vec3),
-        wp.from_torch(near.detach().to(device).float().contiguous()),
-        wp.from_torch(far.detach().to(device).float().contiguous()),
-        wp.from_torch(offsets.detach().to(device).float().contiguous()),
-    ]
-    stream = wp.stream_from_torch(device) if device.type == "cuda" else None
-    with _LAUNCH_LOCK:  # renderer threads may call at once; Warp loads the kernel on first use
+    tensors = [rays_o.detach().float().contiguous()] + [
+        x.detach().to(device).float().contiguous() for x in (rays_d, near, far, offsets)]
+    with _WARP_LOCK:  # renderer threads call at once; Warp's first load of a module is not thread-safe
+        _init_warp()
+        inputs = [
+            wp.from_torch(grid, dtype=wp.uint8),
+            wp.vec3(*(float(v) for v in origin.detach().cpu())),
+            float(cell),
+            wp.from_torch(tensors[0], dtype=wp.vec3),
+            wp.from_torch(tensors[1], dtype=wp.vec3),
+            *(wp.from_torch(x) for x in tensors[2:]),
+        ]
+        stream = wp.stream_from_torch(device) if device.type == "cuda" else None
         wp.launch(_band_kernel, dim=num_rays, inputs=inputs, outputs=[wp.from_torch(t), wp.from_torch(length)],
                   device=wp.device_from_torch(device), stream=stream)
     return t, length

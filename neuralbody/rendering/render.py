@@ -42,7 +42,7 @@ from neuralbody.data.cameras import Camera, pixel_rays, ray_box_intersection
 from neuralbody.models.base import FrameState, RadianceFieldModel
 from neuralbody.rendering.density_grid import DensityOccupancy, build_density_grid, grid_samples
 from neuralbody.rendering.sampling import RaySamples, band_samples, stratified_samples
-from neuralbody.rendering.volrend import render_weights
+from neuralbody.rendering.volrend import distortion_loss, render_weights
 
 
 @dataclasses.dataclass
@@ -73,6 +73,8 @@ class RenderSettings:
             decoded ones on their ray, so a pixel moves by less than the weight skipped, and
             not at all where colour is constant along the ray (0: decode all; on the demo
             model 1e-2 decodes 44 % fewer colours, the image within 64 dB of decoding all).
+        distortion: also return each ray's distortion loss (training; samples are then
+            never terminated early).
         workers: without gradients on the CPU, chunks of rays are rendered by this many
             threads at once, each with one torch thread (0: one per CPU core available to the
             process, or ``$NEURALBODY_THREADS``; always 1 on CUDA). The image is the same.
@@ -88,6 +90,7 @@ class RenderSettings:
     density_grid_min: float = 1.0
     density_grid_samples: int = 16
     colour_weight_min: float = 1e-2
+    distortion: bool = False
     workers: int = 0
 
     def to_dict(self) -> dict:
@@ -102,11 +105,14 @@ class RenderOutput:
         rgb: (N, 3) colour in [0, 1], background composited.
         acc: (N,) accumulated opacity in [0, 1].
         depth: (N,) expected termination distance along the ray, metres (0 where acc = 0).
+        distortion: (N,) each ray's distortion loss, metres (:func:`~neuralbody.rendering.volrend.distortion_loss`;
+            0 for rays that miss the box), when ``settings.distortion`` asked for it, else None.
     """
 
     rgb: torch.Tensor
     acc: torch.Tensor
     depth: torch.Tensor
+    distortion: torch.Tensor | None = None
 
 
 @dataclasses.dataclass
@@ -175,14 +181,16 @@ def place_samples(model, state, rays_o, rays_d, near, far, settings: RenderSetti
 
 
 def _render_hit_rays(model, state, rays_o, rays_d, near, far, settings: RenderSettings):
-    """Render rays known to hit the box. Returns rgb (R, 3) without background, acc (R,), depth (R,)."""
+    """Render rays known to hit the box. Returns rgb (R, 3) without background, acc (R,), depth (R,)
+    and the distortion loss (R,) (None unless ``settings.distortion``)."""
     samples = place_samples(model, state, rays_o, rays_d, near, far, settings)
-    early = settings.early_stop_transmittance > 0 and not torch.is_grad_enabled()
+    early = settings.early_stop_transmittance > 0 and not torch.is_grad_enabled() and not settings.distortion
     if not early:
         sigma, rgb = _query_samples(model, state, samples.points, rays_d)
         weights, _ = render_weights(sigma, samples.deltas)
         color = torch.einsum("rs,rsc->rc", weights, rgb)
-        return color, weights.sum(dim=1), (weights * samples.t).sum(dim=1)
+        distortion = distortion_loss(weights, samples.t, samples.deltas) if settings.distortion else None
+        return color, weights.sum(dim=1), (weights * samples.t).sum(dim=1), distortion
     num_rays = rays_o.shape[0]
     color = torch.zeros((num_rays, 3), dtype=rays_o.dtype, device=rays_o.device)
     acc = torch.zeros(num_rays, dtype=rays_o.dtype, device=rays_o.device)
@@ -214,7 +222,7 @@ def _render_hit_rays(model, state, rays_o, rays_d, near, far, settings: RenderSe
         light[alive] = light[alive] * torch.exp(-optical_depth)
     if skip_faint:  # the skipped samples take the mean colour of the decoded ones
         color = color * torch.where(coloured_acc > 0, acc / coloured_acc.clamp_min(1e-12), torch.ones_like(acc))[:, None]
-    return color, acc, depth
+    return color, acc, depth, None
 
 
 def render_workers(settings: RenderSettings, device: torch.device) -> int:
@@ -286,17 +294,20 @@ def render_rays(
         results = _map_in_threads(render_chunk, chunks, workers)
     else:
         results = [render_chunk(ids) for ids in chunks]
-    colors, accs, depths = (list(column) for column in zip(*results)) if results else ([], [], [])
+    colors, accs, depths, distortions = (list(column) for column in zip(*results)) if results else ([], [], [], [])
     rgb = background.expand(num_rays, 3).clone()
     acc_all = torch.zeros(num_rays, dtype=rays_o.dtype, device=rays_o.device)
     depth_all = torch.zeros(num_rays, dtype=rays_o.dtype, device=rays_o.device)
+    distortion_all = torch.zeros(num_rays, dtype=rays_o.dtype, device=rays_o.device) if settings.distortion else None
     if colors:
         color, acc, depth = torch.cat(colors), torch.cat(accs), torch.cat(depths)
         # index_put keeps the graph (training renders need gradients through it)
         rgb = rgb.index_put((hit_ids,), color + (1.0 - acc)[:, None] * background)
         acc_all = acc_all.index_put((hit_ids,), acc)
         depth_all = depth_all.index_put((hit_ids,), depth)
-    return RenderOutput(rgb=rgb, acc=acc_all, depth=depth_all)
+        if settings.distortion:
+            distortion_all = distortion_all.index_put((hit_ids,), torch.cat(distortions))
+    return RenderOutput(rgb=rgb, acc=acc_all, depth=depth_all, distortion=distortion_all)
 
 
 def camera_rays(camera: Camera, *, device, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:

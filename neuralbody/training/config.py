@@ -54,6 +54,9 @@ class TrainConfig:
         val_every, ckpt_every, log_every: intervals in steps.
         num_samples: samples per ray.
         acc_loss_weight: weight of the MSE between accumulated opacity and the mask.
+        distortion_loss_weight: weight of the mean distortion loss of the rays (1/metres;
+            :func:`~neuralbody.rendering.volrend.distortion_loss`): pulls each ray's weight into
+            one short stretch, i.e. a sharper surface (0: off).
         border_px: half-width of the excluded band around the mask border, pixels (None:
             0 where the capture's meta says ``exact_masks`` (synthetic captures), else 5 px at
             512 px image width, scaled with the width). Excluding the band guards against
@@ -89,6 +92,7 @@ class TrainConfig:
     log_every: int = 10
     num_samples: int = 64
     acc_loss_weight: float = 0.1
+    distortion_loss_weight: float = 0.0
     border_px: int | None = None
     grad_clip: float = 40.0
     background: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.0, 0.0])

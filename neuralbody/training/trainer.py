@@ -5,6 +5,7 @@ rays from all training views of that frame (:class:`RaySampler`), render them wi
 jitter, and minimise::
 
     loss = mean |rgb - rgb_gt|^2 + acc_loss_weight * mean (acc - mask)^2
+           + distortion_loss_weight * mean distortion   (Mip-NeRF 360's, metres; off by default)
 
 (colour alone lets the density collapse on dark backgrounds). Adam with exponential decay
 ``lr(p) = lr * lr_final_ratio^p`` where p in [0, 1] is the run's progress (the larger of the
@@ -298,7 +299,8 @@ class Trainer:
             peek = copy.deepcopy(self.rng)
             self.sampler.prefetch(config.train_frames[int(peek.integers(len(config.train_frames)))])
         state = self.model.prepare_frame(frame, self.sampler.bodies[frame])
-        settings = RenderSettings(num_samples=config.num_samples, chunk_rays=1 << 30, perturb=True)
+        settings = RenderSettings(num_samples=config.num_samples, chunk_rays=1 << 30, perturb=True,
+                                  distortion=config.distortion_loss_weight > 0)
         out = render_rays(
             self.model, state, batch.rays_o.to(self.device), batch.rays_d.to(self.device),
             settings=settings, background=self.background,
@@ -306,6 +308,8 @@ class Trainer:
         color_mse = torch.mean((out.rgb - batch.rgb.to(self.device)) ** 2)
         acc_mse = torch.mean((out.acc - batch.mask.to(self.device)) ** 2)
         loss = color_mse + config.acc_loss_weight * acc_mse
+        if out.distortion is not None:
+            loss = loss + config.distortion_loss_weight * out.distortion.mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         average_gradients(self.model.parameters(), self.dist)
