@@ -116,7 +116,10 @@ def build_density_grid(
         viewdirs[0, 2] = 1.0
         for start in range(0, candidates.numel(), chunk_points):
             ids = candidates[start : start + chunk_points]
-            sigma, _ = model.query(state, centres[ids], viewdirs.expand(ids.numel(), 3))
+            if hasattr(model, "query_density"):  # density alone (Neural Body): no colour decoded
+                sigma = model.query_density(state, centres[ids]).sigma
+            else:
+                sigma, _ = model.query(state, centres[ids], viewdirs.expand(ids.numel(), 3))
             dense[ids] = sigma > min_density
     occupied = dense.reshape(shape)
     for axis in range(3):
