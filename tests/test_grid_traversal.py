@@ -69,3 +69,19 @@ def test_shape_guards():
         grid_band_samples(occupied, torch.zeros(3), 0.1, rays, rays, span, span, offsets[:2])
     with pytest.raises(ValueError, match="cell"):
         grid_band_samples(occupied, torch.zeros(3), 0.0, rays, rays, span, span, offsets)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_walk_matches_the_cpu_walk():
+    generator = torch.Generator().manual_seed(4)
+    occupied = torch.rand((9, 7, 11), generator=generator) < 0.3
+    origin, cell = torch.tensor([-0.2, 0.0, -0.4]), 0.07
+    rays_o, rays_d, near, far = _rays_into_box(occupied, origin, cell, 500, generator, axis_aligned=10, inside=20)
+    offsets = torch.rand(rays_o.shape[0], 8, generator=generator)
+    t_cpu, length_cpu = grid_band_samples(occupied, origin, cell, rays_o, rays_d, near, far, offsets)
+    t_gpu, length_gpu = grid_band_samples(occupied.cuda(), origin, cell, rays_o.cuda(), rays_d.cuda(), near.cuda(),
+                                          far.cuda(), offsets.cuda())
+    assert t_gpu.device.type == "cuda"
+    torch.testing.assert_close(length_gpu.cpu(), length_cpu, rtol=0, atol=1e-5)
+    torch.testing.assert_close(t_gpu.cpu(), t_cpu, rtol=0, atol=1e-5)
