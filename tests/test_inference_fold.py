@@ -100,3 +100,16 @@ def test_neural_body_inference_equals_training_path(dilation, monkeypatch):
     torch.testing.assert_close(sigma_fast, sigma.detach(), rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(rgb_fast, rgb.detach(), rtol=1e-5, atol=1e-5)
     np.testing.assert_array_less(0, inference_state.extras[FUSED_KEY].coords.shape[0])
+
+
+def test_fusing_stays_within_its_memory_budget_and_chunks_give_the_same_values():
+    generator = torch.Generator().manual_seed(5)
+    levels = _levels(generator)
+    layer = torch.nn.Linear(12, 7).double()
+    whole = fuse_first_layer(levels, levels[0].coords, layer, dilation=2)
+    chunked = fuse_first_layer(levels, levels[0].coords, layer, dilation=2, chunk_points=100)
+    assert torch.equal(whole.coords, chunked.coords)
+    torch.testing.assert_close(chunked.features, whole.features, rtol=0, atol=1e-12)
+    needed = whole.features.numel() * 8
+    assert fuse_first_layer(levels, levels[0].coords, layer, dilation=2, max_bytes=needed - 1) is None
+    assert fuse_first_layer(levels, levels[0].coords, layer, dilation=2, max_bytes=needed) is not None

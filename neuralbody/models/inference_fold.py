@@ -20,7 +20,8 @@ corner weights that sum to one)::
 
 exactly, wherever all eight corners of p's cell are stored. :func:`fuse_first_layer` stores
 Z at the corners within ``dilation`` voxels of the frame's active finest voxels (the posed
-body), :func:`fused_first_layer` reads it: one lookup of the layer's output in place of one
+body; not at all when that would exceed a memory budget, e.g. the faithful configuration's
+5 mm voxels and 256-wide layer), :func:`fused_first_layer` reads it: one lookup of the layer's output in place of one
 lookup per level plus the layer's product. Points whose cell misses a stored corner are
 reported, and the caller decodes them the usual way.
 
@@ -40,8 +41,14 @@ from neuralbody.models.sparse_grid import cell_corner_rows, trilinear_lookup, tr
 
 
 def fuse_first_layer(
-    levels: list[SparseVolume], active_coords: torch.Tensor, first_layer: torch.nn.Linear, *, dilation: int
-) -> SparseVolume:
+    levels: list[SparseVolume],
+    active_coords: torch.Tensor,
+    first_layer: torch.nn.Linear,
+    *,
+    dilation: int,
+    max_bytes: int = 256 << 20,
+    chunk_points: int = 65536,
+) -> SparseVolume | None:
     """The first density layer's output ``Z`` at the finest-level corners near the body.
 
     Args:
@@ -49,9 +56,11 @@ def fuse_first_layer(
         active_coords: (N, 3) int64 active voxels of the finest level (finest-voxel units).
         first_layer: maps the concatenated codes (sum of the levels' channels) to its width W.
         dilation: corners within this many voxels (max-norm) of an active voxel are stored.
+        max_bytes: None is returned (nothing fused) when ``Z`` would take more memory than this.
+        chunk_points: corners decoded at a time (bounds the memory of their codes).
 
     Returns:
-        A stride-1 :class:`SparseVolume` of the corners with features (M, W).
+        A stride-1 :class:`SparseVolume` of the corners with features (M, W), or None.
     """
     if active_coords.ndim != 2 or active_coords.shape[1] != 3:
         raise ValueError(f"active_coords must be (N, 3), got {tuple(active_coords.shape)}")
@@ -66,9 +75,15 @@ def fuse_first_layer(
     cells = active_coords - low
     grid[cells[:, 0], cells[:, 1], cells[:, 2]] = True
     corners = torch.nonzero(dilate_cells(grid, dilation)) + low  # row-major: sorted keys
-    positions = corners.to(levels[0].features.dtype)
-    codes = torch.cat([trilinear_lookup(level, positions) for level in levels], dim=1)
-    return SparseVolume(corners, F.linear(codes, first_layer.weight, first_layer.bias), 1)
+    dtype = levels[0].features.dtype
+    if corners.shape[0] * first_layer.out_features * torch.finfo(dtype).bits // 8 > max_bytes:
+        return None
+    fused = torch.empty(corners.shape[0], first_layer.out_features, dtype=dtype, device=corners.device)
+    for start in range(0, corners.shape[0], chunk_points):
+        positions = corners[start : start + chunk_points].to(dtype)
+        codes = torch.cat([trilinear_lookup(level, positions) for level in levels], dim=1)
+        fused[start : start + chunk_points] = F.linear(codes, first_layer.weight, first_layer.bias)
+    return SparseVolume(corners, fused, 1)
 
 
 def fused_first_layer(fused: SparseVolume, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -316,7 +316,9 @@ class NeuralBody(RadianceFieldModel):
         levels = self.diffusion(volume, keep_input_level=config.keep_input_level)
         extras = {"levels": levels, "rotation": rotation, "translation": translation, "origin": origin}
         if not torch.is_grad_enabled():  # inference: the first density layer at the corners near the body
-            extras[FUSED_KEY] = fuse_first_layer(levels, coords, self.density_mlp[0], dilation=FUSE_DILATION)
+            fused = fuse_first_layer(levels, coords, self.density_mlp[0], dilation=FUSE_DILATION)
+            if fused is not None:
+                extras[FUSED_KEY] = fused
         if config.canonical_freqs > 0 or config.texture_cells:
             reference = self.reference_vertices if bool(self.has_reference) else vertices_body
             pairs = torch.cat([vertices_body, reference, torch.ones_like(vertices_body[:, :1])], dim=1)
