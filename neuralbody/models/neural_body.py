@@ -25,7 +25,10 @@ trilinearly (zeros away from active voxels), concatenate, then::
     rgb   = sigmoid(Linear(ReLU(Linear(f ++ PE_4(dir_body) ++ PE_10(x_body)))))
 
 Frames beyond the trained ones use the last appearance code. No body-model file is needed:
-only posed vertices (any count) and Rh, Th.
+only posed vertices (any count) and Rh, Th. Without gradients (rendering), a frame prepared
+under ``torch.no_grad()`` also holds the first density layer precomputed at the finest
+corners near the body, and the colour head's linear chain is one map per frame: the same
+numbers with fewer products (:mod:`neuralbody.models.inference_fold`).
 
 Canonical colour coordinates (``canonical_freqs`` > 0, the fast configuration): the colour
 head's point encoding takes, instead of ``x_body`` (which moves with the pose, so a texture
