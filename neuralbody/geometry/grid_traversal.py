@@ -38,6 +38,16 @@ _WARP_LOCK = threading.Lock()
 
 
 @wp.func
+def _axis_start(o: float, d: float, origin: float, index: int, cell: float) -> wp.vec3:
+    """Along one axis from cell ``index``: (step -1/0/+1, t of the next cell boundary, t between boundaries)."""
+    if d > 0.0:
+        return wp.vec3(1.0, (origin + float(index + 1) * cell - o) / d, cell / d)
+    if d < 0.0:
+        return wp.vec3(-1.0, (origin + float(index) * cell - o) / d, -cell / d)
+    return wp.vec3(0.0, _FAR, _FAR)
+
+
+@wp.func
 def _walk(
     occupied: wp.array3d(dtype=wp.uint8),
     origin: wp.vec3,
@@ -60,39 +70,18 @@ def _walk(
     ix = wp.clamp(int(wp.floor(p[0])), 0, nx - 1)
     iy = wp.clamp(int(wp.floor(p[1])), 0, ny - 1)
     iz = wp.clamp(int(wp.floor(p[2])), 0, nz - 1)
-    sx = int(0)
-    sy = int(0)
-    sz = int(0)
-    tx = float(_FAR)
-    ty = float(_FAR)
-    tz = float(_FAR)
-    dx = float(_FAR)
-    dy = float(_FAR)
-    dz = float(_FAR)
-    if d[0] > 0.0:
-        sx = 1
-        tx = (origin[0] + float(ix + 1) * cell - o[0]) / d[0]
-        dx = cell / d[0]
-    if d[0] < 0.0:
-        sx = -1
-        tx = (origin[0] + float(ix) * cell - o[0]) / d[0]
-        dx = -cell / d[0]
-    if d[1] > 0.0:
-        sy = 1
-        ty = (origin[1] + float(iy + 1) * cell - o[1]) / d[1]
-        dy = cell / d[1]
-    if d[1] < 0.0:
-        sy = -1
-        ty = (origin[1] + float(iy) * cell - o[1]) / d[1]
-        dy = -cell / d[1]
-    if d[2] > 0.0:
-        sz = 1
-        tz = (origin[2] + float(iz + 1) * cell - o[2]) / d[2]
-        dz = cell / d[2]
-    if d[2] < 0.0:
-        sz = -1
-        tz = (origin[2] + float(iz) * cell - o[2]) / d[2]
-        dz = -cell / d[2]
+    axis_x = _axis_start(o[0], d[0], origin[0], ix, cell)
+    axis_y = _axis_start(o[1], d[1], origin[1], iy, cell)
+    axis_z = _axis_start(o[2], d[2], origin[2], iz, cell)
+    sx = int(axis_x[0])
+    sy = int(axis_y[0])
+    sz = int(axis_z[0])
+    tx = axis_x[1]
+    ty = axis_y[1]
+    tz = axis_z[1]
+    dx = axis_x[2]
+    dy = axis_y[2]
+    dz = axis_z[2]
     num_samples = t_out.shape[1]
     length = float(0.0)
     k = int(0)

@@ -35,7 +35,7 @@ import torch
 from neuralbody.geometry.grid_traversal import grid_band_samples
 from neuralbody.models.base import FrameState, RadianceFieldModel
 from neuralbody.models.occupancy import dilate_cells, points_occupied
-from neuralbody.rendering.sampling import RaySamples
+from neuralbody.rendering.sampling import RaySamples, stratum_offsets
 
 
 @dataclasses.dataclass
@@ -158,13 +158,9 @@ def grid_samples(
     """
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-    shape = (rays_o.shape[0], num_samples)
-    if perturb:
-        offsets = torch.rand(shape, dtype=torch.float32, device=rays_o.device, generator=generator)
-    else:
-        offsets = torch.full(shape, 0.5, dtype=torch.float32, device=rays_o.device)
+    offsets = stratum_offsets(rays_o.shape[0], num_samples, perturb=perturb, generator=generator, like=rays_o)
     t, length = grid_band_samples(grid.occupied, grid.origin, grid.cell, rays_o, rays_d, near, far, offsets)
     t = t.to(rays_o.dtype)
-    deltas = (length.to(rays_o.dtype) / num_samples)[:, None].expand(shape)
+    deltas = (length.to(rays_o.dtype) / num_samples)[:, None].expand_as(t)
     points = rays_o[:, None, :] + t[..., None] * rays_d[:, None, :]
     return RaySamples(t=t, deltas=deltas, points=points)

@@ -31,6 +31,17 @@ class RaySamples:
     points: torch.Tensor
 
 
+def stratum_offsets(
+    num_rays: int, num_samples: int, *, perturb: bool, generator: torch.Generator | None, like: torch.Tensor
+) -> torch.Tensor:
+    """(R, S) places of the samples in their strata, in [0, 1): uniform random (``perturb``,
+    training) or 0.5 (stratum centres); dtype and device of ``like``."""
+    shape = (num_rays, num_samples)
+    if perturb:
+        return torch.rand(shape, dtype=like.dtype, device=like.device, generator=generator)
+    return torch.full(shape, 0.5, dtype=like.dtype, device=like.device)
+
+
 def stratified_samples(
     rays_o: torch.Tensor,
     rays_d: torch.Tensor,
@@ -60,10 +71,7 @@ def stratified_samples(
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     num_rays = rays_o.shape[0]
     bins = torch.arange(num_samples, dtype=rays_o.dtype, device=rays_o.device)
-    if perturb:
-        offsets = torch.rand((num_rays, num_samples), dtype=rays_o.dtype, device=rays_o.device, generator=generator)
-    else:
-        offsets = torch.full((num_rays, num_samples), 0.5, dtype=rays_o.dtype, device=rays_o.device)
+    offsets = stratum_offsets(num_rays, num_samples, perturb=perturb, generator=generator, like=rays_o)
     span = (far - near).clamp_min(0.0)
     step = span / num_samples
     t = near[:, None] + step[:, None] * (bins[None, :] + offsets)
@@ -116,10 +124,7 @@ def band_samples(
     bin_length = (far - near).clamp_min(0.0) / num_bins  # (R,)
     counts = occupied_bins.to(dtype).cumsum(dim=1)  # (R, K) occupied bins up to and including k
     total = counts[:, -1]  # (R,)
-    if perturb:
-        offsets = torch.rand((num_rays, num_samples), dtype=dtype, device=device, generator=generator)
-    else:
-        offsets = torch.full((num_rays, num_samples), 0.5, dtype=dtype, device=device)
+    offsets = stratum_offsets(num_rays, num_samples, perturb=perturb, generator=generator, like=rays_o)
     strata = torch.arange(num_samples, dtype=dtype, device=device)
     compressed = (strata[None, :] + offsets) * (total / num_samples)[:, None]  # (R, S) in occupied bins
     # bin holding compressed distance u: first k with counts[k] > u; position inside it
