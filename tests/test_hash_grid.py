@@ -36,7 +36,8 @@ def test_gradient_to_the_tables_in_float64():
     from neuralbody.models.sparse_grid import weighted_row_sum
 
     points = (torch.rand(6, 3, dtype=torch.float64) - 0.5) * 0.3
-    rows, weights = _corner_rows_weights(points, 0.05, 4)
+    rows, weights = _corner_rows_weights(points, torch.tensor([0.05], dtype=torch.float64), 4)
+    rows, weights = rows[:, 0], weights[:, 0]
     tables = torch.randn(16, 2, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: weighted_row_sum(t, rows, weights), (tables,))
 

@@ -8,7 +8,7 @@ import torch
 
 from neuralbody.models.inference_fold import fold_colour_chain, fuse_first_layer, fused_first_layer
 from neuralbody.models.sparse_conv import SparseVolume, sort_coords
-from neuralbody.models.sparse_grid import trilinear_lookup
+from neuralbody.models.sparse_grid import CORNERS, trilinear_lookup
 
 
 def _levels(generator, dtype=torch.float64):
@@ -28,13 +28,21 @@ def test_fused_first_layer_equals_lookups_then_layer():
     layer = torch.nn.Linear(12, 7).double()
     fused = fuse_first_layer(levels, levels[0].coords, layer, dilation=2)
     positions = torch.rand(3000, 3, generator=generator, dtype=torch.float64) * 20 - 4  # inside and beyond the blob
-    values, complete = fused_first_layer(fused, positions)
-    expected = layer(torch.cat([trilinear_lookup(level, positions) for level in levels], dim=1))
-    assert 0.3 * positions.shape[0] < complete.numel() < positions.shape[0]  # some cells are covered, some not
-    torch.testing.assert_close(values, expected[complete].detach(), rtol=0, atol=1e-12)
+    values, missing = fused_first_layer(fused, positions)
+    expected = layer(torch.cat([trilinear_lookup(level, positions) for level in levels], dim=1)).detach()
+    assert 0 < missing.numel() < 0.7 * positions.shape[0]  # some cells are covered, some not
+    complete = torch.ones(positions.shape[0], dtype=torch.bool)
+    complete[missing] = False
+    torch.testing.assert_close(values[complete], expected[complete], rtol=0, atol=1e-12)
+    assert values.shape == expected.shape and torch.isfinite(values).all()
+    # the points reported missing are exactly those with a corner beyond the stored ones
+    corners = torch.floor(positions)[:, None, :].long() + torch.tensor(CORNERS)[None]
+    stored = {tuple(c) for c in fused.coords.tolist()}
+    really_missing = [i for i, cell in enumerate(corners.tolist()) if any(tuple(c) not in stored for c in cell)]
+    assert missing.tolist() == really_missing
     # a point far from the blob has no stored corners
-    far_values, far_complete = fused_first_layer(fused, torch.tensor([[40.0, 40.0, 40.0]], dtype=torch.float64))
-    assert far_complete.numel() == 0 and far_values.shape == (0, 7)
+    far_values, far_missing = fused_first_layer(fused, torch.tensor([[40.0, 40.0, 40.0]], dtype=torch.float64))
+    assert far_missing.tolist() == [0] and far_values.shape == (1, 7)
 
 
 def test_fold_colour_chain_equals_the_three_layers():

@@ -34,18 +34,19 @@ def hash_cells(cells: torch.Tensor, table_log2: int) -> torch.Tensor:
     return mixed & ((1 << table_log2) - 1)
 
 
-def _corner_rows_weights(points: torch.Tensor, cell: float, table_log2: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(M, 8) table rows and trilinear weights of the corners around points (M, 3), metres.
+def _corner_rows_weights(points: torch.Tensor, cells: torch.Tensor, table_log2: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(M, L, 8) table rows (within each level's table) and trilinear weights of the corners around
+    points (M, 3), metres, at the L levels of cell edges ``cells`` (L,), metres.
 
-    The hash is a xor of per-axis terms, so each axis's two terms are computed once per point.
+    The hash is a xor of per-axis terms, so each axis's two terms are computed once per point and level.
     """
-    q = points / cell
+    q = points[:, None, :] / cells[None, :, None]  # (M, L, 3)
     base = torch.floor(q)
-    weights = trilinear_weights(q - base)
+    weights = trilinear_weights((q - base).reshape(-1, 3)).reshape(q.shape[0], q.shape[1], 8)
     step = torch.tensor([0, 1], dtype=torch.long, device=points.device)
     b = base.long()
-    hx, hy, hz = ((b[:, k, None] + step) * PRIMES[k] for k in range(3))  # (M, 2) each
-    rows = (hx[:, :, None, None] ^ hy[:, None, :, None] ^ hz[:, None, None, :]).reshape(-1, 8)
+    hx, hy, hz = ((b[..., k, None] + step) * PRIMES[k] for k in range(3))  # (M, L, 2) each
+    rows = (hx[..., :, None, None] ^ hy[..., None, :, None] ^ hz[..., None, None, :]).reshape(weights.shape)
     return rows & ((1 << table_log2) - 1), weights
 
 
@@ -79,12 +80,12 @@ class HashGrid(torch.nn.Module):
         """points: (M, 3) metres -> (M, L * F) features."""
         if points.ndim != 2 or points.shape[1] != 3:
             raise ValueError(f"points must be (M, 3), got {tuple(points.shape)}")
-        outputs = []
-        for level, cell in enumerate(self.cell_sizes):
-            rows, weights = _corner_rows_weights(points.detach(), cell, self.table_log2)
-            rows = rows + (level << self.table_log2)
-            outputs.append(weighted_row_sum(self.tables, rows, weights.to(self.tables.dtype)))
-        return torch.cat(outputs, dim=1)
+        cells = torch.tensor(self.cell_sizes, dtype=points.dtype, device=points.device)
+        rows, weights = _corner_rows_weights(points.detach(), cells, self.table_log2)  # (M, L, 8) each
+        levels = torch.arange(len(self.cell_sizes), device=points.device) << self.table_log2
+        rows = rows + levels[None, :, None]  # one table holds the levels one after another
+        features = weighted_row_sum(self.tables, rows.reshape(-1, 8), weights.reshape(-1, 8).to(self.tables.dtype))
+        return features.reshape(points.shape[0], -1)  # (M, L * F), level-major
 
 
 def hash_encoding_reference(grid: HashGrid, points: torch.Tensor) -> torch.Tensor:

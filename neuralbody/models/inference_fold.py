@@ -33,11 +33,12 @@ it is one map ``W_h h + W_rest rest + b``.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
+from neuralbody.models.fused_linear import linear_act
 from neuralbody.models.occupancy import dilate_cells
 from neuralbody.models.sparse_conv import SparseVolume
 from neuralbody.models.sparse_grid import cell_corner_rows, trilinear_lookup, trilinear_weights, weighted_row_sum
+from neuralbody.workers import map_in_threads
 
 
 def fuse_first_layer(
@@ -47,7 +48,8 @@ def fuse_first_layer(
     *,
     dilation: int,
     max_bytes: int = 256 << 20,
-    chunk_points: int = 65536,
+    chunk_points: int = 16384,
+    workers: int = 1,
 ) -> SparseVolume | None:
     """The first density layer's output ``Z`` at the finest-level corners near the body.
 
@@ -58,6 +60,7 @@ def fuse_first_layer(
         dilation: corners within this many voxels (max-norm) of an active voxel are stored.
         max_bytes: None is returned (nothing fused) when ``Z`` would take more memory than this.
         chunk_points: corners decoded at a time (bounds the memory of their codes).
+        workers: CPU threads decoding chunks at once (:mod:`neuralbody.workers`).
 
     Returns:
         A stride-1 :class:`SparseVolume` of the corners with features (M, W), or None.
@@ -78,11 +81,15 @@ def fuse_first_layer(
     dtype = levels[0].features.dtype
     if corners.shape[0] * first_layer.out_features * torch.finfo(dtype).bits // 8 > max_bytes:
         return None
-    fused = torch.empty(corners.shape[0], first_layer.out_features, dtype=dtype, device=corners.device)
-    for start in range(0, corners.shape[0], chunk_points):
-        positions = corners[start : start + chunk_points].to(dtype)
+
+    def decode(chunk: torch.Tensor) -> torch.Tensor:
+        positions = chunk.to(dtype)
         codes = torch.cat([trilinear_lookup(level, positions) for level in levels], dim=1)
-        fused[start : start + chunk_points] = F.linear(codes, first_layer.weight, first_layer.bias)
+        return linear_act(codes, first_layer.weight, first_layer.bias, "none")
+
+    if corners.shape[0] == 0:
+        return SparseVolume(corners, levels[0].features.new_zeros(0, first_layer.out_features), 1)
+    fused = torch.cat(map_in_threads(decode, list(corners.split(chunk_points)), workers))
     return SparseVolume(corners, fused, 1)
 
 
@@ -94,16 +101,20 @@ def fused_first_layer(fused: SparseVolume, positions: torch.Tensor) -> tuple[tor
         positions: (M, 3) points in finest-voxel units.
 
     Returns:
-        values (K, W) at the K points whose eight cell corners are all stored, and their rows
-        ``complete`` (K,) int64 into ``positions`` (the other points are not computed).
+        values (M, W), the layer's output at every point whose eight cell corners are all
+        stored, and the rows ``missing`` (J,) int64 of the other points, whose values are
+        left unspecified (finite) for the caller to compute the usual way and write in.
     """
     if positions.ndim != 2 or positions.shape[1] != 3:
         raise ValueError(f"positions must be (M, 3), got {tuple(positions.shape)}")
     base = torch.floor(positions)
     rows = cell_corner_rows(fused, base.long())  # (M, 8), N where a corner is not stored
-    complete = torch.nonzero((rows < fused.coords.shape[0]).all(dim=1)).squeeze(1)
-    weights = trilinear_weights((positions[complete] - base[complete]).to(fused.features.dtype))
-    return weighted_row_sum(fused.features, rows[complete], weights), complete
+    num_stored = fused.coords.shape[0]
+    missing = torch.nonzero((rows >= num_stored).any(dim=1)).squeeze(1)
+    if missing.numel():
+        rows = rows.clamp_max(num_stored - 1)  # any stored row: those points are recomputed
+    weights = trilinear_weights((positions - base).to(fused.features.dtype))
+    return weighted_row_sum(fused.features, rows, weights), missing
 
 
 def fold_colour_chain(

@@ -56,11 +56,13 @@ import torch.nn.functional as F
 
 from neuralbody.models.base import FrameBody, FrameState, RadianceFieldModel
 from neuralbody.models.encoding import encoded_size, positional_encoding
+from neuralbody.models.fused_linear import linear_act, mlp_inference
 from neuralbody.models.hash_grid import HashGrid
 from neuralbody.models.inference_fold import fold_colour_chain, fuse_first_layer, fused_first_layer
 from neuralbody.models.occupancy import occupancy_grid, points_occupied
 from neuralbody.models.sparse_conv import SparseVolume, StridedConv3d, SubmanifoldConv3d, sort_coords
 from neuralbody.models.sparse_grid import trilinear_lookup
+from neuralbody.workers import cpu_workers
 
 FUSED_KEY = "fused_first_layer"
 FUSE_DILATION = 4  # finest voxels around the posed body where inference precomputes the first layer
@@ -319,7 +321,8 @@ class NeuralBody(RadianceFieldModel):
         levels = self.diffusion(volume, keep_input_level=config.keep_input_level)
         extras = {"levels": levels, "rotation": rotation, "translation": translation, "origin": origin}
         if not torch.is_grad_enabled():  # inference: the first density layer at the corners near the body
-            fused = fuse_first_layer(levels, coords, self.density_mlp[0], dilation=FUSE_DILATION)
+            fused = fuse_first_layer(levels, coords, self.density_mlp[0], dilation=FUSE_DILATION,
+                                     workers=cpu_workers(0, device))
             if fused is not None:
                 extras[FUSED_KEY] = fused
         if config.canonical_freqs > 0 or config.texture_cells:
@@ -401,18 +404,13 @@ class NeuralBody(RadianceFieldModel):
         levels = state.extras["levels"]
         fused = state.extras.get(FUSED_KEY)
         if fused is None or torch.is_grad_enabled():
-            return self.density_mlp(torch.cat([trilinear_lookup(level, positions) for level in levels], dim=1))
-        first, complete = fused_first_layer(fused, positions)
-        if complete.numel() < positions.shape[0]:
-            rest = torch.ones(positions.shape[0], dtype=torch.bool, device=positions.device)
-            rest[complete] = False
-            rest = torch.nonzero(rest).squeeze(1)
-            codes = torch.cat([trilinear_lookup(level, positions[rest]) for level in levels], dim=1)
-            outputs = first.new_empty(positions.shape[0], first.shape[1])
-            outputs[complete] = first
-            outputs[rest] = self.density_mlp[0](codes)
-            first = outputs
-        return self.density_mlp[1:](first)
+            codes = torch.cat([trilinear_lookup(level, positions) for level in levels], dim=1)
+            return self.density_mlp(codes) if torch.is_grad_enabled() else mlp_inference(codes, self.density_mlp)
+        first, missing = fused_first_layer(fused, positions)
+        if missing.numel():  # outside the fused corners: the lookups and the layer as in training
+            codes = torch.cat([trilinear_lookup(level, positions[missing]) for level in levels], dim=1)
+            first[missing] = linear_act(codes, self.density_mlp[0].weight, self.density_mlp[0].bias, "none")
+        return mlp_inference(first, self.density_mlp[1:], overwrite_input=True)
 
     def query_colour(
         self, state: FrameState, density: "DensityQuery", rows: torch.Tensor, viewdirs: torch.Tensor
@@ -455,7 +453,8 @@ class NeuralBody(RadianceFieldModel):
         else:  # the same linear chain folded into one map for this frame: a quarter of the products
             weight_hidden, weight_rest, bias = fold_colour_chain(self.view_fc, self.latent_fc, self.feature_fc,
                                                                  self.appearance.weight[frame])
-            pre = torch.addmm(bias, hidden, weight_hidden.T).addmm_(rest, weight_rest.T)
+            pre = linear_act(hidden, weight_hidden, bias, "none").addmm_(rest, weight_rest.T)
+            return torch.sigmoid_(linear_act(torch.relu_(pre), self.rgb_fc.weight, self.rgb_fc.bias, "none"))
         return torch.sigmoid(self.rgb_fc(F.relu(pre)))
 
 

@@ -66,8 +66,10 @@ def weighted_row_sum(table: torch.Tensor, rows: torch.Tensor, weights: torch.Ten
 
 def trilinear_weights(frac: torch.Tensor) -> torch.Tensor:
     """(M, 3) fractions in [0, 1] -> (M, 8) corner weights ``prod_k (f_k if b_k else 1 - f_k)``, ``CORNERS`` order."""
-    w = torch.stack([1 - frac, frac], dim=2)  # (M, 3, 2)
-    return (w[:, 0, :, None, None] * w[:, 1, None, :, None] * w[:, 2, None, None, :]).reshape(-1, 8)
+    columns = frac.T  # (3, M): products of whole rows of points vectorise where (M, 2, 2, 2) broadcasts do not
+    w = torch.stack([1 - columns, columns], dim=1)  # (3, 2, M): axis, bit, point
+    xy = (w[0][:, None, :] * w[1][None, :, :]).reshape(4, -1)  # (4, M), corners (bx, by)
+    return (xy[:, None, :] * w[2][None, :, :]).reshape(8, -1).T.contiguous()  # CORNERS order
 
 
 def cell_corner_rows(volume: SparseVolume, base: torch.Tensor) -> torch.Tensor:
@@ -85,12 +87,15 @@ def cell_corner_rows(volume: SparseVolume, base: torch.Tensor) -> torch.Tensor:
     shape = index.shape
     interior = ((cells >= 0) & (cells < shape - 1)).all(dim=1)  # all 8 corners in the box
     border = ~interior & ((cells >= -1) & (cells < shape)).all(dim=1)  # some corners in the box
+    offsets = (corners[:, 0] * shape[1] + corners[:, 1]) * shape[2] + corners[:, 2]
+    if bool(interior.all()):  # the common case: one gather, no scatter
+        flat = (cells[:, 0] * shape[1] + cells[:, 1]) * shape[2] + cells[:, 2]
+        return index.rows[flat[:, None] + offsets[None]].long()
     rows = torch.full((base.shape[0], 8), missing, dtype=torch.long, device=base.device)
     ids = torch.nonzero(interior).squeeze(1)
     if ids.numel():
         c = cells[ids]
         flat = (c[:, 0] * shape[1] + c[:, 1]) * shape[2] + c[:, 2]
-        offsets = (corners[:, 0] * shape[1] + corners[:, 1]) * shape[2] + corners[:, 2]
         rows[ids] = index.rows[flat[:, None] + offsets[None]].long()
     ids = torch.nonzero(border).squeeze(1)
     if ids.numel():

@@ -36,6 +36,7 @@ from neuralbody.geometry.grid_traversal import grid_band_samples
 from neuralbody.models.base import FrameState, RadianceFieldModel
 from neuralbody.models.occupancy import dilate_cells, points_occupied
 from neuralbody.rendering.sampling import RaySamples, stratum_offsets
+from neuralbody.workers import map_in_threads
 
 
 @dataclasses.dataclass
@@ -79,7 +80,8 @@ def build_density_grid(
     min_density: float = 1.0,
     dilation: int = 1,
     subdivide: int = 2,
-    chunk_points: int = 65536,
+    chunk_points: int = 16384,
+    workers: int = 1,
 ) -> DensityOccupancy:
     """Evaluate the model's density on cell centres over ``state``'s box and keep the dense cells.
 
@@ -92,6 +94,7 @@ def build_density_grid(
         subdivide: kept cells are split into this many sub-cells per axis (>= 1); the
             returned grid has cells of ``cell / subdivide``.
         chunk_points: points per model query.
+        workers: CPU threads querying chunks at once (:mod:`neuralbody.workers`).
     """
     if cell <= 0:
         raise ValueError(f"cell must be positive, got {cell}")
@@ -111,16 +114,20 @@ def build_density_grid(
             allowed = occupied_world(state, centres)
             if allowed is not None:
                 candidates = torch.nonzero(allowed).squeeze(1)
-        dense = torch.zeros(centres.shape[0], dtype=torch.bool, device=device)
         viewdirs = torch.zeros((1, 3), dtype=dtype, device=device)
         viewdirs[0, 2] = 1.0
-        for start in range(0, candidates.numel(), chunk_points):
-            ids = candidates[start : start + chunk_points]
-            if hasattr(model, "query_density"):  # density alone (Neural Body): no colour decoded
-                sigma = model.query_density(state, centres[ids]).sigma
-            else:
-                sigma, _ = model.query(state, centres[ids], viewdirs.expand(ids.numel(), 3))
-            dense[ids] = sigma > min_density
+
+    def dense_in(ids: torch.Tensor) -> torch.Tensor:
+        if hasattr(model, "query_density"):  # density alone (Neural Body): no colour decoded
+            sigma = model.query_density(state, centres[ids]).sigma
+        else:
+            sigma, _ = model.query(state, centres[ids], viewdirs.expand(ids.numel(), 3))
+        return sigma > min_density
+
+    chunks = list(candidates.split(chunk_points))
+    dense = torch.zeros(centres.shape[0], dtype=torch.bool, device=device)
+    if chunks:
+        dense[candidates] = torch.cat(map_in_threads(dense_in, chunks, workers))
     occupied = dense.reshape(shape)
     for axis in range(3):
         occupied = occupied.repeat_interleave(subdivide, dim=axis)

@@ -32,8 +32,6 @@ default; the image does not change).
 from __future__ import annotations
 
 import dataclasses
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -43,6 +41,7 @@ from neuralbody.models.base import FrameState, RadianceFieldModel
 from neuralbody.rendering.density_grid import DensityOccupancy, build_density_grid, grid_samples
 from neuralbody.rendering.sampling import RaySamples, band_samples, stratified_samples
 from neuralbody.rendering.volrend import distortion_loss, render_weights
+from neuralbody.workers import cpu_workers, map_in_threads
 
 
 @dataclasses.dataclass
@@ -227,34 +226,7 @@ def _render_hit_rays(model, state, rays_o, rays_d, near, far, settings: RenderSe
 
 def render_workers(settings: RenderSettings, device: torch.device) -> int:
     """Threads that render chunks of rays at once (``settings.workers``; see :class:`RenderSettings`)."""
-    if device.type != "cpu":
-        return 1
-    if settings.workers > 0:
-        return settings.workers
-    override = os.environ.get("NEURALBODY_THREADS")
-    if override:
-        return max(1, int(override))
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
-
-
-def _map_in_threads(function, items: list, workers: int) -> list:
-    """``[function(item) for item in items]`` on ``workers`` threads, without gradients, one torch thread each.
-
-    Torch's CPU kernels release the GIL, so chunks of rays run in parallel; torch's own thread
-    pool is set to one thread meanwhile (restored after) so the cores are not oversubscribed.
-    """
-
-    def call(item):
-        with torch.no_grad():  # grad mode is per thread
-            return function(item)
-
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-            return list(pool.map(call, items))
-    finally:
-        torch.set_num_threads(torch_threads)
+    return cpu_workers(settings.workers, device)
 
 
 def render_rays(
@@ -291,7 +263,7 @@ def render_rays(
 
     workers = render_workers(settings, rays_o.device)
     if workers > 1 and len(chunks) > 1 and not torch.is_grad_enabled():
-        results = _map_in_threads(render_chunk, chunks, workers)
+        results = map_in_threads(render_chunk, chunks, workers)
     else:
         results = [render_chunk(ids) for ids in chunks]
     colors, accs, depths, distortions = (list(column) for column in zip(*results)) if results else ([], [], [], [])
@@ -333,7 +305,8 @@ def attach_density_grid(model: RadianceFieldModel, state: FrameState, settings: 
     wanted = (float(settings.density_grid_cell), float(settings.density_grid_min))
     if isinstance(grid, DensityOccupancy) and (grid.centre_spacing or grid.cell, grid.min_density) == wanted:
         return
-    state.extras[DENSITY_GRID_KEY] = build_density_grid(model, state, cell=wanted[0], min_density=wanted[1])
+    state.extras[DENSITY_GRID_KEY] = build_density_grid(model, state, cell=wanted[0], min_density=wanted[1],
+                                                         workers=render_workers(settings, state.box_min.device))
 
 
 def render_view(
