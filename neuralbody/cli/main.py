@@ -23,6 +23,7 @@ COMMANDS = {
     "fit": "neuralbody.cli.fit",
     "import": "neuralbody.cli.import_capture",
     "detect": "neuralbody.cli.detect",
+    "refine-cameras": "neuralbody.cli.refine_cameras",
 }
 
 

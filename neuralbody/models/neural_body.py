@@ -28,7 +28,8 @@ Frames beyond the trained ones use the last appearance code. No body-model file 
 only posed vertices (any count) and Rh, Th. Without gradients (rendering), a frame prepared
 under ``torch.no_grad()`` also holds the first density layer precomputed at the finest
 corners near the body, and the colour head's linear chain is one map per frame: the same
-numbers with fewer products (:mod:`neuralbody.models.inference_fold`).
+numbers with fewer products (:mod:`neuralbody.models.inference_fold`); on the CPU each layer
+and its ReLU then run as one oneDNN kernel (:mod:`neuralbody.models.fused_linear`).
 
 Canonical colour coordinates (``canonical_freqs`` > 0, the fast configuration): the colour
 head's point encoding takes, instead of ``x_body`` (which moves with the pose, so a texture
