@@ -16,7 +16,7 @@ from neuralbody.fitting.camera_refinement import signed_bias
 from neuralbody.fitting.keypoints import keypoints2d_from_points
 
 
-def _capture_with_bad_calibration(root):
+def _capture_with_bad_calibration(root, angle_deg: float = 1.0):
     """A fake capture (4 views, 6 frames) whose keypoints come from the true cameras and whose
     annots.npy holds perturbed ones. Returns the true cameras."""
     make_capture(root, num_views=4, num_frames=6)
@@ -26,7 +26,7 @@ def _capture_with_bad_calibration(root):
     for frame in range(6):
         points = rng.uniform([-0.4, -0.4, 0.2], [0.4, 0.4, 1.8], size=(17, 3))
         np.save(root / "keypoints2d" / f"{frame}.npy", keypoints2d_from_points(truth, points))
-    bad = _perturbed(truth, angle_deg=1.0, shift_m=0.03)
+    bad = _perturbed(truth, angle_deg=angle_deg, shift_m=0.03)
     rewrite_annots(root, lambda annots: annots.update(cams=cameras_to_annots(bad)))
     return truth, bad
 
@@ -72,3 +72,15 @@ def test_refine_cameras_errors_name_the_fix(tmp_path, caplog):
     with caplog.at_level(logging.ERROR):
         assert main(["refine-cameras", str(root)]) != 0
         assert "0.npy" in caplog.text and "(4, K, 3)" in caplog.text
+
+
+def test_detect_hint_measures_the_calibration_bias(tmp_path):
+    """``neuralbody detect`` suggests refine-cameras when the leave-one-out bias exceeds its threshold."""
+    from neuralbody.cli.detect import BIAS_HINT_PX, calibration_bias
+
+    root = tmp_path / "capture"
+    _capture_with_bad_calibration(root, angle_deg=4.0)  # the fake cameras' focal is 45 px: 1 degree ~ 0.8 px
+    frames = list(range(6))
+    assert calibration_bias(read_capture(root), frames).max() > BIAS_HINT_PX
+    assert main(["refine-cameras", str(root)]) == 0
+    assert calibration_bias(read_capture(root), frames).max() < 0.05

@@ -15,6 +15,8 @@ import argparse
 import logging
 from pathlib import Path
 
+import numpy as np
+
 HELP = "person masks and 2D keypoints per view (MediaPipe, CPU), bystanders rejected by multi-view consistency"
 
 log = logging.getLogger("neuralbody.detect")
@@ -79,6 +81,28 @@ def run(args: argparse.Namespace) -> int:
     if result.suggested_offsets:
         hint = ",".join(f"{name}={shift}" for name, shift in result.suggested_offsets.items())
         print(f"some cameras fit better shifted: re-import with --offsets {hint}")
-    print(f"wrote mask/ keypoints2d/ detect.json in {result.root} ({result.seconds:.0f} s); "
-          f"next: neuralbody fit {result.root}")  # fmt: skip
+    next_step = f"neuralbody fit {result.root}"
+    bias = calibration_bias(capture, frames)
+    if bias is not None and bias.max() > BIAS_HINT_PX:
+        worst = int(bias.argmax())
+        print(f"the cameras disagree about the person: a keypoint triangulated from the other cameras lands "
+              f"{bias[worst]:.1f} px from where {capture.cameras[worst].name or worst} saw it, on average "
+              f"(leave-one-out bias; > {BIAS_HINT_PX} px): refine the calibration first")  # fmt: skip
+        next_step = f"neuralbody refine-cameras {result.root}, then {next_step}"
+    print(f"wrote mask/ keypoints2d/ detect.json in {result.root} ({result.seconds:.0f} s); next: {next_step}")
     return 0
+
+
+BIAS_HINT_PX = 1.5  # leave-one-out bias above which detect suggests refine-cameras
+
+
+def calibration_bias(capture, frames: list[int]):
+    """(C,) length of each camera's leave-one-out keypoint bias in pixels
+    (:func:`neuralbody.fitting.camera_refinement.signed_bias`), or None with fewer than three cameras."""
+    from neuralbody.cli.refine_cameras import load_keypoint_sequence
+    from neuralbody.fitting.camera_refinement import signed_bias
+
+    if capture.num_views < 3:
+        return None
+    keypoints = load_keypoint_sequence(capture, capture.root / "keypoints2d", frames)
+    return np.nan_to_num(np.linalg.norm(signed_bias(capture.cameras, keypoints), axis=1))
