@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import torch
 
-from neuralbody.models.fused_linear import linear_act
+from neuralbody.models.inference_mlp import linear_act
 from neuralbody.models.occupancy import dilate_cells
 from neuralbody.models.sparse_conv import SparseVolume
 from neuralbody.models.sparse_grid import cell_corner_rows, trilinear_lookup, trilinear_weights, weighted_row_sum
@@ -81,15 +81,14 @@ def fuse_first_layer(
     dtype = levels[0].features.dtype
     if corners.shape[0] * first_layer.out_features * torch.finfo(dtype).bits // 8 > max_bytes:
         return None
+    fused = torch.empty(corners.shape[0], first_layer.out_features, dtype=dtype, device=corners.device)
 
-    def decode(chunk: torch.Tensor) -> torch.Tensor:
-        positions = chunk.to(dtype)
+    def decode(start: int) -> None:  # each thread fills its own rows of ``fused``
+        positions = corners[start : start + chunk_points].to(dtype)
         codes = torch.cat([trilinear_lookup(level, positions) for level in levels], dim=1)
-        return linear_act(codes, first_layer.weight, first_layer.bias, "none")
+        fused[start : start + chunk_points] = linear_act(codes, first_layer.weight, first_layer.bias, "none")
 
-    if corners.shape[0] == 0:
-        return SparseVolume(corners, levels[0].features.new_zeros(0, first_layer.out_features), 1)
-    fused = torch.cat(map_in_threads(decode, list(corners.split(chunk_points)), workers))
+    map_in_threads(decode, list(range(0, corners.shape[0], chunk_points)), workers)
     return SparseVolume(corners, fused, 1)
 
 

@@ -28,8 +28,8 @@ Frames beyond the trained ones use the last appearance code. No body-model file 
 only posed vertices (any count) and Rh, Th. Without gradients (rendering), a frame prepared
 under ``torch.no_grad()`` also holds the first density layer precomputed at the finest
 corners near the body, and the colour head's linear chain is one map per frame: the same
-numbers with fewer products (:mod:`neuralbody.models.inference_fold`); on the CPU each layer
-and its ReLU then run as one oneDNN kernel (:mod:`neuralbody.models.fused_linear`).
+numbers with fewer products (:mod:`neuralbody.models.inference_fold`), and each ReLU acts in
+place on its layer's output (:mod:`neuralbody.models.inference_mlp`).
 
 Canonical colour coordinates (``canonical_freqs`` > 0, the fast configuration): the colour
 head's point encoding takes, instead of ``x_body`` (which moves with the pose, so a texture
@@ -57,7 +57,7 @@ import torch.nn.functional as F
 
 from neuralbody.models.base import FrameBody, FrameState, RadianceFieldModel
 from neuralbody.models.encoding import encoded_size, positional_encoding
-from neuralbody.models.fused_linear import linear_act, mlp_inference
+from neuralbody.models.inference_mlp import linear_act, mlp_inference
 from neuralbody.models.hash_grid import HashGrid
 from neuralbody.models.inference_fold import fold_colour_chain, fuse_first_layer, fused_first_layer
 from neuralbody.models.occupancy import occupancy_grid, points_occupied
