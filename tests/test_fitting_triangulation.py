@@ -161,3 +161,28 @@ def test_silhouette_loss_prefers_the_mask():
     objectives.silhouette_loss(shifted, target).backward()
     assert shifted.grad[0, 0, :, 0].sum() > 0  # pulled back to the left, towards the mask
     assert shifted.grad[0, 1].abs().max() == 0  # the empty-mask view contributes nothing
+
+
+def test_mask_beyond_body_counts_the_mask_the_body_does_not_explain():
+    from neuralbody.fitting.report import mask_beyond_body
+
+    camera = ring_cameras(1, distortion=False, size=64)[0]
+    # a dense grid of "vertices" on a 12 x 12 cm square facing the camera (about 20 x 20 px)
+    axis = camera.R[2]  # the viewing direction, world
+    right, down = camera.R[0], camera.R[1]
+    grid = np.stack(np.meshgrid(np.linspace(-0.06, 0.06, 40), np.linspace(-0.06, 0.06, 40)), -1).reshape(-1, 2)
+    vertices = np.array([0.0, 0.0, 1.0]) + grid[:, :1] * right + grid[:, 1:] * down
+    uv, _ = project_points(camera, vertices)
+    mask = np.zeros((64, 64), dtype=bool)
+    u0, v0 = np.floor(uv.min(0)).astype(int)
+    u1, v1 = np.ceil(uv.max(0)).astype(int)
+    mask[v0:v1, u0:u1] = True  # the body's own silhouette
+    assert mask_beyond_body(mask, camera, vertices, radius_px=2.0) == 0.0
+    extra = np.zeros_like(mask)
+    extra[2:8, 2:8] = True  # a bystander in the corner, 36 pixels
+    share = mask_beyond_body(mask | extra, camera, vertices, radius_px=2.0)
+    assert share == pytest.approx(36 / (mask | extra).sum())
+    assert mask_beyond_body(np.zeros_like(mask), camera, vertices, radius_px=2.0) == 0.0
+    assert mask_beyond_body(mask, camera, vertices - 10 * axis, radius_px=2.0) == 1.0  # body behind the camera
+    with pytest.raises(ValueError, match=r"mask must be \(64, 64\)"):
+        mask_beyond_body(mask[:10], camera, vertices, radius_px=2.0)

@@ -12,7 +12,10 @@ a test of the fitter on synthetic data.
 Writes ``params/{frame}.npy`` and ``vertices/{frame}.npy`` (existing ``params/`` and ``vertices/``
 are first renamed to ``params_prev/`` and ``vertices_prev/``, or ``params_prev2/`` ... if taken;
 nothing is deleted), ``fit/overlay_{frame:04d}.png`` and ``fit/residuals.json``; prints a
-per-frame residual table (errors in mm against ``vertices_prev/`` when it has the same topology).
+per-frame residual table (errors in mm against ``vertices_prev/`` when it has the same topology;
+"mask %": the largest share, over the views, of a person mask lying beyond the fitted body, and
+a list of the masks over 2 %: a bystander, a prop or the background in a mask, which would
+train and score as the person).
 Unusable frames are reported and skipped. After the per-frame pass, all frames are refined together
 (window by window) with one shared shape and a smooth-motion term (``--refine-iterations``, 0 to skip).
 ``--init nbf --nbf-weights PATH`` starts every frame from Neural Body Fitting's prediction (RGB crops
@@ -80,6 +83,15 @@ def parse_frames(text: str | None, count: int) -> list[int]:
     if not frames:
         raise ValueError(f"--frames {text!r} selects no frame of the {count} in the capture")
     return frames
+
+
+MASK_BEYOND_WARN_PCT = 2.0  # a mask with more of its pixels beyond the fitted body is reported
+
+
+def mask_radius_px(camera) -> float:
+    """How far (pixels) a mask pixel may lie from the fitted body's projected vertices and still count
+    as the body: 1.5 % of the image width, at least 3 px (the fit's outline is good to a few pixels)."""
+    return max(3.0, 0.015 * camera.width)
 
 
 def free_name(root: Path, base: str) -> Path:
@@ -211,6 +223,14 @@ def run(args: argparse.Namespace) -> int:
         if previous is not None and (previous / f"{number}.npy").is_file():
             reference = np.load(previous / f"{number}.npy")
         rows.append(report.residual_of(fit, reference_vertices=reference, regressor=regressor))
+        if masks_available:
+            try:
+                rows[-1].mask_beyond_pct = [
+                    100 * report.mask_beyond_body(mask, camera, fit.vertices, radius_px=mask_radius_px(camera))
+                    for mask, camera in zip(load_masks(frame), capture.cameras)
+                ]
+            except (OSError, ValueError) as error:
+                log.warning("frame %d: no mask check (%s)", frame, error)
         if not args.no_overlays:
             try:
                 images = [capture.load_image(frame, view) for view in range(capture.num_views)]
@@ -227,6 +247,13 @@ def run(args: argparse.Namespace) -> int:
                "frames": [dataclasses.asdict(r) for r in rows]}  # fmt: skip
     (out / "residuals.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
     print(report.format_table(rows))
+    flagged = sorted(((pct, r.frame, capture.cameras[view].name or str(view)) for r in rows
+                      for view, pct in enumerate(r.mask_beyond_pct) if pct > MASK_BEYOND_WARN_PCT), reverse=True)
+    if flagged:
+        listed = ", ".join(f"frame {frame} {name} {pct:.1f} %" for pct, frame, name in flagged[:8])
+        print(f"masks reaching beyond the fitted body (over {MASK_BEYOND_WARN_PCT} % of their pixels away from it): "
+              f"{listed}{' ...' if len(flagged) > 8 else ''}; a bystander, a prop or a piece of the background in the "
+              f"mask trains and scores as the person: check fit/overlay_*.png and the masks")  # fmt: skip
     log.info("fitted %d of %d frames in %.1f s; wrote params/ vertices/ fit/ in %s",
              len(result.fits), len(frames), time.perf_counter() - started, capture.root)  # fmt: skip
     return 0

@@ -28,6 +28,8 @@ class FrameResidual:
         seconds: fitting time of the frame.
         keypoint_error_mm: mean distance to reference keypoints (NaN without a reference).
         vertex_error_mm: mean per-vertex distance to the reference mesh (NaN without one).
+        mask_beyond_pct: per view, the percentage of the person mask beyond the fitted body
+            (:func:`mask_beyond_body`; empty without masks).
     """
 
     frame: int
@@ -39,6 +41,7 @@ class FrameResidual:
     seconds: float = float("nan")
     keypoint_error_mm: float = float("nan")
     vertex_error_mm: float = float("nan")
+    mask_beyond_pct: list[float] = dataclasses.field(default_factory=list)
 
 
 def residual_of(fit, *, reference_vertices: np.ndarray | None = None, regressor=None) -> FrameResidual:
@@ -61,16 +64,43 @@ def residual_of(fit, *, reference_vertices: np.ndarray | None = None, regressor=
     return row
 
 
+def mask_beyond_body(mask: np.ndarray, camera: Camera, vertices: np.ndarray, *, radius_px: float) -> float:
+    """Share of a person mask's pixels farther than ``radius_px`` from every projected vertex of the fitted body.
+
+    A mask the body explains scores about 0; a mask that also holds a bystander, a piece of the
+    background or a prop scores that piece's share. mask: (H, W) bool of ``camera``'s image;
+    vertices: (V, 3) world, metres (dense enough that the body's inside is within a pixel or two
+    of a vertex, as Anny's and SMPL's are at a few hundred pixels of height).
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != (camera.height, camera.width):
+        raise ValueError(f"mask must be ({camera.height}, {camera.width}) for camera {camera.name!r}, got {mask.shape}")
+    if not mask.any():
+        return 0.0
+    uv, depth = project_points(camera, vertices)
+    columns, rows = np.floor(uv[:, 0]).astype(np.int64), np.floor(uv[:, 1]).astype(np.int64)
+    seen = (depth > 0) & (columns >= 0) & (columns < camera.width) & (rows >= 0) & (rows < camera.height)
+    if not seen.any():
+        return 1.0
+    splat = np.zeros(mask.shape, dtype=bool)
+    splat[rows[seen], columns[seen]] = True
+    return float((distance_transform_edt(~splat)[mask] > radius_px).mean())
+
+
 def format_table(rows: list[FrameResidual]) -> str:
     """A fixed-width text table of the rows plus a mean line over fitted frames."""
     header = (
-        f"{'frame':>5} {'status':>7} {'reproj px':>9} {'tri px':>7} {'views':>5} {'kp mm':>7} {'vert mm':>7} {'s':>6}  note"
+        f"{'frame':>5} {'status':>7} {'reproj px':>9} {'tri px':>7} {'views':>5} {'kp mm':>7} {'vert mm':>7} {'s':>6} "
+        f"{'mask %':>6}  note"
     )
     lines = [header, "-" * len(header)]
     for r in rows:
+        beyond = max(r.mask_beyond_pct) if r.mask_beyond_pct else float("nan")
         lines.append(
             f"{r.frame:>5} {r.status:>7} {r.reprojection_px:>9.2f} {r.triangulation_px:>7.2f} {r.views:>5} "
-            f"{r.keypoint_error_mm:>7.1f} {r.vertex_error_mm:>7.1f} {r.seconds:>6.2f}  {r.message}"
+            f"{r.keypoint_error_mm:>7.1f} {r.vertex_error_mm:>7.1f} {r.seconds:>6.2f} {beyond:>6.1f}  {r.message}"
         )
     ok = [r for r in rows if r.status == "ok"]
     if ok:
