@@ -84,3 +84,41 @@ def test_detect_hint_measures_the_calibration_bias(tmp_path):
     assert calibration_bias(read_capture(root), frames).max() > BIAS_HINT_PX
     assert main(["refine-cameras", str(root)]) == 0
     assert calibration_bias(read_capture(root), frames).max() < 0.05
+
+
+def test_fit_trim_mask_keeps_the_untrimmed_mask_and_blacks_out_the_rest(tmp_path):
+    """``neuralbody fit --trim-masks``: one mask cut down to the fitted body, the image rewritten from original/."""
+    import shutil
+
+    from PIL import Image
+
+    from neuralbody.cli.fit import mask_radius_px, trim_mask
+    from neuralbody.fitting.report import mask_beyond_body
+
+    root = tmp_path / "capture"
+    make_capture(root, num_views=4, num_frames=1)
+    capture = read_capture(root)
+    camera = capture.cameras[0]
+    right, down = camera.R[0], camera.R[1]
+    grid = np.stack(np.meshgrid(np.linspace(-0.15, 0.15, 40), np.linspace(-0.3, 0.3, 80)), -1).reshape(-1, 2)
+    vertices = np.array([0.0, 0.0, 1.0]) + grid[:, :1] * right + grid[:, 1:] * down  # a 30 x 60 cm "body"
+    path = capture.mask_path(0, 0)
+    full = np.ones((camera.height, camera.width), dtype=bool)  # a mask that takes the whole image
+    from neuralbody.capture_import.detect import write_mask
+
+    write_mask(path, full)
+    before = path.read_bytes()
+    original = root / "original" / capture.image_relpath(0, 0)
+    original.parent.mkdir(parents=True)
+    shutil.copy2(capture.image_path(0, 0), original)
+
+    trim_mask(capture, 0, 0, vertices)
+    trimmed = capture.load_mask(0, 0)
+    assert (root / "mask_untrimmed" / path.relative_to(root)).read_bytes() == before
+    assert 0 < trimmed.sum() < full.sum()
+    assert mask_beyond_body(trimmed, camera, vertices, radius_px=mask_radius_px(camera)) == 0.0
+    image, kept = capture.load_image(0, 0), np.asarray(Image.open(original).convert("RGB")) / 255.0
+    assert image[~trimmed].mean() < 0.02 < kept[~trimmed].mean()  # black (up to JPEG ringing) outside the mask
+    assert np.abs(image[trimmed] - kept[trimmed]).mean() < 0.03  # the person as imported inside it
+    trim_mask(capture, 0, 0, vertices)  # again: the first untrimmed mask stays the backup
+    assert (root / "mask_untrimmed" / path.relative_to(root)).read_bytes() == before

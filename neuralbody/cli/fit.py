@@ -15,7 +15,8 @@ nothing is deleted), ``fit/overlay_{frame:04d}.png`` and ``fit/residuals.json``;
 per-frame residual table (errors in mm against ``vertices_prev/`` when it has the same topology;
 "mask %": the largest share, over the views, of a person mask lying beyond the fitted body, and
 a list of the masks over 2 %: a bystander, a prop or the background in a mask, which would
-train and score as the person).
+train and score as the person; ``--trim-masks`` cuts those masks down to the fitted body,
+keeping the untrimmed ones under ``mask_untrimmed/``).
 Unusable frames are reported and skipped. After the per-frame pass, all frames are refined together
 (window by window) with one shared shape and a smooth-motion term (``--refine-iterations``, 0 to skip).
 ``--init nbf --nbf-weights PATH`` starts every frame from Neural Body Fitting's prediction (RGB crops
@@ -67,6 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Neural Body Fitting's pose and orientation from the images and masks (needs --nbf-weights)",
     )  # fmt: skip
     parser.add_argument("--nbf-weights", type=Path, default=None, help="NBF network weights (RGB input) for --init nbf")
+    parser.add_argument("--trim-masks", action="store_true",
+                        help="cut the masks that reach beyond the fitted body (over 2 %% of their pixels) down to the "
+                        "body: the untrimmed masks are kept under mask_untrimmed/, black-background images are "
+                        "rewritten from original/")  # fmt: skip
 
 
 def parse_frames(text: str | None, count: int) -> list[int]:
@@ -92,6 +97,35 @@ def mask_radius_px(camera) -> float:
     """How far (pixels) a mask pixel may lie from the fitted body's projected vertices and still count
     as the body: 1.5 % of the image width, at least 3 px (the fit's outline is good to a few pixels)."""
     return max(3.0, 0.015 * camera.width)
+
+
+def trim_mask(capture, frame: int, view: int, vertices: np.ndarray) -> None:
+    """Cut one mask down to the fitted body (:func:`neuralbody.fitting.report.trim_mask_to_body`).
+
+    The mask as it was is kept once under ``mask_untrimmed/``; where detection kept the image under
+    ``original/`` (``--black-background``), the image is rewritten black outside the trimmed mask.
+    """
+    import shutil
+
+    from PIL import Image
+
+    from neuralbody.capture_import.detect import ORIGINAL_DIR, black_out_background, write_mask
+    from neuralbody.fitting import report
+
+    path = capture.mask_path(frame, view)
+    if path is None:
+        return
+    camera = capture.cameras[view]
+    trimmed = report.trim_mask_to_body(capture.load_mask(frame, view), camera, vertices, radius_px=mask_radius_px(camera))
+    kept = capture.root / "mask_untrimmed" / path.relative_to(capture.root)
+    if not kept.is_file():
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, kept)
+    write_mask(path, trimmed)
+    original = capture.root / ORIGINAL_DIR / capture.image_relpath(frame, view)
+    if original.is_file():
+        black_out_background(capture, frame, view, np.asarray(Image.open(original).convert("RGB")), trimmed)
+    log.info("frame %d %s: mask trimmed to the fitted body (untrimmed kept in %s)", frame, camera.name, kept)
 
 
 def free_name(root: Path, base: str) -> Path:
@@ -231,6 +265,10 @@ def run(args: argparse.Namespace) -> int:
                 ]
             except (OSError, ValueError) as error:
                 log.warning("frame %d: no mask check (%s)", frame, error)
+            if args.trim_masks:
+                for view, pct in enumerate(rows[-1].mask_beyond_pct):
+                    if pct > MASK_BEYOND_WARN_PCT:
+                        trim_mask(capture, frame, view, fit.vertices)
         if not args.no_overlays:
             try:
                 images = [capture.load_image(frame, view) for view in range(capture.num_views)]

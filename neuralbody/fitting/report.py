@@ -64,6 +64,21 @@ def residual_of(fit, *, reference_vertices: np.ndarray | None = None, regressor=
     return row
 
 
+def body_distance_px(camera: Camera, vertices: np.ndarray) -> np.ndarray | None:
+    """(H, W) distance in pixels from each pixel to the nearest projected vertex (V, 3) world metres
+    of ``camera``'s image; None when no vertex projects into the image."""
+    from scipy.ndimage import distance_transform_edt
+
+    uv, depth = project_points(camera, vertices)
+    columns, rows = np.floor(uv[:, 0]).astype(np.int64), np.floor(uv[:, 1]).astype(np.int64)
+    seen = (depth > 0) & (columns >= 0) & (columns < camera.width) & (rows >= 0) & (rows < camera.height)
+    if not seen.any():
+        return None
+    splat = np.zeros((camera.height, camera.width), dtype=bool)
+    splat[rows[seen], columns[seen]] = True
+    return distance_transform_edt(~splat)
+
+
 def mask_beyond_body(mask: np.ndarray, camera: Camera, vertices: np.ndarray, *, radius_px: float) -> float:
     """Share of a person mask's pixels farther than ``radius_px`` from every projected vertex of the fitted body.
 
@@ -72,21 +87,26 @@ def mask_beyond_body(mask: np.ndarray, camera: Camera, vertices: np.ndarray, *, 
     vertices: (V, 3) world, metres (dense enough that the body's inside is within a pixel or two
     of a vertex, as Anny's and SMPL's are at a few hundred pixels of height).
     """
-    from scipy.ndimage import distance_transform_edt
+    mask = _check_mask(mask, camera)
+    if not mask.any():
+        return 0.0
+    distance = body_distance_px(camera, vertices)
+    return 1.0 if distance is None else float((distance[mask] > radius_px).mean())
 
+
+def trim_mask_to_body(mask: np.ndarray, camera: Camera, vertices: np.ndarray, *, radius_px: float) -> np.ndarray:
+    """The (H, W) bool mask without its pixels farther than ``radius_px`` from every projected vertex
+    of the fitted body (what :func:`mask_beyond_body` counts); empty when the body is not in view."""
+    mask = _check_mask(mask, camera)
+    distance = body_distance_px(camera, vertices)
+    return np.zeros_like(mask) if distance is None else mask & (distance <= radius_px)
+
+
+def _check_mask(mask: np.ndarray, camera: Camera) -> np.ndarray:
     mask = np.asarray(mask, dtype=bool)
     if mask.shape != (camera.height, camera.width):
         raise ValueError(f"mask must be ({camera.height}, {camera.width}) for camera {camera.name!r}, got {mask.shape}")
-    if not mask.any():
-        return 0.0
-    uv, depth = project_points(camera, vertices)
-    columns, rows = np.floor(uv[:, 0]).astype(np.int64), np.floor(uv[:, 1]).astype(np.int64)
-    seen = (depth > 0) & (columns >= 0) & (columns < camera.width) & (rows >= 0) & (rows < camera.height)
-    if not seen.any():
-        return 1.0
-    splat = np.zeros(mask.shape, dtype=bool)
-    splat[rows[seen], columns[seen]] = True
-    return float((distance_transform_edt(~splat)[mask] > radius_px).mean())
+    return mask
 
 
 def format_table(rows: list[FrameResidual]) -> str:
