@@ -221,17 +221,12 @@ def read_annots_cameras(
 
 def write_annots_cameras(cameras: list[Camera], path: str | os.PathLike, image_relpaths: list[list[str]]) -> Path:
     """Write a ZJU-MoCap ``annots.npy``: ``cams`` (T millimetres) and ``ims`` (one list of paths a frame)."""
-    from neuralbody.data.writer import cameras_to_annots
+    from neuralbody.data.writer import cameras_to_annots, save_annots
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     annots = {"cams": cameras_to_annots(cameras), "ims": [{"ims": list(paths)} for paths in image_relpaths]}
-    buffer = io.BytesIO()
-    np.save(buffer, annots, allow_pickle=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, path)
-    return path
+    return save_annots(path, annots)
 
 
 def detect_format(path: str | os.PathLike) -> str:

@@ -68,7 +68,7 @@ def format_table(names, result, bias_before, bias_after) -> str:
 
 
 def _write_annots(root: Path, cameras) -> None:
-    from neuralbody.data.writer import cameras_to_annots
+    from neuralbody.data.writer import cameras_to_annots, save_annots
 
     path = root / "annots.npy"
     annots = np.load(path, allow_pickle=True).item()
@@ -76,10 +76,7 @@ def _write_annots(root: Path, cameras) -> None:
     backup = root / BACKUP_NAME
     if not backup.exists():
         shutil.copy2(path, backup)
-    tmp = path.with_name("annots.npy.tmp")
-    with open(tmp, "wb") as handle:
-        np.save(handle, annots, allow_pickle=True)
-    tmp.replace(path)
+    save_annots(path, annots)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -99,6 +99,14 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def save_annots(path: Path, annots: dict) -> Path:
+    """Write an ``annots.npy`` dict (pickled, ``np.save``) atomically: a temporary file, then a rename."""
+    buffer = io.BytesIO()
+    np.save(buffer, annots, allow_pickle=True)
+    _atomic_write_bytes(Path(path), buffer.getvalue())
+    return Path(path)
+
+
 def cameras_to_annots(cameras: list[Camera]) -> dict:
     """ZJU ``cams`` dict: K (3, 3), D (5, 1), R (3, 3), T (3, 1) in millimetres."""
     return {
@@ -218,9 +226,7 @@ class CaptureWriter:
         if not self._ims:
             raise ValueError(f"CaptureWriter({self.root}): no frames were added")
         annots = {"cams": cameras_to_annots(self.cameras), "ims": self._ims}
-        buffer = io.BytesIO()
-        np.save(buffer, annots, allow_pickle=True)
-        _atomic_write_bytes(self.root / "annots.npy", buffer.getvalue())
+        save_annots(self.root / "annots.npy", annots)
         meta = dict(self.meta)
         meta.update(
             num_frames=len(self._ims),
