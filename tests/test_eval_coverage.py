@@ -211,7 +211,7 @@ def test_evaluate_run_and_eval_command_report_coverage(tmp_path, capsys, monkeyp
     assert "coverage" not in plain_doc["novel_view"] and "coverage" not in plain_doc["novel_view"]["rows"][0]
 
     # the command: --coverage prints the table and writes it into the JSON (faces stubbed: no body model here)
-    monkeypatch.setattr(evaluate_cli, "_body_faces", lambda capture, frame: _hull_faces(capture))
+    monkeypatch.setattr(evaluate_cli, "body_faces", lambda capture, frame: _hull_faces(capture))
     run_dir = _hand_made_run(capture, tmp_path / "run")
     args = ["eval", str(run_dir), "--split", "novel_view", "--max-frames", "1", "--views", "1", "--no-progress",
             "--no-lpips", "--coverage", "--coverage-tolerance", "0.02"]  # fmt: skip

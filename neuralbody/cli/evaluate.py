@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="metres a training ray may stop short of the point and still see it (default 0.015)")
 
 
-def _body_faces(capture, frame: int):
+def body_faces(capture, frame: int):
     """(F, 3) faces of the body model whose vertices the capture stores (``body_model`` in neuralbody.json, else Anny)."""
     from neuralbody.body import load_body_model
 
@@ -39,11 +39,11 @@ def _body_faces(capture, frame: int):
     try:
         body = load_body_model(name)
     except ValueError as error:
-        raise ValueError(f"--coverage needs the faces of the capture's body model {name!r}: {error}") from error
+        raise ValueError(f"the faces of the capture's body model {name!r} are needed: {error}") from error
     vertices = capture.load_vertices(frame)
     if vertices.shape[0] != body.num_vertices:
         raise ValueError(
-            f"--coverage: the capture's vertices/ hold {vertices.shape[0]} vertices but body model {name!r} has "
+            f"{capture.root}: vertices/ hold {vertices.shape[0]} vertices but body model {name!r} has "
             f"{body.num_vertices}; set body_model in neuralbody.json to the model that was fitted"
         )
     return body.faces.cpu().numpy()
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = {"num_samples": args.samples, "density_grid_samples": args.samples} if args.samples else {}
     settings = loaded.render_settings(**overrides)
     splits = ("novel_view", "novel_pose") if args.split == "both" else (args.split,)
-    faces = _body_faces(loaded.capture, loaded.train_frames[0]) if args.coverage else None
+    faces = body_faces(loaded.capture, loaded.train_frames[0]) if args.coverage else None
     results = []
     for split in splits:
         try:

@@ -294,4 +294,7 @@ def run(args: argparse.Namespace) -> int:
               f"mask trains and scores as the person: check fit/overlay_*.png and the masks")  # fmt: skip
     log.info("fitted %d of %d frames in %.1f s; wrote params/ vertices/ fit/ in %s",
              len(result.fits), len(frames), time.perf_counter() - started, capture.root)  # fmt: skip
+    if capture.num_views > 1 and masks_available:
+        log.info("next, for a real rig: neuralbody calibrate-colour %s (cameras rarely agree about colour; "
+                 "it measures one gain per camera on the fitted body)", capture.root)  # fmt: skip
     return 0

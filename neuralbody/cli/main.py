@@ -24,6 +24,7 @@ COMMANDS = {
     "import": "neuralbody.cli.import_capture",
     "detect": "neuralbody.cli.detect",
     "refine-cameras": "neuralbody.cli.refine_cameras",
+    "calibrate-colour": "neuralbody.cli.calibrate_colour",
 }
 
 

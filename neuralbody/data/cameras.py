@@ -31,6 +31,9 @@ class Camera:
         width: image width in pixels.
         height: image height in pixels.
         name: camera name (the image sub-folder in ZJU-MoCap layout).
+        colour_gain: (3,) RGB gain of this camera's colour response relative to the rig's
+            reference (``neuralbody calibrate-colour``; :mod:`neuralbody.fitting.colour_calibration`):
+            training divides its images by it, renders for it are multiplied by it. None: ones.
 
     Inputs are validated and normalised on construction: ``T`` may be (3, 1), ``D`` may be
     (5, 1), (1, 5) or have 4 entries (``k3 = 0``); non-finite values, a non-rotation ``R``
@@ -45,8 +48,14 @@ class Camera:
     width: int
     height: int
     name: str = ""
+    colour_gain: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        gain = np.ones(3) if self.colour_gain is None else np.asarray(self.colour_gain, dtype=np.float64).reshape(-1)
+        if gain.shape != (3,) or not np.all(np.isfinite(gain)) or np.any(gain <= 0):
+            raise ValueError(f"Camera {self.name!r}: colour_gain must be 3 positive finite numbers (R, G, B), "
+                             f"got {np.asarray(self.colour_gain).tolist()}")  # fmt: skip
+        object.__setattr__(self, "colour_gain", gain)
         for field, shape in (("K", (3, 3)), ("R", (3, 3)), ("T", (3,)), ("D", (5,))):
             value = np.asarray(getattr(self, field), dtype=np.float64)
             if field == "T":
@@ -91,6 +100,11 @@ class Camera:
     def center(self) -> np.ndarray:
         """(3,) camera centre in world coordinates, metres: ``-R^T T``."""
         return -self.R.T @ self.T
+
+    @property
+    def has_colour_gain(self) -> bool:
+        """Whether ``colour_gain`` differs from ones (a colour-calibrated camera)."""
+        return bool(np.any(self.colour_gain != 1.0))
 
     @property
     def has_distortion(self) -> bool:

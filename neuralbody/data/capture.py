@@ -301,6 +301,17 @@ def _camera_arrays(annots: dict, path: Path) -> list[dict[str, np.ndarray]]:
                 )
             entry[key] = value
         result.append(entry)
+    gains = cams.get("colour_gain")
+    if gains is not None:
+        if len(gains) != counts["K"]:
+            raise ValueError(f"{path}: annots['cams']['colour_gain'] has {len(gains)} entries for {counts['K']} cameras; "
+                             "re-run neuralbody calibrate-colour or remove the key")  # fmt: skip
+        for index, (entry, gain) in enumerate(zip(result, gains, strict=True)):
+            gain = np.asarray(gain, dtype=np.float64).reshape(-1)
+            if gain.shape != (3,) or not np.all(np.isfinite(gain)) or np.any(gain <= 0):
+                raise ValueError(f"{path}: annots['cams']['colour_gain'][{index}] must be 3 positive numbers (R, G, B), "
+                                 f"got {gain.tolist()}; re-run neuralbody calibrate-colour {path.parent}")  # fmt: skip
+            entry["colour_gain"] = gain
     return result
 
 
@@ -396,6 +407,7 @@ def read_capture(root: str | os.PathLike, *, scale: float = 1.0) -> Capture:
                 width=width,
                 height=height,
                 name=name,
+                colour_gain=arrays.get("colour_gain"),
             )
         except ValueError as error:
             raise ValueError(f"{annots_path}: camera {index}: {error}; fix annots['cams'] for this camera") from error

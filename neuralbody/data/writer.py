@@ -108,13 +108,17 @@ def save_annots(path: Path, annots: dict) -> Path:
 
 
 def cameras_to_annots(cameras: list[Camera]) -> dict:
-    """ZJU ``cams`` dict: K (3, 3), D (5, 1), R (3, 3), T (3, 1) in millimetres."""
-    return {
+    """ZJU ``cams`` dict: K (3, 3), D (5, 1), R (3, 3), T (3, 1) in millimetres; plus ``colour_gain``
+    (3,) per camera when any camera is colour-calibrated (other ZJU-MoCap readers ignore it)."""
+    cams = {
         "K": [np.asarray(c.K, dtype=np.float64) for c in cameras],
         "D": [np.asarray(c.D, dtype=np.float64).reshape(5, 1) for c in cameras],
         "R": [np.asarray(c.R, dtype=np.float64) for c in cameras],
         "T": [np.asarray(c.T, dtype=np.float64).reshape(3, 1) * 1000.0 for c in cameras],
     }
+    if any(c.has_colour_gain for c in cameras):
+        cams["colour_gain"] = [np.asarray(c.colour_gain, dtype=np.float64) for c in cameras]
+    return cams
 
 
 class CaptureWriter:

@@ -309,6 +309,24 @@ def attach_density_grid(model: RadianceFieldModel, state: FrameState, settings: 
                                                          workers=render_workers(settings, state.box_min.device))
 
 
+def apply_colour_gain(rgb: torch.Tensor, acc: torch.Tensor, gain, background) -> torch.Tensor:
+    """Composited colours seen through a camera's RGB gain.
+
+    ``rgb = c + (1 - acc) * bg``  ->  ``min(gain * c, acc) + (1 - acc) * bg``  (``c``: the
+    person's part, opacity-weighted reference colours, so a camera saturates at full opacity).
+
+    Args:
+        rgb: (N, 3) composited colours in [0, 1].
+        acc: (N,) opacity.
+        gain: (3,) positive RGB gain.
+        background: (3,) background colour.
+    """
+    gain = torch.as_tensor(gain, dtype=rgb.dtype, device=rgb.device)
+    behind = (1.0 - acc)[:, None] * torch.as_tensor(background, dtype=rgb.dtype, device=rgb.device).reshape(1, 3)
+    person = ((rgb - behind) * gain).clamp_min(0.0)
+    return torch.minimum(person, acc[:, None]) + behind
+
+
 def render_view(
     model: RadianceFieldModel,
     state: FrameState,
@@ -318,6 +336,10 @@ def render_view(
     background: torch.Tensor,
 ) -> ImageRender:
     """Render the full image a camera sees of one frame (no gradients, chunks of rays).
+
+    The model's colours are the rig's reference colours; a colour-calibrated camera
+    (``camera.colour_gain`` not ones) sees them through its own response: the person's part of
+    each pixel is multiplied by the gain (saturating at full opacity), the background is left as given.
 
     Args:
         model: the radiance field (its parameters' device is used).
@@ -332,8 +354,11 @@ def render_view(
         attach_density_grid(model, state, settings)
         out = render_rays(model, state, rays_o, rays_d, settings=settings, background=background)
     height, width = camera.height, camera.width
+    rgb = out.rgb
+    if camera.has_colour_gain:
+        rgb = apply_colour_gain(rgb, out.acc, camera.colour_gain, background)
     return ImageRender(
-        rgb=out.rgb.reshape(height, width, 3),
+        rgb=rgb.reshape(height, width, 3),
         acc=out.acc.reshape(height, width),
         depth=out.depth.reshape(height, width),
     )

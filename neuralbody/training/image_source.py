@@ -117,6 +117,8 @@ def decode_training_image(capture, *, frame: int, view: int, body, settings: Dec
     box = np.flatnonzero(box_mask & keep)
     if inside.size == 0:
         inside = np.flatnonzero(mask) if mask.any() else box
+    if camera.has_colour_gain:  # into the rig's reference colours (gains >= 1: nothing clips)
+        image = np.asarray(image) / camera.colour_gain
     rgb = np.clip(np.round(np.asarray(image) * 255.0), 0, 255).astype(np.uint8).reshape(-1, 3)
     return TrainingImage(
         frame=frame, view=view, rgb=torch.from_numpy(rgb), mask=torch.from_numpy(mask.reshape(-1)),
