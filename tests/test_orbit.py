@@ -58,6 +58,15 @@ def test_orbit_looks_at_the_centre_from_the_ring(up_axis):
     assert np.allclose(cosines, np.cos(2 * np.pi / 12))
 
 
+def test_orbit_sees_in_the_reference_cameras_colours():
+    import dataclasses
+
+    cameras, target, _ = _ring(np.array([0.0, 0.0, 1.0]))
+    cameras[1] = dataclasses.replace(cameras[1], colour_gain=np.array([1.2, 1.1, 1.0]))
+    assert all(c.colour_gain.tolist() == [1.2, 1.1, 1.0] for c in orbit_cameras(cameras, target, num_steps=3, reference=1).cameras)
+    assert not any(c.has_colour_gain for c in orbit_cameras(cameras, target, num_steps=3, reference=0).cameras)
+
+
 def test_orbit_overrides_and_guards():
     cameras, target, _ = _ring(np.array([0.0, 0.0, 1.0]))
     path = orbit_cameras(cameras, target, num_steps=3, radius=1.5, height=0.0)

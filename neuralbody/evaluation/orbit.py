@@ -82,7 +82,7 @@ def orbit_cameras(
         cameras: the capture's cameras (ring geometry, up direction, reference intrinsics).
         target: the point looked at, e.g. the body's centre, metres.
         num_steps: number of orbit cameras (one full turn).
-        reference: index of the camera whose intrinsics, image size and azimuth are used.
+        reference: index of the camera whose intrinsics, image size, azimuth and colour gain are used.
         radius: override of the ring radius, metres.
         height: override of the height above the target along up, metres.
         up: override of the world up direction.
@@ -114,7 +114,8 @@ def orbit_cameras(
     for step in range(num_steps):
         phi = 2.0 * math.pi * step / num_steps
         center = target + ring_radius * (math.cos(phi) * e1 + math.sin(phi) * e2) + ring_height * up
-        path.append(look_at_camera(center=center, target=target, up=up, K=K, width=ref.width, height=ref.height, name=f"orbit_{step:03d}"))
+        camera = look_at_camera(center=center, target=target, up=up, K=K, width=ref.width, height=ref.height, name=f"orbit_{step:03d}")
+        path.append(dataclasses.replace(camera, colour_gain=ref.colour_gain))  # seen in the reference camera's colours
     return OrbitPath(cameras=path, target=target, up=up, radius=ring_radius, height=ring_height)
 
 
