@@ -204,6 +204,9 @@ def test_calibrate_colour_cli_recovers_a_changed_camera(tiny_capture, anny_body,
     np.testing.assert_allclose(np.delete(relative, view, axis=0), 1.0, rtol=0.04)
     report = json.loads((root / "colour_calibration.json").read_text())
     assert np.allclose(report["gains"][capture.camera_names[view]], gains[view])
+    assert main(["info", str(root), "--no-sheet"]) == 0  # the gains are shown per camera
+    info = capsys.readouterr().out
+    assert "colour gain R/G/B" in info and " ".join(f"{g:.3f}" for g in gains[view]) in info
 
     # training reads the image in the reference colours: divided by its camera's gain
     capture = read_capture(root)

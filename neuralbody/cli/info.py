@@ -45,14 +45,17 @@ def format_summary(summary: CaptureSummary) -> str:
         "",
     ]
     name_width = max(6, *(len(v.name) for v in summary.views))
+    gains = any(view.colour_gain != (1.0, 1.0, 1.0) for view in summary.views)
     header = f"{'#':>3}  {'camera':<{name_width}}  {'size':>11}  {'fx':>8}  {'fy':>8}  {'dist (m)':>8}  {'mask %':>6}"
+    header += f"  {'colour gain R/G/B':>17}" if gains else ""
     lines += [header, "-" * len(header)]
     for index, view in enumerate(summary.views):
         distance = f"{view.distance:8.3f}" if view.distance is not None else f"{'-':>8}"
         coverage = f"{100 * view.mask_coverage:6.1f}" if view.mask_coverage is not None else f"{'-':>6}"
+        gain = f"  {' '.join(f'{g:.3f}' for g in view.colour_gain):>17}" if gains else ""
         lines.append(
             f"{index:>3}  {view.name:<{name_width}}  {f'{view.width}x{view.height}':>11}  "
-            f"{view.focal[0]:8.1f}  {view.focal[1]:8.1f}  {distance}  {coverage}"
+            f"{view.focal[0]:8.1f}  {view.focal[1]:8.1f}  {distance}  {coverage}{gain}"
         )
     if summary.meta_extras:
         lines += ["", "neuralbody.json:"]

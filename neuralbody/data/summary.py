@@ -27,6 +27,8 @@ class ViewSummary:
             (vertex mean, else params Th; None without body data).
         mask_coverage: mean fraction of the image inside the person mask over the sampled
             frames (None where no mask was found).
+        colour_gain: (R, G, B) gain of the camera's colour response (all 1 unless the capture
+            was colour-calibrated, ``neuralbody calibrate-colour``).
     """
 
     name: str
@@ -35,6 +37,7 @@ class ViewSummary:
     focal: tuple[float, float]
     distance: float | None
     mask_coverage: float | None
+    colour_gain: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
 
 @dataclasses.dataclass
@@ -103,6 +106,7 @@ def summarize_capture(capture: "Capture", *, sample_frames: int = 3) -> CaptureS
                 focal=(float(camera.K[0, 0]), float(camera.K[1, 1])),
                 distance=None if centre is None else float(np.linalg.norm(camera.center - centre)),
                 mask_coverage=float(np.mean(coverages)) if coverages else None,
+                colour_gain=tuple(float(g) for g in camera.colour_gain),
             )
         )
     vertex_count = len(capture.load_vertices(0)) if capture.has_vertices else None
