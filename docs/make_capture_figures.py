@@ -2,8 +2,8 @@
 
     python docs/make_capture_figures.py DATA RUN --frame 48 --view 3 --out docs
 
-writes ``capture_fit.jpg`` (the fitted body's mesh edges and keypoints on every view of one frame,
-on the images as imported, cropped around the person) and ``capture_heldout.jpg`` (the held-out
+writes ``capture_fit.png`` (the fitted body's mesh edges and keypoints on every view of one frame,
+on the images as imported, cropped around the person) and ``capture_heldout_<camera>.png`` (the held-out
 camera: Neural Body's render beside the real frame, cropped to the person's box).
 """
 
@@ -81,7 +81,8 @@ def main() -> None:
         panels.append(panel(overlay[:, x : x + camera.width], person_crop(camera, vertices), args.height))
         x += camera.width
     args.out.mkdir(parents=True, exist_ok=True)
-    side_by_side(panels).save(args.out / "capture_fit.jpg", quality=85)
+    fit_path = args.out / "capture_fit.png"
+    side_by_side(panels).save(fit_path)
 
     run = load_run(args.run)
     model = run.model.eval()
@@ -92,10 +93,9 @@ def main() -> None:
     render = (rendered.rgb.float().clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
     truth = (capture.load_image(frame, args.view) * 255).round().astype(np.uint8)
     box = person_crop(camera, vertices)
-    side_by_side([panel(render, box, args.height), panel(truth, box, args.height)]).save(
-        args.out / "capture_heldout.jpg", quality=85
-    )
-    print(f"wrote {args.out / 'capture_fit.jpg'} and {args.out / 'capture_heldout.jpg'}")
+    heldout_path = args.out / f"capture_heldout_{camera.name or args.view}.png"
+    side_by_side([panel(render, box, args.height), panel(truth, box, args.height)]).save(heldout_path)
+    print(f"wrote {fit_path} and {heldout_path}")
 
 
 if __name__ == "__main__":
