@@ -219,11 +219,19 @@ def test_calibrate_colour_cli_recovers_a_changed_camera(tiny_capture, anny_body,
     assert not any(c.has_colour_gain for c in read_capture(root).cameras)
 
 
-def test_calibrate_colour_cli_needs_fitted_bodies(tmp_path):
-    fake = make_capture(tmp_path / "capture", num_views=2)
-    shutil.rmtree(fake.root / "vertices", ignore_errors=True)
-    with pytest.raises(FileNotFoundError, match="run neuralbody fit"):
-        from neuralbody.cli import calibrate_colour
-        from neuralbody.cli.main import build_parser
+def test_calibrate_colour_cli_names_what_is_missing(tmp_path):
+    from neuralbody.cli import calibrate_colour
+    from neuralbody.cli.main import build_parser
 
-        calibrate_colour.run(build_parser().parse_args(["calibrate-colour", str(fake.root)]))
+    def run(root, *extra):
+        return calibrate_colour.run(build_parser().parse_args(["calibrate-colour", str(root), *extra]))
+
+    fake = make_capture(tmp_path / "capture", num_views=2)
+    shutil.rmtree(fake.root / "mask_cihp")
+    with pytest.raises(FileNotFoundError, match="run neuralbody detect"):
+        run(fake.root)
+    with pytest.raises(ValueError, match="--frames"):
+        run(fake.root, "--frames", "7:9")
+    shutil.rmtree(fake.root / "vertices")
+    with pytest.raises(FileNotFoundError, match="run neuralbody fit"):
+        run(fake.root)

@@ -86,7 +86,12 @@ def run(args: argparse.Namespace) -> int:
     if not capture.has_vertices:
         raise FileNotFoundError(f"{root / 'vertices'}: no fitted bodies; run neuralbody fit {root} first")
     frames = parse_frames(args.frames, capture.num_frames)
-    faces = body_faces(capture, next(f for f in frames if capture.vertices_path(f).is_file()))
+    fitted = [frame for frame in frames if capture.vertices_path(frame).is_file()]
+    if not fitted:
+        raise FileNotFoundError(f"{root / 'vertices'}: none of the selected frames is fitted; run neuralbody fit {root} first")
+    if capture.mask_path(fitted[0], 0) is None:
+        raise FileNotFoundError(f"{root}: no person masks (colours are read inside them); run neuralbody detect {root} first")
+    faces = body_faces(capture, fitted[0])
     log.info("sampling the fitted body's colours in %d cameras over %d frames", capture.num_views, len(frames))
     calibration = calibrate_colours(capture, frames, faces, min_points=args.min_points, progress=not args.no_progress)
     names = [camera.name or str(c) for c, camera in enumerate(capture.cameras)]
