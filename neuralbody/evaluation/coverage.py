@@ -1,7 +1,7 @@
 """Training-camera coverage of held-out pixels: which body points no training camera saw.
 
 A held-out camera can see parts of the body that no training camera saw in that frame (the
-far side of a nearly static person, 80 degrees away from the nearest training camera); the
+far side of a nearly static person, seen from 67 degrees away from the nearest training camera); the
 model cannot know their colour. This module labels each evaluated held-out pixel and splits
 the image error accordingly.
 
