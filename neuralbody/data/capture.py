@@ -306,12 +306,8 @@ def _camera_arrays(annots: dict, path: Path) -> list[dict[str, np.ndarray]]:
         if len(gains) != counts["K"]:
             raise ValueError(f"{path}: annots['cams']['colour_gain'] has {len(gains)} entries for {counts['K']} cameras; "
                              "re-run neuralbody calibrate-colour or remove the key")  # fmt: skip
-        for index, (entry, gain) in enumerate(zip(result, gains, strict=True)):
-            gain = np.asarray(gain, dtype=np.float64).reshape(-1)
-            if gain.shape != (3,) or not np.all(np.isfinite(gain)) or np.any(gain <= 0):
-                raise ValueError(f"{path}: annots['cams']['colour_gain'][{index}] must be 3 positive numbers (R, G, B), "
-                                 f"got {gain.tolist()}; re-run neuralbody calibrate-colour {path.parent}")  # fmt: skip
-            entry["colour_gain"] = gain
+        for entry, gain in zip(result, gains, strict=True):
+            entry["colour_gain"] = gain  # checked by Camera
     return result
 
 
