@@ -83,8 +83,6 @@ def run(args: argparse.Namespace) -> int:
     capture = read_capture(root)
     if capture.num_views < 2:
         raise ValueError(f"{root}: colour calibration compares cameras; this capture has {capture.num_views}")
-    if not capture.has_vertices:
-        raise FileNotFoundError(f"{root / 'vertices'}: no fitted bodies; run neuralbody fit {root} first")
     frames = parse_frames(args.frames, capture.num_frames)
     fitted = [frame for frame in frames if capture.vertices_path(frame).is_file()]
     if not fitted:
@@ -92,8 +90,8 @@ def run(args: argparse.Namespace) -> int:
     if capture.mask_path(fitted[0], 0) is None:
         raise FileNotFoundError(f"{root}: no person masks (colours are read inside them); run neuralbody detect {root} first")
     faces = body_faces(capture, fitted[0])
-    log.info("sampling the fitted body's colours in %d cameras over %d frames", capture.num_views, len(frames))
-    calibration = calibrate_colours(capture, frames, faces, min_points=args.min_points, progress=not args.no_progress)
+    log.info("sampling the fitted body's colours in %d cameras over %d frames", capture.num_views, len(fitted))
+    calibration = calibrate_colours(capture, fitted, faces, min_points=args.min_points, progress=not args.no_progress)
     names = [camera.name or str(c) for c, camera in enumerate(capture.cameras)]
     print(format_table(names, calibration))
     if args.dry_run:
@@ -101,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     _write_gains(root, calibration.gains)
     report = {
-        "frames": len(frames), "min_points": args.min_points,
+        "frames": len(fitted), "min_points": args.min_points,
         "gains": {name: calibration.gains[c].tolist() for c, name in enumerate(names)},
         "connected": {name: bool(calibration.connected[c]) for c, name in enumerate(names)},
         "pair_points": calibration.pair_points.tolist(),
