@@ -1,29 +1,35 @@
-"""neuralbody.geometry: triangle-mesh queries with NVIDIA Warp (CPU or CUDA).
+"""neuralbody.geometry: the geometric primitives every other layer builds on.
 
-``queries``: closest points, winding-number inside tests and signed distances (:class:`WarpMesh`
-holds the BVH for repeated queries). ``raycast``: first ray hits, for rendering synthetic images.
+``rotations``: axis-angle <-> matrix and look-at (one implementation each). ``box``: the
+padded box around a posed body. ``queries``: closest points, winding-number inside tests and
+signed distances on triangle meshes with NVIDIA Warp (:class:`WarpMesh` holds the BVH for
+repeated queries). ``raycast``: first ray hits, for rendering synthetic images.
+
+The Warp-backed names are imported on first use, so ``neuralbody.geometry.rotations`` and
+``neuralbody.geometry.box`` load without Warp.
 """
 
-from neuralbody.geometry.queries import (
-    WINDING_THRESHOLD,
-    ClosestPoints,
-    WarpMesh,
-    closest_point_on_triangles,
-    closest_points,
-    closest_points_reference,
-    inside,
-    signed_distance,
-    winding_number_reference,
-)
+from __future__ import annotations
 
-__all__ = [
-    "WINDING_THRESHOLD",
-    "ClosestPoints",
-    "WarpMesh",
-    "closest_point_on_triangles",
-    "closest_points",
-    "closest_points_reference",
-    "inside",
-    "signed_distance",
-    "winding_number_reference",
-]
+import importlib
+
+_LAZY = {
+    "WINDING_THRESHOLD": "queries",
+    "ClosestPoints": "queries",
+    "WarpMesh": "queries",
+    "closest_point_on_triangles": "queries",
+    "closest_points": "queries",
+    "closest_points_reference": "queries",
+    "inside": "queries",
+    "signed_distance": "queries",
+    "winding_number_reference": "queries",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'neuralbody.geometry' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"neuralbody.geometry.{module}"), name)
