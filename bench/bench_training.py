@@ -93,7 +93,7 @@ def run_worker(args: argparse.Namespace) -> BenchResult:
     """Train one configuration for the budget (this process only); returns its figures."""
     import torch
 
-    from neuralbody.rendering.render import render_view
+    from neuralbody.rendering.render import frame_occupancy, render_view
     from neuralbody.training.config import TrainConfig
     from neuralbody.training.trainer import Trainer
 
@@ -135,13 +135,15 @@ def run_worker(args: argparse.Namespace) -> BenchResult:
     camera = _scaled_camera(trainer.capture.cameras[config.val_view], 512)
     frame = config.train_frames[len(config.train_frames) // 2]
     trainer.model.eval()
+    settings = config.render_settings()
+    field = trainer.model.compile_frame(frame, trainer.capture.load_body(frame))
+    occupancy = frame_occupancy(field, settings)
     with torch.no_grad():
-        state = trainer.model.prepare_frame(frame, trainer.capture.load_body(frame))
-        render_view(trainer.model, state, _scaled_camera(camera, 64), settings=config.render_settings(),
-                    background=trainer.background)  # warm-up
+        render_view(field, _scaled_camera(camera, 64), settings=settings, background=trainer.background,
+                    occupancy=occupancy)  # warm-up
         _sync(device)
         started = time.perf_counter()
-        render_view(trainer.model, state, camera, settings=config.render_settings(), background=trainer.background)
+        render_view(field, camera, settings=settings, background=trainer.background, occupancy=occupancy)
         _sync(device)
         render_s = time.perf_counter() - started
     if device.type == "cuda":

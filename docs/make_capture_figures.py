@@ -87,9 +87,8 @@ def main() -> None:
     run = load_run(args.run)
     model = run.model.eval()
     camera = capture.cameras[args.view]
-    with torch.no_grad():
-        state = model.prepare_frame(frame, capture.load_body(frame).to(run.device))
-        rendered = render_view(model, state, camera, settings=run.render_settings(), background=run.background)
+    field = model.compile_frame(frame, capture.load_body(frame).to(run.device))
+    rendered = render_view(field, camera, settings=run.render_settings(), background=run.background)
     render = (rendered.rgb.float().clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
     truth = (capture.load_image(frame, args.view) * 255).round().astype(np.uint8)
     box = person_crop(camera, vertices)

@@ -19,11 +19,10 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
 
 from neuralbody.evaluation.orbit import orbit_cameras
-from neuralbody.rendering.render import render_view
+from neuralbody.rendering.render import frame_occupancy, render_view
 from neuralbody.training.checkpoint import load_run
 
 COLOURS = [(220, 60, 60), (40, 120, 220), (40, 170, 80), (200, 140, 20)]
@@ -35,15 +34,16 @@ def orbit_colour_ratios(run: Path, *, frame: int, steps: int) -> tuple[np.ndarra
     loaded = load_run(run, device="cpu")
     capture = loaded.capture
     body = capture.load_body(frame)
-    with torch.no_grad():
-        state = loaded.model.prepare_frame(frame, body)
+    field = loaded.model.compile_frame(frame, body)
+    settings = loaded.render_settings()
+    occupancy = frame_occupancy(field, settings)
     vertices = body.vertices.detach().cpu().numpy().astype(np.float64)
     target = (vertices.min(axis=0) + vertices.max(axis=0)) / 2.0
     cameras = [camera.scaled(0.5) for camera in capture.cameras]
     path = orbit_cameras(cameras, target, num_steps=steps, reference=0)
     ratios = []
     for camera in path.cameras:  # in the colours of camera 0 (the orbit's reference), calibrated or not
-        image = render_view(loaded.model, state, camera, settings=loaded.render_settings(), background=loaded.background)
+        image = render_view(field, camera, settings=settings, background=loaded.background, occupancy=occupancy)
         mean = image.rgb[image.acc > 0.5].double().mean(dim=0).numpy()
         ratios.append([mean[0] / mean[1], mean[2] / mean[1]])
     e1 = path.cameras[0].center - target

@@ -19,7 +19,8 @@ from neuralbody.evaluation.protocol import (
     split_frames,
     write_eval_json,
 )
-from neuralbody.models.base import FrameState, RadianceFieldModel
+from neuralbody.models.base import RadianceFieldModel
+from toy_fields import DelegateField
 
 META = {
     "train_cameras": [0, 2, 4],
@@ -43,16 +44,16 @@ class OracleModel(RadianceFieldModel):
 
     def prepare_frame(self, frame_index, body):
         vertices = body.vertices
-        return FrameState(frame_index, vertices.min(0).values - 0.5, vertices.max(0).values + 0.5, {})
+        return DelegateField(self, frame_index, vertices.min(0).values - 0.5, vertices.max(0).values + 0.5)
 
-    def query(self, state, points_world, viewdirs):
+    def field_query(self, field, points_world, viewdirs):
         points = points_world.double().cpu().numpy()
         dirs = viewdirs.double().cpu().numpy()
         offsets = [np.linalg.norm(np.cross(points - cam.center, dirs), axis=1) for cam in self.capture.cameras]
         views = np.argmin(np.stack(offsets), axis=0)
         rgb = np.zeros_like(points)
         for view in np.unique(views):
-            key = (state.frame_index, int(view))
+            key = (field.frame_index, int(view))
             if key not in self.images:
                 self.images[key] = self.capture.load_image(*key)
             camera, image = self.capture.cameras[view], self.images[key]
@@ -66,8 +67,8 @@ class OracleModel(RadianceFieldModel):
 
 
 class ConstantModel(OracleModel):
-    def query(self, state, points_world, viewdirs):
-        sigma, _ = super().query(state, points_world, viewdirs)
+    def field_query(self, field, points_world, viewdirs):
+        sigma, _ = super().field_query(field, points_world, viewdirs)
         return sigma, torch.full_like(points_world, 0.5)
 
 

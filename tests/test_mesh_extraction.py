@@ -18,7 +18,8 @@ from neuralbody.evaluation.mesh_extraction import (
     marching_cubes_world,
     write_mesh,
 )
-from neuralbody.models.base import FrameBody, FrameState, RadianceFieldModel
+from neuralbody.models.base import FrameBody, RadianceFieldModel
+from toy_fields import DelegateField
 
 
 class SphereField(RadianceFieldModel):
@@ -30,15 +31,15 @@ class SphereField(RadianceFieldModel):
         self.radius, self.threshold, self.slope = radius, threshold, slope
 
     def prepare_frame(self, frame_index, body):
-        return FrameState(frame_index, body.vertices.min(0).values - 0.05, body.vertices.max(0).values + 0.05, {})
+        return DelegateField(self, frame_index, body.vertices.min(0).values - 0.05, body.vertices.max(0).values + 0.05)
 
-    def query(self, state, points_world, viewdirs):
+    def field_query(self, field, points_world, viewdirs):
         distance = (points_world - self.centre).norm(dim=1)
         sigma = (self.threshold + self.slope * (self.radius - distance)).clamp_min(0.0)
         return sigma, torch.full_like(points_world, 0.5)
 
 
-def _sphere_state(model: SphereField) -> FrameState:
+def _sphere_state(model: SphereField) -> DelegateField:
     centre, radius = model.centre, model.radius
     vertices = torch.stack([centre - radius, centre + radius])
     return model.prepare_frame(0, FrameBody(vertices, torch.zeros(3), centre))
@@ -48,7 +49,7 @@ def _sphere_state(model: SphereField) -> FrameState:
 def test_sphere_mesh_lands_in_world_metres(voxel):
     centre, radius = (1.3, -0.7, 0.9), 0.25
     model = SphereField(centre, radius)
-    mesh = extract_mesh(model, _sphere_state(model), settings=MeshSettings(voxel_size=voxel, threshold=5.0, progress=False))
+    mesh = extract_mesh(_sphere_state(model), settings=MeshSettings(voxel_size=voxel, threshold=5.0, progress=False))
     distances = np.linalg.norm(mesh.vertices - np.array(centre), axis=1)
     assert len(mesh.faces) > 100
     assert np.all(np.abs(distances - radius) < voxel)
@@ -76,8 +77,8 @@ def test_largest_component_keeps_the_big_sphere():
     model_big = SphereField((0.0, 0.0, 0.0), 0.2)
     model_small = SphereField((0.6, 0.0, 0.0), 0.08)
     settings = MeshSettings(voxel_size=0.02, largest_component=False, progress=False)
-    big = extract_mesh(model_big, _sphere_state(model_big), settings=settings)
-    small = extract_mesh(model_small, _sphere_state(model_small), settings=settings)
+    big = extract_mesh(_sphere_state(model_big), settings=settings)
+    small = extract_mesh(_sphere_state(model_small), settings=settings)
     both = Mesh(np.concatenate([small.vertices, big.vertices]), np.concatenate([small.faces, big.faces + len(small.vertices)]))
     kept = largest_component(both)
     assert len(kept.faces) == len(big.faces)
@@ -114,23 +115,23 @@ def test_carving_matches_reference_and_removes_outside_points():
 
 def test_carving_a_sphere_with_full_masks_changes_nothing_and_empty_masks_remove_all():
     model = SphereField((0.0, 0.0, 1.0), 0.2)
-    state = _sphere_state(model)
+    field = _sphere_state(model)
     centre = np.array([3.0, 0.0, 1.0])
     R = _look_at(centre, [0, 0, 1.0])
     camera = Camera(K=np.array([[30.0, 0, 31.5], [0, 30.0, 31.5], [0, 0, 1]]), R=R, T=-R @ centre, D=np.zeros(5), width=64, height=64)
     settings = MeshSettings(voxel_size=0.02, progress=False)
-    full = extract_mesh(model, state, settings=settings, cameras=[camera], masks=[np.ones((64, 64), bool)])
-    plain = extract_mesh(model, state, settings=settings)
+    full = extract_mesh(field, settings=settings, cameras=[camera], masks=[np.ones((64, 64), bool)])
+    plain = extract_mesh(field, settings=settings)
     assert np.allclose(full.vertices, plain.vertices)
     with pytest.raises(ValueError, match="threshold"):
-        extract_mesh(model, state, settings=settings, cameras=[camera], masks=[np.zeros((64, 64), bool)])
+        extract_mesh(field, settings=settings, cameras=[camera], masks=[np.zeros((64, 64), bool)])
 
 
 def test_write_ply_and_obj_round_trip(tmp_path):
     import trimesh
 
     model = SphereField((0.5, 0.5, 0.5), 0.1)
-    mesh = extract_mesh(model, _sphere_state(model), settings=MeshSettings(voxel_size=0.02, progress=False))
+    mesh = extract_mesh(_sphere_state(model), settings=MeshSettings(voxel_size=0.02, progress=False))
     for name in ("m.ply", "m.obj"):
         loaded = trimesh.load(write_mesh(mesh, tmp_path / name), process=False)
         assert loaded.faces.shape == mesh.faces.shape
@@ -166,8 +167,8 @@ def test_mesh_command_writes_world_mesh_and_ground_truth_metrics(tmp_path, capsy
     np.savez(root / "gt_meshes" / "2.npz", vertices=box.vertices.astype(np.float32), faces=box.faces.astype(np.int32))
     run_dir = _hand_made_run(capture, tmp_path / "run")
     loaded = load_run(run_dir)
-    state = loaded.model.prepare_frame(2, capture.load_body(2))
-    grid = sample_density(loaded.model, state, voxel_size=0.05)
+    field = loaded.model.prepare_frame(2, capture.load_body(2))
+    grid = sample_density(field, voxel_size=0.05)
     occupied = grid.density[grid.density > 0]  # density is zero outside the body's occupancy band
     assert occupied.size > 0
     threshold = float(np.median(occupied))

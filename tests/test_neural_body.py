@@ -8,7 +8,8 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from neuralbody.models import FrameBody, build_model
-from neuralbody.models.neural_body import NeuralBody, NeuralBodyConfig, axis_angle_to_matrix
+from neuralbody.geometry.rotations import axis_angle_to_matrix
+from neuralbody.models.neural_body import NeuralBody, NeuralBodyConfig
 
 SMALL = {"voxel_size": 0.03, "level_channels": [8, 8, 8, 8], "stage_layers": [1, 1, 0, 0, 0], "code_dim": 8,
          "density_width": 32, "density_layers": 2, "feature_width": 32, "color_width": 16, "appearance_dim": 4}
@@ -51,16 +52,16 @@ def test_factory_and_config_validation():
 def test_query_shapes_ranges_and_guards():
     model = _model()
     body, _ = _body()
-    state = model.prepare_frame(1, body)
-    assert [level.stride for level in state.extras["levels"]] == [1, 2, 4, 8, 16]
-    assert torch.all(state.box_min < body.vertices.min(dim=0).values)
+    field = model.prepare_frame(1, body)
+    assert [level.stride for level in field.levels] == [1, 2, 4, 8, 16]
+    assert torch.all(field.box_min < body.vertices.min(dim=0).values)
     points = body.vertices[:50] + 0.01
     dirs = torch.nn.functional.normalize(torch.randn(50, 3), dim=1)
-    sigma, rgb = model.query(state, points, dirs)
+    sigma, rgb = field.query(points, dirs)
     assert sigma.shape == (50,) and rgb.shape == (50, 3)
     assert torch.all(sigma >= 0) and torch.all((rgb >= 0) & (rgb <= 1))
-    with pytest.raises(ValueError, match="points_world"):
-        model.query(state, points[:, :2], dirs[:, :2])
+    with pytest.raises(ValueError, match="points"):
+        field.query(points[:, :2], dirs[:, :2])
     with pytest.raises(ValueError, match="vertices"):
         model.prepare_frame(0, FrameBody(body.vertices[:10], body.Rh, body.Th))
 
@@ -68,9 +69,9 @@ def test_query_shapes_ranges_and_guards():
 def test_samples_far_from_the_body_are_empty():
     model = _model(occupancy_margin=0.05, occupancy_cell=0.02)
     body, _ = _body()
-    state = model.prepare_frame(0, body)
+    field = model.prepare_frame(0, body)
     far = torch.tensor([[1.5, 0.0, 0.9], [0.0, 0.0, 2.5]])
-    sigma, rgb = model.query(state, far, torch.tensor([[0.0, 0.0, 1.0]] * 2))
+    sigma, rgb = field.query(far, torch.tensor([[0.0, 0.0, 1.0]] * 2))
     assert torch.all(sigma == 0) and torch.all(rgb == 0)
 
 
@@ -84,8 +85,8 @@ def test_global_rotation_and_translation_do_not_change_the_field():
     generator = torch.Generator().manual_seed(1)
     points = vertices_body[:80] + 0.02 * torch.randn(80, 3, generator=generator)
     dirs = torch.nn.functional.normalize(torch.randn(80, 3, generator=generator), dim=1)
-    sigma_a, rgb_a = model.query(model.prepare_frame(0, body_a), points, dirs)
-    sigma_b, rgb_b = model.query(model.prepare_frame(0, body_b), points @ rotation.T + th, dirs @ rotation.T)
+    sigma_a, rgb_a = model.prepare_frame(0, body_a).query(points, dirs)
+    sigma_b, rgb_b = model.prepare_frame(0, body_b).query(points @ rotation.T + th, dirs @ rotation.T)
     torch.testing.assert_close(sigma_b, sigma_a, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(rgb_b, rgb_a, rtol=1e-4, atol=1e-4)
 
@@ -96,7 +97,7 @@ def test_unseen_frames_use_the_last_appearance_code():
         model.appearance.weight.normal_()
     body, _ = _body()
     points, dirs = body.vertices[:20], torch.nn.functional.normalize(torch.randn(20, 3), dim=1)
-    rgb = {f: model.query(model.prepare_frame(f, body), points, dirs)[1] for f in (0, 2, 7)}
+    rgb = {f: model.prepare_frame(f, body).query(points, dirs)[1] for f in (0, 2, 7)}
     torch.testing.assert_close(rgb[7], rgb[2])
     assert not torch.allclose(rgb[0], rgb[2])
 
@@ -105,37 +106,37 @@ def test_gradients_reach_vertex_codes_and_any_vertex_count_works():
     model = _model(num_vertices=1000)
     model.train()
     body, _ = _body(count=1000)
-    state = model.prepare_frame(0, body)
-    sigma, rgb = model.query(state, body.vertices[:100], torch.nn.functional.normalize(torch.randn(100, 3), dim=1))
+    field = model.prepare_frame(0, body)
+    sigma, rgb = field.query(body.vertices[:100], torch.nn.functional.normalize(torch.randn(100, 3), dim=1))
     (sigma.sum() + rgb.sum()).backward()
     assert model.codes_per_vertex.weight.grad is not None
     assert model.codes_per_vertex.weight.grad.abs().sum() > 0
     assert model.appearance.weight.grad[0].abs().sum() > 0
 
 
-def test_occupied_world_agrees_with_query_and_band_rendering_matches_dense_sampling():
+def test_occupied_agrees_with_query_and_band_rendering_matches_dense_sampling():
     """Samples placed only in the occupancy band render what dense uniform sampling renders."""
     from neuralbody.rendering import RenderSettings, render_rays
 
     model = _model(occupancy_margin=0.05, occupancy_cell=0.02, density_scale=20.0)
     body, _ = _body(rh=(0.3, 0.1, -0.2), th=(0.1, 0.2, 0.0))
-    state = model.prepare_frame(0, body)
+    field = model.prepare_frame(0, body)
     generator = torch.Generator().manual_seed(5)
     points = body.vertices[:50] + 0.2 * torch.randn(50, 3, generator=generator)
-    occupied = model.occupied_world(state, points)
-    sigma, _ = model.query(state, points, torch.nn.functional.normalize(torch.randn(50, 3, generator=generator), dim=1))
+    occupied = field.occupied(points)
+    sigma, _ = field.query(points, torch.nn.functional.normalize(torch.randn(50, 3, generator=generator), dim=1))
     assert occupied.any() and (~occupied).any()
     assert torch.all(sigma[~occupied] == 0)
     no_grid = _model(occupancy_margin=0.0)
-    assert no_grid.occupied_world(no_grid.prepare_frame(0, body), points) is None
+    assert no_grid.prepare_frame(0, body).occupied(points) is None
     centre = body.vertices.mean(dim=0)
     rays_o = centre + torch.tensor([[0.0, -3.0, 0.0]]) + torch.randn(64, 3, generator=generator) * torch.tensor([0.15, 0.0, 0.5])
     rays_d = torch.nn.functional.normalize(centre - rays_o + 0.05 * torch.randn(64, 3, generator=generator), dim=1)
     background = torch.tensor([0.2, 0.3, 0.4])
     with torch.no_grad():
-        band = render_rays(model, state, rays_o, rays_d, background=background,
+        band = render_rays(field, rays_o, rays_d, background=background,
                            settings=RenderSettings(num_samples=192, band_bins=512, early_stop_transmittance=0.0))
-        dense = render_rays(model, state, rays_o, rays_d, background=background,
+        dense = render_rays(field, rays_o, rays_d, background=background,
                             settings=RenderSettings(num_samples=2048, band_bins=0, early_stop_transmittance=0.0))
     assert dense.acc.max() > 0.3  # the rays do see the body
     torch.testing.assert_close(band.acc, dense.acc, atol=0.02, rtol=0)
@@ -144,7 +145,7 @@ def test_occupied_world_agrees_with_query_and_band_rendering_matches_dense_sampl
 
 def test_canonical_points_follow_the_reference_pose():
     """Translation-only pose change: points are carried exactly; no active corner: unchanged."""
-    from neuralbody.models.neural_body import canonical_points
+    from neuralbody.models.deformer import CarryDeformer, carried_points
     from neuralbody.models.sparse_conv import SparseVolume, sort_coords
 
     generator = torch.Generator().manual_seed(0)
@@ -160,13 +161,17 @@ def test_canonical_points_follow_the_reference_pose():
     inside = posed[:50] + 0.003
     far = torch.tensor([[1.0, 1.0, 1.0], [-0.5, 0.0, 0.0]], dtype=torch.float64)
     points = torch.cat([inside, far])
-    carried = canonical_points(volume, points / voxel, points)
+    carried, valid = carried_points(volume, points / voxel, points)
     torch.testing.assert_close(carried[:50], inside + shift)
     torch.testing.assert_close(carried[50:], far)
+    assert valid.tolist() == [True] * 50 + [False] * 2
+    canonical = CarryDeformer(volume, torch.zeros(3, dtype=torch.float64), voxel).to_canonical(points)
+    assert canonical.points.shape == (52, 1, 3) and canonical.valid[:, 0].tolist() == valid.tolist()
+    torch.testing.assert_close(canonical.points[:, 0], carried)
 
 
 def test_reference_pose_is_stored_and_used_by_the_colour_head():
-    """The reference is kept in the state dict, and moving it changes colour but not density."""
+    """The reference is kept in the field dict, and moving it changes colour but not density."""
     body, _ = _body(3)
     model = _model()
     model.eval()
@@ -179,10 +184,10 @@ def test_reference_pose_is_stored_and_used_by_the_colour_head():
     points = body.vertices[:64].float() + 0.002
     dirs = torch.nn.functional.normalize(torch.ones_like(points), dim=1)
     with torch.no_grad():
-        sigma_a, rgb_a = model.query(model.prepare_frame(0, body), points, dirs)
+        sigma_a, rgb_a = model.prepare_frame(0, body).query(points, dirs)
         moved = FrameBody(vertices=body.vertices + 0.1, Rh=body.Rh, Th=body.Th)
         model.set_reference(moved)
-        sigma_b, rgb_b = model.query(model.prepare_frame(0, body), points, dirs)
+        sigma_b, rgb_b = model.prepare_frame(0, body).query(points, dirs)
     torch.testing.assert_close(sigma_a, sigma_b)
     assert (rgb_a - rgb_b).abs().max() > 1e-4
     with pytest.raises(ValueError, match="vertices"):
@@ -190,7 +195,7 @@ def test_reference_pose_is_stored_and_used_by_the_colour_head():
 
 
 def test_density_then_colour_equals_query_and_skipping_faint_samples_barely_changes_renders():
-    """query_density + query_colour give query's values; the renderer's colour skip moves pixels by less than its threshold."""
+    """density + colour give query's values; the renderer's colour skip moves pixels by less than its threshold."""
     from neuralbody.data.cameras import Camera
     from neuralbody.rendering.render import RenderSettings, render_view
 
@@ -201,22 +206,22 @@ def test_density_then_colour_equals_query_and_skipping_faint_samples_barely_chan
     points = torch.cat([points, torch.tensor([[5.0, 5.0, 5.0]])])  # one far outside the occupancy
     dirs = torch.nn.functional.normalize(torch.randn(201, 3, generator=generator), dim=1)
     with torch.no_grad():
-        state = model.prepare_frame(0, body)
-        sigma, rgb = model.query(state, points, dirs)
-        density = model.query_density(state, points)
+        field = model.prepare_frame(0, body)
+        sigma, rgb = field.query(points, dirs)
+        density = field.density(points)
         rows = torch.arange(201)
         torch.testing.assert_close(density.sigma, sigma)
-        torch.testing.assert_close(model.query_colour(state, density, rows, dirs), rgb)
-        torch.testing.assert_close(model.query_colour(state, density, rows[::3], dirs[::3]), rgb[::3])
-        assert torch.equal(model.query_colour(state, density, rows[-1:], dirs[-1:]), torch.zeros(1, 3))
+        torch.testing.assert_close(field.colour(density, rows, dirs), rgb)
+        torch.testing.assert_close(field.colour(density, rows[::3], dirs[::3]), rgb[::3])
+        assert torch.equal(field.colour(density, rows[-1:], dirs[-1:]), torch.zeros(1, 3))
         with pytest.raises(ValueError, match="rows"):
-            model.query_colour(state, density, rows[:, None], dirs)
+            field.colour(density, rows[:, None], dirs)
         K = np.array([[60.0, 0, 32], [0, 60.0, 32], [0, 0, 1]])
         R = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # looking along +y, z up
         camera = Camera(K=K, R=R, T=-R @ np.array([0.0, -3.0, 0.9]), D=np.zeros(5), width=64, height=64)
-        full = render_view(model, state, camera, settings=RenderSettings(num_samples=16, colour_weight_min=0),
+        full = render_view(field, camera, settings=RenderSettings(num_samples=16, colour_weight_min=0),
                            background=torch.zeros(3))
-        skipped = render_view(model, state, camera, settings=RenderSettings(num_samples=16), background=torch.zeros(3))
+        skipped = render_view(field, camera, settings=RenderSettings(num_samples=16), background=torch.zeros(3))
     assert full.acc.max() > 0.1  # the body is in view
     difference = (full.rgb - skipped.rgb).abs()
     assert difference.max() < 1e-2 and difference.mean() < 1e-4  # each skipped sample weighs < 1e-2
@@ -235,8 +240,8 @@ def test_render_worker_threads_give_the_same_image():
     camera = Camera(K=K, R=R, T=-R @ np.array([0.0, -3.0, 0.9]), D=np.zeros(5), width=64, height=64)
     threads = torch.get_num_threads()
     with torch.no_grad():
-        state = model.prepare_frame(0, body)
-        images = [render_view(model, state, camera, settings=RenderSettings(num_samples=16, chunk_rays=300, workers=n),
+        field = model.prepare_frame(0, body)
+        images = [render_view(field, camera, settings=RenderSettings(num_samples=16, chunk_rays=300, workers=n),
                               background=torch.zeros(3)) for n in (1, 2)]
     assert torch.get_num_threads() == threads  # restored after the threaded render
     assert images[0].acc.max() > 0.1

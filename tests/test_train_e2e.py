@@ -150,8 +150,8 @@ def _render_psnr(run_dir: Path, *, frame: int, view: int, untrained: bool = Fals
 
         model = build_model("neuralbody", num_vertices=model.num_vertices, num_frames=model.num_frames,
                             options=run.config.full_model_options()).eval()
-    state = model.prepare_frame(frame, run.capture.load_body(frame))
-    image = render_view(model, state, run.capture.cameras[view], settings=run.render_settings(), background=run.background)
+    field = model.prepare_frame(frame, run.capture.load_body(frame))
+    image = render_view(field, run.capture.cameras[view], settings=run.render_settings(), background=run.background)
     target = run.capture.load_image(frame, view)
     mse = float(np.mean((image.rgb.numpy() - target) ** 2))
     return 10 * math.log10(1 / mse)
@@ -195,7 +195,7 @@ def test_resume_continues_from_saved_step(ellipsoid_capture, tmp_path):
 
 
 def test_resumed_run_matches_uninterrupted_run(ellipsoid_capture, tmp_path):
-    """Step, optimiser state and random states are restored: 8 + 8 steps == 16 steps."""
+    """Step, optimiser field and random states are restored: 8 + 8 steps == 16 steps."""
     from neuralbody.training.trainer import Trainer
 
     fixed_lr = dict(ckpt_every=100, lr_final_ratio=1.0)  # the schedule depends on the planned steps
@@ -244,9 +244,9 @@ def test_runs_from_before_the_texture_still_load(ellipsoid_capture, tmp_path):
     assert old.model.texture_grid is None and old.model.config.canonical_freqs == 0
     images = []
     for run in (current, old):
-        state = run.model.prepare_frame(0, run.capture.load_body(0))
+        field = run.model.prepare_frame(0, run.capture.load_body(0))
         with torch.no_grad():
-            images.append(render_view(run.model, state, run.capture.cameras[0], settings=run.render_settings(),
+            images.append(render_view(field, run.capture.cameras[0], settings=run.render_settings(),
                                       background=run.background).rgb)
     torch.testing.assert_close(images[0], images[1])
 

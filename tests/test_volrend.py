@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import types
 
 import numpy as np
 import pytest
 import torch
 
-from neuralbody.models.base import FrameState, RadianceFieldModel
+from neuralbody.models.base import DensityQuery, FrameField, RadianceFieldModel
+from toy_fields import DelegateField
 from neuralbody.rendering import (
     RenderSettings,
     composite,
@@ -104,9 +105,9 @@ class _ConstantSphere(RadianceFieldModel):
 
     def prepare_frame(self, frame_index, body):
         r = self.radius + 0.1
-        return FrameState(frame_index, torch.full((3,), -r), torch.full((3,), r), {})
+        return DelegateField(self, frame_index, torch.full((3,), -r), torch.full((3,), r))
 
-    def query(self, state, points_world, viewdirs):
+    def field_query(self, field, points_world, viewdirs):
         inside = points_world.norm(dim=1) < self.radius
         sigma = torch.where(inside, torch.full_like(points_world[:, 0], self.sigma), torch.zeros_like(points_world[:, 0]))
         rgb = torch.tensor([1.0, 0.5, 0.0]).expand(points_world.shape[0], 3)
@@ -116,13 +117,13 @@ class _ConstantSphere(RadianceFieldModel):
 @pytest.mark.parametrize("early_stop", [0.0, 1e-3])
 def test_render_rays_known_answer_background_and_misses(early_stop):
     model = _ConstantSphere(sigma=4.0, radius=0.5)
-    state = model.prepare_frame(0, None)
+    field = model.prepare_frame(0, None)
     rays_o = torch.tensor([[0.0, 0.0, -3.0], [0.0, 3.0, -3.0]])
     rays_d = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
     background = torch.tensor([0.0, 0.0, 1.0])
     settings = RenderSettings(num_samples=512, early_stop_transmittance=early_stop, segment_samples=64)
     with torch.no_grad():
-        out = render_rays(model, state, rays_o, rays_d, settings=settings, background=background)
+        out = render_rays(field, rays_o, rays_d, settings=settings, background=background)
     acc = 1 - math.exp(-4.0 * 1.0)  # chord of length 1 through the centre
     assert out.acc[0].item() == pytest.approx(acc, abs=5e-3)
     torch.testing.assert_close(out.rgb[0], torch.tensor([acc, 0.5 * acc, 1 - acc]), atol=5e-3, rtol=0)
@@ -132,31 +133,31 @@ def test_render_rays_known_answer_background_and_misses(early_stop):
 
 def test_early_termination_changes_little():
     model = _ConstantSphere(sigma=200.0, radius=0.5)
-    state = model.prepare_frame(0, None)
+    field = model.prepare_frame(0, None)
     rays_o = torch.tensor([[0.0, 0.0, -3.0], [0.1, 0.2, -3.0]])
     rays_d = torch.nn.functional.normalize(torch.tensor([[0.0, 0.0, 1.0], [0.05, 0.0, 1.0]]), dim=1)
-    full = render_rays(model, state, rays_o, rays_d, settings=RenderSettings(early_stop_transmittance=0.0), background=torch.zeros(3))
+    full = render_rays(field, rays_o, rays_d, settings=RenderSettings(early_stop_transmittance=0.0), background=torch.zeros(3))
     with torch.no_grad():
-        early = render_rays(model, state, rays_o, rays_d, settings=RenderSettings(), background=torch.zeros(3))
+        early = render_rays(field, rays_o, rays_d, settings=RenderSettings(), background=torch.zeros(3))
     torch.testing.assert_close(early.rgb, full.rgb.detach(), atol=2e-3, rtol=0)
 
 
 class _BandSphere(_ConstantSphere):
     """The sphere, telling the renderer where its density lives (a shell 0.1 m wider)."""
 
-    def occupied_world(self, state, points_world):
+    def field_occupied(self, field, points_world):
         return points_world.norm(dim=1) < self.radius + 0.1
 
 
 def test_band_sampling_renders_the_same_with_fewer_samples():
-    state = _BandSphere(sigma=4.0, radius=0.5).prepare_frame(0, None)
+    field = _BandSphere(sigma=4.0, radius=0.5).prepare_frame(0, None)
     rays_o = torch.tensor([[0.0, 0.0, -3.0], [0.0, 0.3, -3.0], [0.0, 3.0, -3.0]])
     rays_d = torch.tensor([[0.0, 0.0, 1.0]]).expand(3, 3)
     background = torch.tensor([0.0, 0.0, 1.0])
     with torch.no_grad():
-        band = render_rays(_BandSphere(4.0, 0.5), state, rays_o, rays_d, settings=RenderSettings(num_samples=64, band_bins=256),
+        band = render_rays(field, rays_o, rays_d, settings=RenderSettings(num_samples=64, band_bins=256),
                            background=background)
-        uniform = render_rays(_ConstantSphere(4.0, 0.5), state, rays_o, rays_d, settings=RenderSettings(num_samples=1024),
+        uniform = render_rays(field, rays_o, rays_d, settings=RenderSettings(num_samples=1024),
                               background=background)
     torch.testing.assert_close(band.rgb, uniform.rgb, atol=3e-3, rtol=0)
     torch.testing.assert_close(band.depth, uniform.depth, atol=1e-2, rtol=0)
@@ -168,43 +169,44 @@ def test_render_view_shapes():
     from neuralbody.data.cameras import Camera
 
     model = _ConstantSphere(sigma=50.0, radius=0.5)
-    state = model.prepare_frame(0, None)
+    field = model.prepare_frame(0, None)
     camera = Camera(K=np.array([[20.0, 0, 7.5], [0, 20.0, 5.5], [0, 0, 1]]), R=np.eye(3), T=np.array([0, 0, 3.0]),
                     D=np.zeros(5), width=16, height=12)
-    image = render_view(model, state, camera, settings=RenderSettings(chunk_rays=50), background=torch.zeros(3))
+    image = render_view(field, camera, settings=RenderSettings(chunk_rays=50), background=torch.zeros(3))
     assert image.rgb.shape == (12, 16, 3) and image.acc.shape == (12, 16) and image.depth.shape == (12, 16)
     assert image.acc[6, 8] > 0.99 and image.acc[0, 0] == 0
 
 
-class _SoftBallColouredByDirection:
+@dataclasses.dataclass
+class _SoftBallColouredByDirection(FrameField):
     """Density falling off smoothly from a centre (many faint samples), colour constant along each ray;
-    exposes ``query_density`` / ``query_colour`` as Neural Body does."""
+    density and colour decoded separately, as Neural Body does; counts decoded colours."""
 
-    def __init__(self) -> None:
-        self.decoded = 0
+    frame_index: int = 0
+    box_min: torch.Tensor = dataclasses.field(default_factory=lambda: torch.full((3,), -1.0))
+    box_max: torch.Tensor = dataclasses.field(default_factory=lambda: torch.full((3,), 1.0))
+    decoded: int = 0
 
     def prepare_frame(self, frame_index, body):
-        from neuralbody.models.base import FrameState
+        return self
 
-        return FrameState(frame_index, torch.full((3,), -1.0), torch.full((3,), 1.0), {})
+    def density(self, points):
+        return DensityQuery(sigma=30.0 * torch.exp(-(points.norm(dim=1) / 0.4) ** 2), points=points)
 
-    def query_density(self, state, points_world):
-        return types.SimpleNamespace(sigma=30.0 * torch.exp(-(points_world.norm(dim=1) / 0.4) ** 2))
-
-    def query_colour(self, state, density, rows, viewdirs):
+    def colour(self, density, rows, viewdirs):
         self.decoded += rows.numel()
         return (viewdirs * 0.5 + 0.5).clamp(0, 1)
 
-    def query(self, state, points_world, viewdirs):
-        sigma = self.query_density(state, points_world).sigma
-        return sigma, self.query_colour(state, None, torch.arange(sigma.shape[0]), viewdirs)
+    def query(self, points, viewdirs):
+        density = self.density(points)
+        return density.sigma, self.colour(density, torch.arange(points.shape[0]), viewdirs)
 
 
 def test_faint_samples_skipped_take_the_mean_colour_of_the_decoded_ones():
     """With colour constant along a ray, skipping faint samples changes nothing (they take the mean
     colour of the decoded samples, not black), while fewer colours are decoded."""
     model = _SoftBallColouredByDirection()
-    state = model.prepare_frame(0, None)
+    field = model.prepare_frame(0, None)
     generator = torch.Generator().manual_seed(0)
     rays_d = torch.nn.functional.normalize(torch.tensor([0.0, 0.0, 1.0]) + 0.2 * torch.randn(64, 3, generator=generator), dim=1)
     rays_o = -2.0 * rays_d + 0.1 * torch.randn(64, 3, generator=generator)
@@ -213,7 +215,7 @@ def test_faint_samples_skipped_take_the_mean_colour_of_the_decoded_ones():
         for threshold in (0.0, 0.05):
             model.decoded = 0
             settings = RenderSettings(num_samples=64, band_bins=0, colour_weight_min=threshold, density_grid_cell=0.0)
-            outputs.append(render_rays(model, state, rays_o, rays_d, settings=settings, background=torch.zeros(3)))
+            outputs.append(render_rays(field, rays_o, rays_d, settings=settings, background=torch.zeros(3)))
             decoded.append(model.decoded)
     assert decoded[1] < 0.5 * decoded[0]
     assert outputs[0].acc.min() > 0.3
@@ -244,18 +246,18 @@ def test_distortion_loss_matches_the_double_sum_and_its_gradient_checks():
 
 def test_render_rays_returns_the_distortion_of_its_samples_when_asked():
     model = _SoftBallColouredByDirection()
-    state = model.prepare_frame(0, None)
+    field = model.prepare_frame(0, None)
     rays_o = torch.tensor([[0.0, 0.0, -2.0], [5.0, 5.0, -2.0]])  # the second misses the box
     rays_d = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
     settings = RenderSettings(num_samples=32, band_bins=0, density_grid_cell=0.0)
-    plain = render_rays(model, state, rays_o, rays_d, settings=settings, background=torch.zeros(3))
+    plain = render_rays(field, rays_o, rays_d, settings=settings, background=torch.zeros(3))
     assert plain.distortion is None
-    out = render_rays(model, state, rays_o, rays_d, settings=RenderSettings(num_samples=32, band_bins=0, density_grid_cell=0.0,
+    out = render_rays(field, rays_o, rays_d, settings=RenderSettings(num_samples=32, band_bins=0, density_grid_cell=0.0,
                       distortion=True), background=torch.zeros(3))
     samples = stratified_samples(rays_o[:1], rays_d[:1], torch.tensor([1.0]), torch.tensor([3.0]), num_samples=32)
     from neuralbody.rendering.volrend import distortion_loss_reference
 
-    sigma = model.query_density(state, samples.points.reshape(-1, 3)).sigma.reshape(1, 32)
+    sigma = field.density(samples.points.reshape(-1, 3)).sigma.reshape(1, 32)
     weights, _ = render_weights(sigma, samples.deltas)
     expected = distortion_loss_reference(weights, samples.t, samples.deltas)
     torch.testing.assert_close(out.distortion, torch.cat([expected, torch.zeros(1)]))

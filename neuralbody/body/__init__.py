@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from neuralbody.body.base import BodyModel, BodyOutput
+from neuralbody.body.frame_body import FrameBody
 
 BODY_MODELS = ("anny", "smpl")
 
@@ -43,4 +44,4 @@ def load_body_model(name: str = "anny", model_path: str | Path | None = None, de
     raise ValueError(f"unknown body model {name!r}; choose one of {BODY_MODELS}")
 
 
-__all__ = ["BODY_MODELS", "BodyModel", "BodyOutput", "load_body_model"]
+__all__ = ["BODY_MODELS", "BodyModel", "BodyOutput", "FrameBody", "load_body_model"]

@@ -35,7 +35,6 @@ def ground_truth_mesh_path(capture, frame: int) -> Path | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
 
     from neuralbody.evaluation.mesh_extraction import MeshSettings, extract_mesh, write_mesh
     from neuralbody.training.checkpoint import load_run
@@ -47,8 +46,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--frame {frame}: the capture has frames 0..{capture.num_frames - 1}")
     settings = MeshSettings(voxel_size=args.voxel, threshold=args.threshold, largest_component=not args.all_components)
     body = capture.load_body(frame)
-    with torch.no_grad():
-        state = loaded.model.prepare_frame(frame, body.to(loaded.device))
+    field = loaded.model.compile_frame(frame, body.to(loaded.device))
     cameras = masks = None
     if not args.no_carve:
         cameras = [capture.cameras[v] for v in loaded.train_views]
@@ -58,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         except FileNotFoundError as error:
             log.warning("no mask carving (%s); pass --no-carve to silence this", error)
             cameras = masks = None
-    mesh = extract_mesh(loaded.model, state, settings=settings, cameras=cameras, masks=masks)
+    mesh = extract_mesh(field, settings=settings, cameras=cameras, masks=masks)
     out = args.out or args.run / "mesh" / f"frame{frame:04d}.ply"
     written = [write_mesh(mesh, out)]
     if args.out is None:

@@ -41,12 +41,11 @@ def _save_png(path: Path, image: np.ndarray) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
     from tqdm import tqdm
 
     from neuralbody.evaluation.orbit import orbit_cameras, write_gif, write_mp4
     from neuralbody.evaluation.protocol import held_out_views
-    from neuralbody.rendering.render import render_view
+    from neuralbody.rendering.render import frame_occupancy, render_view
     from neuralbody.training.checkpoint import load_run
     from neuralbody.training.trainer import parse_index_list
 
@@ -82,10 +81,11 @@ def run(args: argparse.Namespace) -> int:
             log.info("frame %d is an unseen pose (trained on frames up to %d; the last training frame's appearance code is used)",
                      frame, last_trained)
         body = capture.load_body(frame)
-        with torch.no_grad():
-            state = model.prepare_frame(frame, body.to(loaded.device))
+        field = model.compile_frame(frame, body.to(loaded.device))
+        occupancy = frame_occupancy(field, settings)
         for view in views:
-            image = render_view(model, state, cameras[view], settings=settings, background=background).rgb.float().cpu().numpy()
+            image = render_view(field, cameras[view], settings=settings, background=background,
+                                occupancy=occupancy).rgb.float().cpu().numpy()
             per_view_sequence[view].append(image)
             if args.with_truth:
                 from neuralbody.data.images import resize_image
@@ -105,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
             log.info("orbit: %d cameras, radius %.2f m, height %+.2f m around (%.2f, %.2f, %.2f)",
                      args.orbit, path_cams.radius, path_cams.height, *target)
             images = [
-                render_view(model, state, camera, settings=settings, background=background).rgb.float().cpu().numpy()
+                render_view(field, camera, settings=settings, background=background,
+                            occupancy=occupancy).rgb.float().cpu().numpy()
                 for camera in tqdm(path_cams.cameras, desc=f"orbit frame {frame}", unit="view")
             ]
             stem = out_dir / f"frame{frame:04d}_orbit{args.orbit}"

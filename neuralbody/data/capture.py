@@ -65,7 +65,7 @@ import torch
 
 from neuralbody.data import images as image_io
 from neuralbody.data.cameras import Camera
-from neuralbody.models.base import FrameBody
+from neuralbody.body.frame_body import FrameBody
 
 log = logging.getLogger(__name__)
 

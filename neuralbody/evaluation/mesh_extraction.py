@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from neuralbody.data.cameras import Camera, project_points
-from neuralbody.models.base import FrameState, RadianceFieldModel
+from neuralbody.models.base import FrameField
 
 log = logging.getLogger(__name__)
 
@@ -99,20 +99,19 @@ def grid_over_box(box_min: np.ndarray, box_max: np.ndarray, voxel_size: float) -
 
 
 def sample_density(
-    model: RadianceFieldModel,
-    state: FrameState,
+    field: FrameField,
     *,
     voxel_size: float,
     chunk_points: int = 65536,
     progress: bool = False,
 ) -> DensityGrid:
-    """Query ``model`` density on a grid over ``state``'s box (world, metres). View direction: +z (density ignores it)."""
+    """Query the frame ``field``'s density on a grid over its box (world, metres)."""
     origin, shape = grid_over_box(
-        state.box_min.detach().cpu().numpy(), state.box_max.detach().cpu().numpy(), voxel_size
+        field.box_min.detach().cpu().numpy(), field.box_max.detach().cpu().numpy(), voxel_size
     )
     count = int(np.prod(shape))
     log.info("sampling density on a %dx%dx%d grid (%.1f M points, %.1f mm voxels)", *shape, count / 1e6, voxel_size * 1000)
-    device = state.box_min.device
+    device = field.box_min.device
     axes = [torch.as_tensor(origin[a] + np.arange(n) * voxel_size, dtype=torch.float32, device=device) for a, n in enumerate(shape)]
     density = np.empty(count, dtype=np.float32)
     plane = shape[1] * shape[2]
@@ -125,9 +124,7 @@ def sample_density(
             points = torch.cat(
                 [xs.repeat_interleave(plane)[:, None], yz.repeat(xs.numel(), 1)], dim=1
             )
-            viewdirs = torch.zeros_like(points)
-            viewdirs[:, 2] = 1.0
-            sigma, _ = model.query(state, points, viewdirs)
+            sigma = field.density(points).sigma
             density[start * plane : start * plane + points.shape[0]] = sigma.float().cpu().numpy()
     return DensityGrid(density=density.reshape(shape), origin=origin, voxel_size=float(voxel_size))
 
@@ -217,16 +214,15 @@ def largest_component(mesh: Mesh) -> Mesh:
 
 
 def extract_mesh(
-    model: RadianceFieldModel,
-    state: FrameState,
+    field: FrameField,
     *,
     settings: MeshSettings,
     cameras: list[Camera] | None = None,
     masks: list[np.ndarray] | None = None,
 ) -> Mesh:
-    """Density grid over ``state``'s box -> optional mask carving (``cameras``, ``masks``) -> marching cubes -> world metres."""
+    """Density grid over the frame ``field``'s box -> optional mask carving (``cameras``, ``masks``) -> marching cubes -> world metres."""
     grid = sample_density(
-        model, state, voxel_size=settings.voxel_size, chunk_points=settings.chunk_points, progress=settings.progress
+        field, voxel_size=settings.voxel_size, chunk_points=settings.chunk_points, progress=settings.progress
     )
     if cameras is not None and masks is not None:
         grid = carve_grid(grid, cameras, masks)

@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 log = logging.getLogger(__name__)
@@ -179,7 +178,7 @@ def evaluate_run(
         coverage_tolerance: metres, see :func:`neuralbody.evaluation.coverage.ray_coverage`.
     """
     from neuralbody.evaluation.image_metrics import box_mask_metrics
-    from neuralbody.rendering.render import render_view
+    from neuralbody.rendering.render import frame_occupancy, render_view
 
     capture = run.capture
     meta = capture.meta or {}
@@ -214,12 +213,11 @@ def evaluate_run(
         body = capture.load_body(frame)
         vertices = body.vertices.detach().cpu().numpy().astype(np.float64)
         box_min, box_max = vertices.min(axis=0) - BOX_PADDING, vertices.max(axis=0) + BOX_PADDING
-        with torch.no_grad():
-            state = model.prepare_frame(frame, body.to(run.device))
+        field = model.compile_frame(frame, body.to(run.device))
+        occupancy = frame_occupancy(field, settings)
         for view in views:
             camera = capture.cameras[view]
-            with torch.no_grad():
-                rendered = render_view(model, state, camera, settings=settings, background=background)
+            rendered = render_view(field, camera, settings=settings, background=background, occupancy=occupancy)
             pred = rendered.rgb.float().clamp(0, 1).cpu().numpy()
             gt = np.asarray(capture.load_image(frame, view), dtype=np.float32)
             metrics = box_mask_metrics(pred, gt, camera, box_min, box_max)

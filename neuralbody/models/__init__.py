@@ -1,8 +1,15 @@
-"""neuralbody.models: radiance-field models of a moving person and their factory."""
+"""neuralbody.models: radiance-field models of a moving person and their factory.
+
+The protocol every model follows (what the renderer, trainer and evaluator may ask) is in
+:mod:`neuralbody.models.base`; deformers between posed and canonical space in
+:mod:`neuralbody.models.deformer`.
+"""
 
 from __future__ import annotations
 
-from neuralbody.models.base import FrameBody, FrameState, RadianceFieldModel
+from neuralbody.body.frame_body import FrameBody
+from neuralbody.models.base import DensityQuery, FrameField, RadianceFieldModel
+from neuralbody.models.deformer import CanonicalPoints, Deformer
 
 MODEL_KINDS = ("neuralbody", "frame_nerf")
 
@@ -13,7 +20,8 @@ def build_model(kind: str, *, num_vertices: int, num_frames: int, options: dict 
     Args:
         kind: "neuralbody" (:class:`neuralbody.models.neural_body.NeuralBody`; options: a
             ``preset`` "fast" | "faithful" plus :class:`NeuralBodyConfig` field overrides) or
-            "frame_nerf" (the frame-conditioned NeRF baseline; options: FrameNerfConfig fields).
+            "frame_nerf" (the frame-conditioned NeRF baseline; options: FrameNerfConfig fields,
+            a ``preset`` key is ignored).
         num_vertices: body vertices per frame (6890 for SMPL, 13718 for Anny).
         num_frames: appearance codes; frames at or beyond it use the last one.
         options: model options (JSON-able dict), stored in the run's config.
@@ -25,14 +33,17 @@ def build_model(kind: str, *, num_vertices: int, num_frames: int, options: dict 
     if kind == "frame_nerf":
         from neuralbody.models.frame_nerf import FrameNerf, FrameNerfConfig
 
-        options = dict(options or {})
-        options.pop("preset", None)
-        if hasattr(FrameNerfConfig, "from_options"):
-            config = FrameNerfConfig.from_options(options)
-        else:
-            config = FrameNerfConfig(**options)
-        return FrameNerf(num_frames, config)
+        return FrameNerf(num_frames, FrameNerfConfig.from_options(options))
     raise ValueError(f"unknown model kind {kind!r}; choose one of {MODEL_KINDS}")
 
 
-__all__ = ["FrameBody", "FrameState", "RadianceFieldModel", "build_model", "MODEL_KINDS"]
+__all__ = [
+    "CanonicalPoints",
+    "Deformer",
+    "DensityQuery",
+    "FrameBody",
+    "FrameField",
+    "MODEL_KINDS",
+    "RadianceFieldModel",
+    "build_model",
+]

@@ -23,9 +23,11 @@ import dataclasses
 import torch
 import torch.nn.functional as F
 
-from neuralbody.models.base import FrameBody, FrameState, RadianceFieldModel
-from neuralbody.models.occupancy import occupancy_grid, points_occupied
+from neuralbody.body.frame_body import FrameBody
+from neuralbody.geometry.box import body_box
+from neuralbody.models.base import DensityQuery, FrameField, RadianceFieldModel, check_points, kept_rows
 from neuralbody.models.encoding import encoded_size, positional_encoding
+from neuralbody.models.occupancy import OccupancyGrid, occupancy_grid, points_occupied
 
 
 @dataclasses.dataclass
@@ -120,52 +122,84 @@ class FrameNerf(RadianceFieldModel):
             raise ValueError(f"FrameNerf: frame_index must be >= 0, got {frame_index}")
         return min(int(frame_index), self.num_frames - 1)
 
-    def prepare_frame(self, frame_index: int, body: FrameBody) -> FrameState:
+    def prepare_frame(self, frame_index: int, body: FrameBody) -> "FrameNerfField":
         """The sampling box (vertices' box padded ``box_padding`` metres) and the frame's code."""
         device = self.frame_codes.weight.device
         vertices = body.vertices.to(device=device, dtype=torch.float32)
         if vertices.ndim != 2 or vertices.shape[1] != 3 or vertices.shape[0] == 0:
             raise ValueError(f"body.vertices must be (V, 3) with V > 0, got {tuple(vertices.shape)}")
         index = self.code_index(frame_index)
-        box_min = vertices.min(dim=0).values - self.config.box_padding
-        box_max = vertices.max(dim=0).values + self.config.box_padding
-        extras = {"code_index": index}
+        box_min, box_max = body_box(vertices, self.config.box_padding)
+        occupancy = None
         if self.config.occupancy_margin > 0:
-            extras.update(occupancy_grid(vertices, cell=self.config.occupancy_cell, margin=self.config.occupancy_margin))
-        return FrameState(frame_index=int(frame_index), box_min=box_min, box_max=box_max, extras=extras)
+            occupancy = occupancy_grid(vertices, cell=self.config.occupancy_cell, margin=self.config.occupancy_margin)
+        return FrameNerfField(model=self, frame_index=int(frame_index), box_min=box_min, box_max=box_max,
+                              code_index=index, occupancy=occupancy)
 
-    def occupied_world(self, state: FrameState, points_world: torch.Tensor) -> torch.Tensor | None:
+
+@dataclasses.dataclass
+class FrameNerfDensity(DensityQuery):
+    """:class:`DensityQuery` of a frame NeRF: ``hidden`` (K, W) at the kept rows ``keep`` (K,)."""
+
+    keep: torch.Tensor
+    hidden: torch.Tensor
+
+
+@dataclasses.dataclass
+class FrameNerfField(FrameField):
+    """One frame of a :class:`FrameNerf`: its code and the occupancy grid (world frame)."""
+
+    model: FrameNerf
+    frame_index: int
+    box_min: torch.Tensor
+    box_max: torch.Tensor
+    code_index: int
+    occupancy: OccupancyGrid | None = None
+
+    def occupied(self, points: torch.Tensor) -> torch.Tensor | None:
         """(N,) bool: points (N, 3) world, metres, near the posed body; None without a grid."""
-        if "occupancy" not in state.extras:
+        if self.occupancy is None:
             return None
-        return points_occupied(state.extras, points_world, cell=self.config.occupancy_cell)
+        return points_occupied(self.occupancy, points)
 
-    def query(
-        self, state: FrameState, points_world: torch.Tensor, viewdirs: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def query(self, points: torch.Tensor, viewdirs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Density (N,) 1/metres and colour (N, 3) in [0, 1] at points (N, 3) world, metres, seen along viewdirs (N, 3)."""
-        if points_world.ndim != 2 or points_world.shape[1] != 3 or viewdirs.shape != points_world.shape:
-            raise ValueError(
-                f"points_world and viewdirs must be (N, 3), got {tuple(points_world.shape)} and {tuple(viewdirs.shape)}"
-            )
-        config = self.config
-        code = self.frame_codes.weight[state.extras["code_index"]]
-        inputs = torch.cat(
-            [positional_encoding(points_world, config.point_freqs), code.expand(points_world.shape[0], -1)], dim=1
-        )
+        check_points(points, viewdirs)
+        density = self.density(points)
+        rgb = points.new_zeros(points.shape[0], 3)
+        if density.keep.numel():
+            rgb = rgb.index_put((density.keep,), self._colour(density.hidden, viewdirs[density.keep]))
+        return density.sigma, rgb
+
+    def density(self, points: torch.Tensor) -> FrameNerfDensity:
+        """Density at points (N, 3), world, metres (zero outside the occupancy; the MLP runs only inside)."""
+        check_points(points)
+        model, config = self.model, self.model.config
+        occupied = self.occupied(points)
+        keep = torch.arange(points.shape[0], device=points.device) if occupied is None else (
+            torch.nonzero(occupied).squeeze(1))
+        code = model.frame_codes.weight[self.code_index]
+        inputs = torch.cat([positional_encoding(points[keep], config.point_freqs), code.expand(keep.numel(), -1)], dim=1)
         hidden = inputs
-        for index, layer in enumerate(self.density_layers):
-            if index == self.skip_at:
+        for index, layer in enumerate(model.density_layers):
+            if index == model.skip_at:
                 hidden = torch.cat([hidden, inputs], dim=1)
             hidden = F.relu(layer(hidden))
-        raw = self.density_out(hidden).squeeze(1)
-        if config.density_activation == "softplus":
-            sigma = F.softplus(raw) * config.density_scale
-        else:
-            sigma = F.relu(raw) * config.density_scale
-        features = torch.cat([self.feature_fc(hidden), positional_encoding(viewdirs, config.view_freqs)], dim=1)
-        rgb = torch.sigmoid(self.rgb_fc(F.relu(self.view_fc(features))))
-        occupied = self.occupied_world(state, points_world)
-        if occupied is not None:
-            sigma = sigma * occupied.to(sigma.dtype)
-        return sigma, rgb
+        raw = model.density_out(hidden).squeeze(1)
+        activation = F.softplus if config.density_activation == "softplus" else F.relu
+        sigma = points.new_zeros(points.shape[0]).index_put((keep,), activation(raw) * config.density_scale)
+        return FrameNerfDensity(sigma=sigma, points=points, keep=keep, hidden=hidden)
+
+    def colour(self, density: FrameNerfDensity, rows: torch.Tensor, viewdirs: torch.Tensor) -> torch.Tensor:
+        """Colour (J, 3) of the points ``rows`` (J,) of a :meth:`density` along viewdirs (J, 3); black outside the occupancy."""
+        found, slots = kept_rows(density.keep, density.sigma.shape[0], rows)
+        rgb = viewdirs.new_zeros(rows.shape[0], 3)
+        if found.numel():
+            rgb[found] = self._colour(density.hidden[slots], viewdirs[found])
+        return rgb
+
+    def _colour(self, hidden: torch.Tensor, viewdirs: torch.Tensor) -> torch.Tensor:
+        """(K, 3) colour from the density MLP's hidden layer (K, W) and viewdirs (K, 3)."""
+        model = self.model
+        features = torch.cat([model.feature_fc(hidden), positional_encoding(viewdirs, model.config.view_freqs)], dim=1)
+        return torch.sigmoid(model.rgb_fc(F.relu(model.view_fc(features))))

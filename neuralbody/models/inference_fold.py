@@ -37,7 +37,7 @@ import torch
 from neuralbody.models.inference_mlp import linear_act
 from neuralbody.models.occupancy import dilate_cells
 from neuralbody.models.sparse_conv import SparseVolume
-from neuralbody.models.sparse_grid import cell_corner_rows, trilinear_lookup, trilinear_weights, weighted_row_sum
+from neuralbody.models.sparse_grid import cell_corner_rows, gather_codes, trilinear_weights, weighted_row_sum
 from neuralbody.workers import map_in_threads
 
 
@@ -85,7 +85,7 @@ def fuse_first_layer(
 
     def decode(start: int) -> None:  # each thread fills its own rows of ``fused``
         positions = corners[start : start + chunk_points].to(dtype)
-        codes = torch.cat([trilinear_lookup(level, positions) for level in levels], dim=1)
+        codes = gather_codes(levels, positions)
         fused[start : start + chunk_points] = linear_act(codes, first_layer.weight, first_layer.bias, "none")
 
     map_in_threads(decode, list(range(0, corners.shape[0], chunk_points)), workers)

@@ -12,12 +12,13 @@ Per frame (:meth:`NeuralBody.prepare_frame`):
    strides 2, 4, 8, 16 (the fast configuration also keeps the stride-1 volume).
 3. A coarse occupancy grid (cells of ``occupancy_cell`` metres hit by a vertex, dilated by
    ``occupancy_margin``) marks where samples are evaluated at all; elsewhere density is zero
-   (0 disables this: every sample is evaluated, as in the original). The renderer asks
-   :meth:`NeuralBody.occupied_world` where that band lies on each ray and puts all its
-   samples there (:func:`neuralbody.rendering.sampling.band_samples`).
+   (0 disables this: every sample is evaluated, as in the original). The renderer asks the
+   frame's field where that band lies on each ray and puts all its samples there
+   (:func:`neuralbody.rendering.sampling.band_samples`).
 
-Per point (:meth:`NeuralBody.query`): move to the body frame, sample the four volumes
-trilinearly (zeros away from active voxels), concatenate, then::
+The result is a :class:`~neuralbody.models.neural_body_field.NeuralBodyField`, the frame's
+decoder. Per point: move to the body frame, sample the volumes trilinearly (zeros away from
+active voxels), concatenate, then::
 
     h     = MLP_density(codes)                      (ReLU layers)
     sigma = act(Linear(h)) * density_scale          (1/metres; act = ReLU or softplus)
@@ -25,25 +26,19 @@ trilinearly (zeros away from active voxels), concatenate, then::
     rgb   = sigmoid(Linear(ReLU(Linear(f ++ PE_4(dir_body) ++ PE_10(x_body)))))
 
 Frames beyond the trained ones use the last appearance code. No body-model file is needed:
-only posed vertices (any count) and Rh, Th. Without gradients (rendering), a frame prepared
-under ``torch.no_grad()`` also holds the first density layer precomputed at the finest
-corners near the body, and the colour head's linear chain is one map per frame: the same
-numbers with fewer products (:mod:`neuralbody.models.inference_fold`), and each ReLU acts in
-place on its layer's output (:mod:`neuralbody.models.inference_mlp`).
+only posed vertices (any count) and Rh, Th. The three linear layers of the colour chain are
+composed once per frame (training and inference alike, :mod:`neuralbody.models.inference_fold`);
+:meth:`NeuralBody.compile_frame` (inference) also precomputes the first density layer at the
+finest corners near the body: the same numbers with fewer products.
 
 Canonical colour coordinates (``canonical_freqs`` > 0, the fast configuration): the colour
 head's point encoding takes, instead of ``x_body`` (which moves with the pose, so a texture
 cannot be learnt as a function of it), the point carried to a reference pose: the body-frame
 vertices of one training frame (:meth:`NeuralBody.set_reference`, stored with the model; no
-body model is needed, vertices correspond across frames). Per finest voxel the mean posed
-position ``p`` and mean reference position ``r`` of its vertices are kept; a point ``x`` gets
-the trilinear, weight-normalised interpolations ``P``, ``R`` of both and::
-
-    x_canonical = R + (x - P)
-
-exact where the map from posed to reference positions is a translation, first-order accurate
-where it rotates (``|x - P|`` is a few millimetres at the surface). Points with no active
-corner keep ``x_body``. With ``texture_cells`` the colour head also reads a multi-resolution
+body model is needed, vertices correspond across frames), by the
+:class:`~neuralbody.models.deformer.CarryDeformer` (``x_canonical = R + (x - P)`` from the
+mean posed and reference positions of nearby vertices). Points with no vertex near keep
+``x_body``. With ``texture_cells`` the colour head also reads a multi-resolution
 hash grid (:mod:`neuralbody.models.hash_grid`) at ``x_canonical``: a learnt texture in the
 reference pose, which an MLP over a positional encoding learns far more slowly.
 """
@@ -55,17 +50,19 @@ import dataclasses
 import torch
 import torch.nn.functional as F
 
-from neuralbody.models.base import FrameBody, FrameState, RadianceFieldModel
-from neuralbody.models.encoding import encoded_size, positional_encoding
-from neuralbody.models.inference_mlp import linear_act, mlp_inference
+from neuralbody.body.frame_body import FrameBody
+from neuralbody.geometry.box import body_box
+from neuralbody.geometry.rotations import axis_angle_to_matrix
+from neuralbody.models.base import RadianceFieldModel
+from neuralbody.models.deformer import CarryDeformer, RigidDeformer
+from neuralbody.models.encoding import encoded_size
 from neuralbody.models.hash_grid import HashGrid
-from neuralbody.models.inference_fold import fold_colour_chain, fuse_first_layer, fused_first_layer
-from neuralbody.models.occupancy import occupancy_grid, points_occupied
+from neuralbody.models.inference_fold import fuse_first_layer
+from neuralbody.models.neural_body_field import NeuralBodyField
+from neuralbody.models.occupancy import occupancy_grid
 from neuralbody.models.sparse_conv import SparseVolume, StridedConv3d, SubmanifoldConv3d, sort_coords
-from neuralbody.models.sparse_grid import trilinear_lookup
 from neuralbody.workers import cpu_workers
 
-FUSED_KEY = "fused_first_layer"
 FUSE_DILATION = 4  # finest voxels around the posed body where inference precomputes the first layer
 
 
@@ -168,40 +165,6 @@ class NeuralBodyConfig:
         return config
 
 
-def axis_angle_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
-    """Rodrigues: (3,) axis-angle, radians -> (3, 3) rotation ``I + sin(a) K + (1 - cos(a)) K^2``."""
-    angle = rotvec.norm()
-    axis = rotvec / angle.clamp_min(1e-12)
-    zero = torch.zeros((), dtype=rotvec.dtype, device=rotvec.device)
-    k = torch.stack([
-        torch.stack([zero, -axis[2], axis[1]]),
-        torch.stack([axis[2], zero, -axis[0]]),
-        torch.stack([-axis[1], axis[0], zero]),
-    ])
-    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device)
-    return eye + torch.sin(angle) * k + (1 - torch.cos(angle)) * (k @ k)
-
-
-def canonical_points(pairs: SparseVolume, positions: torch.Tensor, points_body: torch.Tensor) -> torch.Tensor:
-    """Points carried to the reference pose (see the module docstring), metres.
-
-    Args:
-        pairs: stride-1 volume whose (N, 7) features are the mean posed position (3), mean
-            reference position (3), both body frame, metres, and 1.
-        positions: (M, 3) the points in finest-voxel units of that volume.
-        points_body: (M, 3) the same points, body frame, metres.
-
-    Returns:
-        (M, 3) ``R + (x - P)`` where some corner is active, else ``points_body``.
-    """
-    sums = trilinear_lookup(pairs, positions)  # (M, 7): weighted sums and the weight
-    weight = sums[:, 6:7]
-    found = weight > 1e-6
-    safe = weight.clamp_min(1e-6)
-    carried = sums[:, 3:6] / safe + (points_body - sums[:, 0:3] / safe)
-    return torch.where(found, carried, points_body)
-
-
 class _ConvBlock(torch.nn.Module):
     """Sparse conv -> norm -> ReLU on the features."""
 
@@ -295,13 +258,21 @@ class NeuralBody(RadianceFieldModel):
         vertices = body.vertices.to(self.reference_vertices)
         if vertices.shape != self.reference_vertices.shape:
             raise ValueError(f"body.vertices must be {tuple(self.reference_vertices.shape)}, got {tuple(vertices.shape)}")
-        rotation = axis_angle_to_matrix(body.Rh.to(vertices).reshape(3))
-        self.reference_vertices.copy_((vertices - body.Th.to(vertices).reshape(3)) @ rotation)
+        rigid = RigidDeformer(axis_angle_to_matrix(body.Rh.to(vertices).reshape(3)), body.Th.to(vertices).reshape(3))
+        self.reference_vertices.copy_(rigid.to_body(vertices))
         self.has_reference.fill_(True)
 
-    # ----------------------------------------------------------------------------------------
-    def prepare_frame(self, frame_index: int, body: FrameBody) -> FrameState:
-        """Pose and voxelise the codes, run the sparse CNN, build the occupancy grid."""
+    def prepare_frame(self, frame_index: int, body: FrameBody) -> NeuralBodyField:
+        """Pose and voxelise the codes, run the sparse CNN, build the occupancy grid (differentiable)."""
+        return self._frame(frame_index, body, compiled=False)
+
+    def compile_frame(self, frame_index: int, body: FrameBody) -> NeuralBodyField:
+        """:meth:`prepare_frame` without gradients, plus the first density layer precomputed at the
+        finest corners near the body (:func:`~neuralbody.models.inference_fold.fuse_first_layer`)."""
+        with torch.no_grad():
+            return self._frame(frame_index, body, compiled=True)
+
+    def _frame(self, frame_index: int, body: FrameBody, *, compiled: bool) -> NeuralBodyField:
         config = self.config
         device = self.codes_per_vertex.weight.device
         vertices = body.vertices.to(device=device, dtype=torch.float32)
@@ -309,9 +280,9 @@ class NeuralBody(RadianceFieldModel):
             raise ValueError(
                 f"body.vertices must be ({self.num_vertices}, 3) for this model, got {tuple(vertices.shape)}"
             )
-        rotation = axis_angle_to_matrix(body.Rh.to(device=device, dtype=torch.float32).reshape(3))
-        translation = body.Th.to(device=device, dtype=torch.float32).reshape(3)
-        vertices_body = (vertices - translation) @ rotation  # R^T (x - Th) for row vectors
+        rigid = RigidDeformer(axis_angle_to_matrix(body.Rh.to(device=device, dtype=torch.float32).reshape(3)),
+                              body.Th.to(device=device, dtype=torch.float32).reshape(3))
+        vertices_body = rigid.to_body(vertices)
         origin = vertices_body.min(dim=0).values
         coords = torch.round((vertices_body - origin) / config.voxel_size).long()
         coords, inverse = sort_coords(coords)
@@ -320,164 +291,23 @@ class NeuralBody(RadianceFieldModel):
         codes = codes.index_add(0, inverse, self.codes_per_vertex.weight) / counts[:, None]
         volume = SparseVolume(coords, codes)
         levels = self.diffusion(volume, keep_input_level=config.keep_input_level)
-        extras = {"levels": levels, "rotation": rotation, "translation": translation, "origin": origin}
-        if not torch.is_grad_enabled():  # inference: the first density layer at the corners near the body
+        fused = None
+        if compiled:
             fused = fuse_first_layer(levels, coords, self.density_mlp[0], dilation=FUSE_DILATION,
                                      workers=cpu_workers(0, device))
-            if fused is not None:
-                extras[FUSED_KEY] = fused
+        carry = None
         if config.canonical_freqs > 0 or config.texture_cells:
             reference = self.reference_vertices if bool(self.has_reference) else vertices_body
             pairs = torch.cat([vertices_body, reference, torch.ones_like(vertices_body[:, :1])], dim=1)
             pairs = pairs.new_zeros(coords.shape[0], 7).index_add(0, inverse, pairs) / counts[:, None]
             # same active set as the codes: shares their dense row index
-            extras["canonical_pairs"] = SparseVolume(coords, pairs.detach(), 1, volume.keys, volume.cache)
+            carry = CarryDeformer(SparseVolume(coords, pairs.detach(), 1, volume.keys, volume.cache), origin,
+                                  config.voxel_size)
+        occupancy = None
         if config.occupancy_margin > 0:
-            extras.update(self._occupancy(vertices_body))
-        box_min = vertices.min(dim=0).values - config.box_padding
-        box_max = vertices.max(dim=0).values + config.box_padding
-        return FrameState(frame_index=int(frame_index), box_min=box_min, box_max=box_max, extras=extras)
-
-    def _occupancy(self, vertices_body: torch.Tensor) -> dict:
-        """Occupancy grid of cells within ~occupancy_margin of a vertex, body frame (see occupancy.py)."""
-        return occupancy_grid(vertices_body, cell=self.config.occupancy_cell, margin=self.config.occupancy_margin)
-
-    def occupied(self, state: FrameState, points_body: torch.Tensor) -> torch.Tensor:
-        """(N,) bool: points (N, 3) body frame, metres, inside the occupancy grid's marked cells."""
-        if "occupancy" not in state.extras:
-            return torch.ones(points_body.shape[0], dtype=torch.bool, device=points_body.device)
-        return points_occupied(state.extras, points_body, cell=self.config.occupancy_cell)
-
-    def occupied_world(self, state: FrameState, points_world: torch.Tensor) -> torch.Tensor | None:
-        """(N,) bool: points (N, 3) world, metres, in marked occupancy cells; None without a grid.
-
-        Used by the renderer to place samples only where the density may be non-zero.
-        """
-        if "occupancy" not in state.extras:
-            return None
-        points_body = (points_world - state.extras["translation"]) @ state.extras["rotation"]
-        return self.occupied(state, points_body)
-
-    def query(
-        self, state: FrameState, points_world: torch.Tensor, viewdirs: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Density (N,) 1/metres and colour (N, 3) at points (N, 3) world, metres, seen along viewdirs (N, 3)."""
-        if points_world.ndim != 2 or points_world.shape[1] != 3 or viewdirs.shape != points_world.shape:
-            raise ValueError(
-                f"points_world and viewdirs must be (N, 3), got {tuple(points_world.shape)} and {tuple(viewdirs.shape)}"
-            )
-        density = self.query_density(state, points_world)
-        rgb = points_world.new_zeros(points_world.shape[0], 3)
-        if density.keep.numel():
-            rgb = rgb.index_put((density.keep,), self._colour(state, density, viewdirs[density.keep]))
-        return density.sigma, rgb
-
-    def query_density(self, state: FrameState, points_world: torch.Tensor) -> "DensityQuery":
-        """Density at points (N, 3) world, metres, keeping what :meth:`query_colour` needs.
-
-        The renderer uses it to ask for colour only where a sample's compositing weight counts.
-        """
-        if points_world.ndim != 2 or points_world.shape[1] != 3:
-            raise ValueError(f"points_world must be (N, 3), got {tuple(points_world.shape)}")
-        config = self.config
-        rotation, translation = state.extras["rotation"], state.extras["translation"]
-        points_body = (points_world - translation) @ rotation
-        keep = torch.nonzero(self.occupied(state, points_body)).squeeze(1)
-        sigma_all = points_world.new_zeros(points_world.shape[0])
-        if keep.numel() == 0:
-            empty = points_world.new_zeros(0, config.density_width)
-            return DensityQuery(sigma_all + 0.0 * self.density_out.bias.sum(), keep, empty, points_body[:0], points_body[:0])
-        points_body = points_body[keep]
-        positions = (points_body - state.extras["origin"]) / config.voxel_size
-        hidden = self._density_hidden(state, positions)
-        raw = self.density_out(hidden).squeeze(1)
-        activation = F.softplus if config.density_activation == "softplus" else F.relu
-        sigma = activation(raw) * config.density_scale
-        return DensityQuery(sigma_all.index_put((keep,), sigma), keep, hidden, points_body, positions)
-
-    def _density_hidden(self, state: FrameState, positions: torch.Tensor) -> torch.Tensor:
-        """The density MLP's last hidden layer (K, W) at positions (K, 3) in finest-voxel units.
-
-        Without gradients, where the frame state holds the fused first layer
-        (:mod:`neuralbody.models.inference_fold`), points whose cell it covers read the first
-        layer's output from it (the same values, one lookup instead of one per level).
-        """
-        levels = state.extras["levels"]
-        fused = state.extras.get(FUSED_KEY)
-        if fused is None or torch.is_grad_enabled():
-            codes = torch.cat([trilinear_lookup(level, positions) for level in levels], dim=1)
-            return self.density_mlp(codes) if torch.is_grad_enabled() else mlp_inference(codes, self.density_mlp)
-        first, missing = fused_first_layer(fused, positions)
-        if missing.numel():  # outside the fused corners: the lookups and the layer as in training
-            codes = torch.cat([trilinear_lookup(level, positions[missing]) for level in levels], dim=1)
-            first[missing] = linear_act(codes, self.density_mlp[0].weight, self.density_mlp[0].bias, "none")
-        return mlp_inference(first, self.density_mlp[1:], overwrite_input=True)
-
-    def query_colour(
-        self, state: FrameState, density: "DensityQuery", rows: torch.Tensor, viewdirs: torch.Tensor
-    ) -> torch.Tensor:
-        """Colour (J, 3) of the points ``rows`` (J,) of a :meth:`query_density`, seen along viewdirs (J, 3) world.
-
-        Points outside the model's occupancy (zero density) get black.
-        """
-        if rows.ndim != 1 or viewdirs.shape != (rows.shape[0], 3):
-            raise ValueError(f"rows must be (J,) and viewdirs (J, 3), got {tuple(rows.shape)}, {tuple(viewdirs.shape)}")
-        slot = torch.full((density.sigma.shape[0],), -1, dtype=torch.long, device=rows.device)
-        slot[density.keep] = torch.arange(density.keep.numel(), device=rows.device)
-        picked = slot[rows]
-        found = torch.nonzero(picked >= 0).squeeze(1)
-        rgb = viewdirs.new_zeros(rows.shape[0], 3)
-        if found.numel():
-            rgb[found] = self._colour(state, density.subset(picked[found]), viewdirs[found])
-        return rgb
-
-    def _colour(self, state: FrameState, density: "DensityQuery", viewdirs: torch.Tensor) -> torch.Tensor:
-        """(K, 3) colour of the K kept points of ``density`` along viewdirs (K, 3) world."""
-        config = self.config
-        points_body, hidden = density.points_body, density.hidden
-        dirs_body = viewdirs @ state.extras["rotation"]
-        frame = min(max(state.frame_index, 0), self.num_frames - 1)
-        parts = [positional_encoding(dirs_body, config.view_freqs)]
-        if "canonical_pairs" in state.extras:
-            points_canonical = canonical_points(state.extras["canonical_pairs"], density.positions, points_body)
-        if config.canonical_freqs > 0:
-            parts.append(positional_encoding(points_canonical, config.canonical_freqs))
-        else:
-            parts.append(positional_encoding(points_body, config.point_freqs))
-        if self.texture_grid is not None:
-            parts.append(self.texture_grid(points_canonical))
-        rest = torch.cat(parts, dim=1)
-        if torch.is_grad_enabled():
-            appearance = self.appearance.weight[frame].expand(points_body.shape[0], -1)
-            features = self.latent_fc(torch.cat([self.feature_fc(hidden), appearance], dim=1))
-            pre = self.view_fc(torch.cat([features, rest], dim=1))
-        else:  # the same linear chain folded into one map for this frame: a quarter of the products
-            weight_hidden, weight_rest, bias = fold_colour_chain(self.view_fc, self.latent_fc, self.feature_fc,
-                                                                 self.appearance.weight[frame])
-            pre = linear_act(hidden, weight_hidden, bias, "none").addmm_(rest, weight_rest.T)
-            return torch.sigmoid_(linear_act(torch.relu_(pre), self.rgb_fc.weight, self.rgb_fc.bias, "none"))
-        return torch.sigmoid(self.rgb_fc(F.relu(pre)))
-
-
-@dataclasses.dataclass
-class DensityQuery:
-    """What :meth:`NeuralBody.query_density` found at N points.
-
-    Attributes:
-        sigma: (N,) density, 1/metres (zero outside the occupancy).
-        keep: (K,) rows of the points inside the occupancy (the only ones decoded).
-        hidden: (K, W) the density MLP's last hidden layer there.
-        points_body: (K, 3) those points in the body frame, metres.
-        positions: (K, 3) the same in finest-voxel units of the code volumes.
-    """
-
-    sigma: torch.Tensor
-    keep: torch.Tensor
-    hidden: torch.Tensor
-    points_body: torch.Tensor
-    positions: torch.Tensor
-
-    def subset(self, slots: torch.Tensor) -> "DensityQuery":
-        """The kept points ``slots`` (J,) (indices into ``keep``) only."""
-        return DensityQuery(self.sigma, self.keep[slots], self.hidden[slots], self.points_body[slots],
-                            self.positions[slots])
+            occupancy = occupancy_grid(vertices_body, cell=config.occupancy_cell, margin=config.occupancy_margin)
+        box_min, box_max = body_box(vertices, config.box_padding)
+        return NeuralBodyField(
+            model=self, frame_index=int(frame_index), box_min=box_min, box_max=box_max, body_frame=rigid,
+            levels=levels, origin=origin, occupancy=occupancy, carry=carry, fused=fused,
+        )

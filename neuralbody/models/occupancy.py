@@ -9,13 +9,35 @@ Body and the baseline skip empty space in the same way.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
 import torch.nn.functional as F
 
 
-def occupancy_grid(points: torch.Tensor, *, cell: float, margin: float) -> dict:
+@dataclasses.dataclass
+class OccupancyGrid:
+    """Marked cells of an axis-aligned grid.
+
+    Attributes:
+        occupied: (X, Y, Z) bool; cell (i, j, k) spans ``origin + cell * [i, i + 1)`` etc.
+        origin: (3,) position of the corner of cell (0, 0, 0), metres, in the grid's frame
+            (the frame of the points it was built from; queries must use the same frame).
+        cell: cell edge, metres.
+    """
+
+    occupied: torch.Tensor
+    origin: torch.Tensor
+    cell: float
+
+    @property
+    def fraction(self) -> float:
+        """Share of the grid's cells that are marked."""
+        return float(self.occupied.float().mean())
+
+
+def occupancy_grid(points: torch.Tensor, *, cell: float, margin: float) -> OccupancyGrid:
     """Mark the cells within about ``margin`` of any of ``points``.
 
     Args:
@@ -24,7 +46,7 @@ def occupancy_grid(points: torch.Tensor, *, cell: float, margin: float) -> dict:
         margin: dilation distance, metres (at least one cell).
 
     Returns:
-        ``{"occupancy": (X, Y, Z) bool, "occupancy_origin": (3,) corner of cell (0, 0, 0)}``.
+        The grid, in the frame of ``points``.
     """
     if points.ndim != 2 or points.shape[1] != 3 or points.shape[0] == 0:
         raise ValueError(f"points must be (N, 3) with N > 0, got {tuple(points.shape)}")
@@ -36,7 +58,7 @@ def occupancy_grid(points: torch.Tensor, *, cell: float, margin: float) -> dict:
     shape = (cells.max(dim=0).values + dilation + 2).tolist()
     grid = torch.zeros(shape, dtype=torch.bool, device=points.device)
     grid[cells[:, 0], cells[:, 1], cells[:, 2]] = True
-    return {"occupancy": dilate_cells(grid, dilation), "occupancy_origin": origin}
+    return OccupancyGrid(occupied=dilate_cells(grid, dilation), origin=origin, cell=float(cell))
 
 
 def dilate_cells(occupied: torch.Tensor, cells: int) -> torch.Tensor:
@@ -52,18 +74,18 @@ def dilate_cells(occupied: torch.Tensor, cells: int) -> torch.Tensor:
     return grid[0, 0] > 0
 
 
-def points_occupied(grid: dict, points: torch.Tensor, *, cell: float) -> torch.Tensor:
+def points_occupied(grid: OccupancyGrid, points: torch.Tensor) -> torch.Tensor:
     """(N,) bool: ``points`` (N, 3), metres, same frame as the grid, fall in marked cells.
 
     The grid is padded with one empty cell on every side and cell coordinates are clamped
     into the padded grid, so points outside it (or NaN) land on empty cells: one gather, no
     bounds test per point.
     """
-    occupancy = grid["occupancy"]
+    occupancy = grid.occupied
     sizes = occupancy.shape
     padded = torch.zeros((sizes[0] + 2, sizes[1] + 2, sizes[2] + 2), dtype=torch.bool, device=occupancy.device)
     padded[1:-1, 1:-1, 1:-1] = occupancy
-    cells = torch.floor((points - grid["occupancy_origin"]) / cell) + 1.0
+    cells = torch.floor((points - grid.origin) / grid.cell) + 1.0
     cells = torch.nan_to_num(cells, nan=0.0)
     high = torch.tensor([sizes[0] + 1, sizes[1] + 1, sizes[2] + 1], dtype=cells.dtype, device=cells.device)
     cells = torch.minimum(cells.clamp_min(0.0), high).long()

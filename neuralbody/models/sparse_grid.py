@@ -123,6 +123,19 @@ def trilinear_lookup(volume: SparseVolume, points: torch.Tensor) -> torch.Tensor
     return weighted_row_sum(padded, rows, weights)
 
 
+def gather_codes(levels: list[SparseVolume], positions: torch.Tensor) -> torch.Tensor:
+    """Codes of several volumes at the same points, concatenated in the order of ``levels``.
+
+    Args:
+        levels: volumes of any strides over one finest grid.
+        positions: (M, 3) points in finest-voxel units.
+
+    Returns:
+        (M, C) with C the sum of the levels' channels.
+    """
+    return torch.cat([trilinear_lookup(level, positions) for level in levels], dim=1)
+
+
 def trilinear_dense_reference(volume: SparseVolume, points: torch.Tensor) -> torch.Tensor:
     """Slow oracle: the same lookup with ``F.grid_sample`` (align_corners=True) on a dense grid.
 

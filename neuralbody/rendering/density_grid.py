@@ -1,9 +1,9 @@
 """Where a trained field actually has density: a world-aligned occupancy grid from the model.
 
-The model's own occupancy (``occupied_world``, e.g. Neural Body's cells within a few
+The field's own occupancy (``field.occupied``, e.g. Neural Body's cells within a few
 centimetres of a body vertex) bounds where density *may* be; after training, most of that
 band is empty air. Before rendering a frame we evaluate the density once at the centres of
-cells of edge ``cell`` over the frame's box (only where the model's occupancy allows) and
+cells of edge ``cell`` over the frame's box (only where the field's occupancy allows) and
 keep the cells with
 
     sigma(centre) > min_density            (1/metres)
@@ -33,48 +33,38 @@ import math
 import torch
 
 from neuralbody.geometry.grid_traversal import grid_band_samples
-from neuralbody.models.base import FrameState, RadianceFieldModel
-from neuralbody.models.occupancy import dilate_cells, points_occupied
+from neuralbody.models.base import FrameField
+from neuralbody.models.occupancy import OccupancyGrid, dilate_cells, points_occupied
 from neuralbody.rendering.sampling import RaySamples, stratum_offsets
 from neuralbody.workers import map_in_threads
 
 
 @dataclasses.dataclass
-class DensityOccupancy:
+class DensityOccupancy(OccupancyGrid):
     """Cells of a world-aligned grid where the density exceeds a threshold (dilated).
 
     Attributes:
+        occupied: (X, Y, Z) bool, cell (i, j, k) spans ``origin + cell * [i, i + 1)`` etc.
         origin: (3,) world position of the corner of cell (0, 0, 0), metres.
         cell: cell edge, metres.
-        occupied: (X, Y, Z) bool, cell (i, j, k) spans ``origin + cell * [i, i + 1)`` etc.
         min_density: the threshold it was built with, 1/metres.
         centre_spacing: spacing of the centres where the density was evaluated, metres (a
             multiple of ``cell`` when kept cells were subdivided; 0: ``cell``).
     """
 
-    origin: torch.Tensor
-    cell: float
-    occupied: torch.Tensor
     min_density: float = 0.0
     centre_spacing: float = 0.0
-
-    @property
-    def fraction(self) -> float:
-        """Share of the grid's cells that are kept."""
-        return float(self.occupied.float().mean())
 
 
 def grid_occupied(grid: DensityOccupancy, points_world: torch.Tensor) -> torch.Tensor:
     """(N,) bool: points (N, 3), world, metres, that fall in kept cells (False outside the grid)."""
     if points_world.ndim != 2 or points_world.shape[1] != 3:
         raise ValueError(f"points_world must be (N, 3), got {tuple(points_world.shape)}")
-    cells = {"occupancy": grid.occupied, "occupancy_origin": grid.origin}
-    return points_occupied(cells, points_world, cell=grid.cell)
+    return points_occupied(grid, points_world)
 
 
 def build_density_grid(
-    model: RadianceFieldModel,
-    state: FrameState,
+    field: FrameField,
     *,
     cell: float = 0.02,
     min_density: float = 1.0,
@@ -83,11 +73,11 @@ def build_density_grid(
     chunk_points: int = 16384,
     workers: int = 1,
 ) -> DensityOccupancy:
-    """Evaluate the model's density on cell centres over ``state``'s box and keep the dense cells.
+    """Evaluate the field's density on cell centres over its box and keep the dense cells.
 
     Args:
-        model: the radiance field (queried without gradients; colour is ignored).
-        state: ``model.prepare_frame(...)`` of the frame; its box (world, metres) is covered.
+        field: the frame's field (queried without gradients; colour is not decoded); its box
+            (world, metres) is covered.
         cell: spacing of the evaluated centres (cell edge), metres.
         min_density: density threshold, 1/metres.
         dilation: sub-cells added around every kept cell in each direction (>= 0).
@@ -102,27 +92,20 @@ def build_density_grid(
         raise ValueError(f"min_density and dilation must be non-negative, got {min_density}, {dilation}")
     if subdivide < 1:
         raise ValueError(f"subdivide must be >= 1, got {subdivide}")
-    box_min, box_max = state.box_min.detach(), state.box_max.detach()
+    box_min, box_max = field.box_min.detach(), field.box_max.detach()
     device, dtype = box_min.device, box_min.dtype
     shape = [max(1, math.ceil(float(extent) / cell)) for extent in (box_max - box_min)]
     axes = [box_min[a] + (torch.arange(n, device=device, dtype=dtype) + 0.5) * cell for a, n in enumerate(shape)]
     centres = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 3)  # (X*Y*Z, 3)
     candidates = torch.arange(centres.shape[0], device=device)
-    occupied_world = getattr(model, "occupied_world", None)
     with torch.no_grad():
-        if occupied_world is not None:
-            allowed = occupied_world(state, centres)
-            if allowed is not None:
-                candidates = torch.nonzero(allowed).squeeze(1)
-        viewdirs = torch.zeros((1, 3), dtype=dtype, device=device)
-        viewdirs[0, 2] = 1.0
+        allowed = field.occupied(centres)
+    if allowed is not None:
+        candidates = torch.nonzero(allowed).squeeze(1)
 
     def dense_in(ids: torch.Tensor) -> torch.Tensor:
-        if hasattr(model, "query_density"):  # density alone (Neural Body): no colour decoded
-            sigma = model.query_density(state, centres[ids]).sigma
-        else:
-            sigma, _ = model.query(state, centres[ids], viewdirs.expand(ids.numel(), 3))
-        return sigma > min_density
+        with torch.no_grad():
+            return field.density(centres[ids]).sigma > min_density
 
     chunks = list(candidates.split(chunk_points))
     dense = torch.zeros(centres.shape[0], dtype=torch.bool, device=device)

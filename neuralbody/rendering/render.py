@@ -1,12 +1,13 @@
 """Rendering rays and whole images of a radiance-field model.
 
 Near and far distances come from the slab test of each ray against the frame's box
-(``state.box_min``, ``state.box_max``, world, metres); rays that miss it see only the
-background (``acc = 0``, ``depth = 0``). Along each ray, S stratified samples (see
+(``field.box_min``, ``field.box_max``, world, metres; a model's
+:class:`~neuralbody.models.base.FrameField`); rays that miss it see only the background
+(``acc = 0``, ``depth = 0``). Along each ray, S stratified samples (see
 :mod:`neuralbody.rendering.sampling`) are queried and composited (see
-:mod:`neuralbody.rendering.volrend`). Models that know where their density may be non-zero
-(a method ``occupied_world(state, points_world) -> (N,) bool or None``, e.g. Neural Body's
-occupancy grid) get their S samples spread over the occupied part of each ray only
+:mod:`neuralbody.rendering.volrend`). Fields that know where their density may be non-zero
+(``field.occupied(points)`` not None, e.g. Neural Body's occupancy grid) get their S samples
+spread over the occupied part of each ray only
 (:func:`band_samples`, ``settings.band_bins`` bins tested per ray) instead of over the whole
 box: the same integral (the density is zero elsewhere), with all samples where the body is::
 
@@ -20,13 +21,20 @@ transmittance fell below ``settings.early_stop_transmittance`` are not queried f
 band is empty are not queried at all, and colour is decoded only for samples whose weight
 reaches ``settings.colour_weight_min`` (density first, then colour where it counts; the
 faint ones take the mean colour of the decoded ones on their ray).
-Whole-image renders (:func:`render_view`) first build
-the frame's density occupancy (:mod:`neuralbody.rendering.density_grid`, once per frame
-state, cached in ``state.extras``) and place the samples only where the trained density is,
+Whole-image renders (:func:`render_view`) use the frame's density occupancy
+(:mod:`neuralbody.rendering.density_grid`; built by :func:`frame_occupancy`, once per frame by
+callers that render several views of it, else per call) and place the samples only where the trained density is,
 not merely where the body could be: over the exact stretch of its kept cells that each ray
 crosses (a Warp walk through the grid, :mod:`neuralbody.geometry.grid_traversal`). On the
 CPU, chunks of rays are rendered by ``settings.workers`` threads at once (one per core by
 default; the image does not change).
+
+Training and inference sample differently, on purpose: training renders random rays with
+gradients (stratified jitter, ``num_samples`` in the model's occupied band, colour at every
+sample, no early termination); inference renders whole images without gradients (the density
+occupancy, ``density_grid_samples`` per ray, early termination, colour only where the weight
+counts). Both integrate the same field; the differences change a pixel by at most the
+thresholds above (``early_stop_transmittance``, ``colour_weight_min``, ``density_grid_min``).
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ import numpy as np
 import torch
 
 from neuralbody.data.cameras import Camera, pixel_rays, ray_box_intersection
-from neuralbody.models.base import FrameState, RadianceFieldModel
+from neuralbody.models.base import FrameField
 from neuralbody.rendering.density_grid import DensityOccupancy, build_density_grid, grid_samples
 from neuralbody.rendering.sampling import RaySamples, band_samples, stratified_samples
 from neuralbody.rendering.volrend import distortion_loss, render_weights
@@ -55,7 +63,7 @@ class RenderSettings:
         early_stop_transmittance: without gradients, stop rays whose transmittance is below
             this (0 disables early termination).
         segment_samples: samples per front-to-back segment when terminating early.
-        band_bins: bins per ray tested against the model's occupancy (``occupied_world``) to
+        band_bins: bins per ray tested against the field's occupancy (``field.occupied``) to
             place the samples in the occupied band only (0: uniform over the box).
         density_grid_cell: spacing (metres) of the centres where whole-image renders evaluate
             the density once per frame to build the density occupancy (kept cells grown by half
@@ -66,8 +74,7 @@ class RenderSettings:
             occupancy is on: its band is a few centimetres deep where the model's occupancy
             band is tens, so half the samples keep a finer spacing (on the demo model, 16
             samples render within 50 dB PSNR of 32 without the grid, 2.7x faster).
-        colour_weight_min: without gradients, models with ``query_density`` /
-            ``query_colour`` (Neural Body) decode colour only for samples whose compositing
+        colour_weight_min: without gradients, colour is decoded only for samples whose compositing
             weight reaches this; the skipped samples take the weighted mean colour of the
             decoded ones on their ray, so a pixel moves by less than the weight skipped, and
             not at all where colour is constant along the ray (0: decode all; on the demo
@@ -123,54 +130,55 @@ class ImageRender:
     depth: torch.Tensor
 
 
-def _query_samples(model, state, points: torch.Tensor, rays_d: torch.Tensor):
+def _query_samples(field: FrameField, points: torch.Tensor, rays_d: torch.Tensor):
     """Query (R, S, 3) points seen along (R, 3) unit directions -> sigma (R, S), rgb (R, S, 3)."""
     num_rays, num_samples = points.shape[:2]
     viewdirs = rays_d[:, None, :].expand(num_rays, num_samples, 3)
-    sigma, rgb = model.query(state, points.reshape(-1, 3), viewdirs.reshape(-1, 3))
+    sigma, rgb = field.query(points.reshape(-1, 3), viewdirs.reshape(-1, 3))
     return sigma.reshape(num_rays, num_samples), rgb.reshape(num_rays, num_samples, 3)
 
 
-def _query_weighted(model, state, points, deltas, rays_d, light, settings: RenderSettings):
-    """Density of (R, S, 3) points, then colour only where the weight reaches ``settings.colour_weight_min``.
+def _query_weighted(field: FrameField, points, deltas, rays_d, light, settings: RenderSettings):
+    """Density of (R, S, 3) points, then colour only where the weight reaches ``settings.colour_weight_min``
+    (and at each ray's heaviest sample of the segment).
 
     Returns sigma (R, S), weights (R, S) (times the light (R,) that reaches the segment),
     rgb (R, S, 3) (zero where skipped) and the weights of the decoded samples (R, S) (zero
     where skipped), from which the caller gives the skipped ones the mean decoded colour.
     """
     num_rays, num_samples = points.shape[:2]
-    density = model.query_density(state, points.reshape(-1, 3))
+    density = field.density(points.reshape(-1, 3))
     sigma = density.sigma.reshape(num_rays, num_samples)
     weights, _ = render_weights(sigma, deltas)
     weights = weights * light[:, None]
-    needed = torch.nonzero(weights.reshape(-1) >= settings.colour_weight_min).squeeze(1)
+    # the heaviest sample of each segment is always decoded, so a ray of faint samples only has a colour
+    heaviest = (weights == weights.max(dim=1, keepdim=True).values) & (weights > 0)
+    needed = torch.nonzero(((weights >= settings.colour_weight_min) | heaviest).reshape(-1)).squeeze(1)
     rgb = points.new_zeros(num_rays * num_samples, 3)
     if needed.numel():
         viewdirs = rays_d[needed // num_samples]
-        rgb[needed] = model.query_colour(state, density, needed, viewdirs)
+        rgb[needed] = field.colour(density, needed, viewdirs)
     coloured = points.new_zeros(num_rays * num_samples)
     coloured[needed] = weights.reshape(-1)[needed]
     return sigma, weights, rgb.reshape(num_rays, num_samples, 3), coloured.reshape(num_rays, num_samples)
 
 
-def place_samples(model, state, rays_o, rays_d, near, far, settings: RenderSettings) -> RaySamples:
+def place_samples(field: FrameField, rays_o, rays_d, near, far, settings: RenderSettings,
+                  occupancy: DensityOccupancy | None = None) -> RaySamples:
     """Samples on rays (R, 3) world, metres between near and far (R,): in the frame's density
-    occupancy when one is attached (``settings.density_grid_samples`` of them over the exact
-    stretch of its kept cells that each ray crosses, :func:`grid_samples`), else in the
-    model's occupied band when it has one (see the module docstring), else stratified over
-    ``[near, far]``."""
-    grid = state.extras.get(DENSITY_GRID_KEY)
-    if isinstance(grid, DensityOccupancy) and settings.band_bins > 0:
-        return grid_samples(grid, rays_o, rays_d, near, far, num_samples=settings.density_grid_samples,
+    ``occupancy`` when given (``settings.density_grid_samples`` of them over the exact stretch of
+    its kept cells that each ray crosses, :func:`grid_samples`), else in the field's occupied
+    band when it knows one (see the module docstring), else stratified over ``[near, far]``."""
+    if occupancy is not None and settings.band_bins > 0:
+        return grid_samples(occupancy, rays_o, rays_d, near, far, num_samples=settings.density_grid_samples,
                             perturb=settings.perturb)
-    occupied_world = getattr(model, "occupied_world", None)
     num_bins = settings.band_bins
-    if num_bins > 0 and occupied_world is not None:
+    if num_bins > 0:
         with torch.no_grad():
             centres = (torch.arange(num_bins, dtype=rays_o.dtype, device=rays_o.device) + 0.5) / num_bins
             t_centres = near[:, None] + (far - near).clamp_min(0.0)[:, None] * centres[None, :]  # (R, K)
             points = rays_o[:, None, :] + t_centres[..., None] * rays_d[:, None, :]
-            occupied = occupied_world(state, points.reshape(-1, 3))
+            occupied = field.occupied(points.reshape(-1, 3))
         if occupied is not None:
             return band_samples(
                 rays_o, rays_d, near, far, occupied.reshape(-1, num_bins),
@@ -179,13 +187,14 @@ def place_samples(model, state, rays_o, rays_d, near, far, settings: RenderSetti
     return stratified_samples(rays_o, rays_d, near, far, num_samples=settings.num_samples, perturb=settings.perturb)
 
 
-def _render_hit_rays(model, state, rays_o, rays_d, near, far, settings: RenderSettings):
+def _render_hit_rays(field: FrameField, rays_o, rays_d, near, far, settings: RenderSettings,
+                     occupancy: DensityOccupancy | None):
     """Render rays known to hit the box. Returns rgb (R, 3) without background, acc (R,), depth (R,)
     and the distortion loss (R,) (None unless ``settings.distortion``)."""
-    samples = place_samples(model, state, rays_o, rays_d, near, far, settings)
+    samples = place_samples(field, rays_o, rays_d, near, far, settings, occupancy)
     early = settings.early_stop_transmittance > 0 and not torch.is_grad_enabled() and not settings.distortion
     if not early:
-        sigma, rgb = _query_samples(model, state, samples.points, rays_d)
+        sigma, rgb = _query_samples(field, samples.points, rays_d)
         weights, _ = render_weights(sigma, samples.deltas)
         color = torch.einsum("rs,rsc->rc", weights, rgb)
         distortion = distortion_loss(weights, samples.t, samples.deltas) if settings.distortion else None
@@ -197,7 +206,7 @@ def _render_hit_rays(model, state, rays_o, rays_d, near, far, settings: RenderSe
     # rays with an empty band (zero-length samples) see only the background: never queried
     light = (samples.deltas[:, 0] > 0).to(rays_o.dtype)
     num_samples = samples.t.shape[1]
-    skip_faint = settings.colour_weight_min > 0 and hasattr(model, "query_density")
+    skip_faint = settings.colour_weight_min > 0
     coloured_acc = torch.zeros_like(acc)
     for start in range(0, num_samples, settings.segment_samples):
         alive = torch.nonzero(light > settings.early_stop_transmittance).squeeze(1)
@@ -207,11 +216,10 @@ def _render_hit_rays(model, state, rays_o, rays_d, near, far, settings: RenderSe
         points = samples.points[alive, start:stop]
         deltas = samples.deltas[alive, start:stop]
         if skip_faint:
-            sigma, weights, rgb, coloured = _query_weighted(model, state, points, deltas, rays_d[alive], light[alive],
-                                                            settings)
+            sigma, weights, rgb, coloured = _query_weighted(field, points, deltas, rays_d[alive], light[alive], settings)
             coloured_acc.index_add_(0, alive, coloured.sum(dim=1))
         else:
-            sigma, rgb = _query_samples(model, state, points, rays_d[alive])
+            sigma, rgb = _query_samples(field, points, rays_d[alive])
             weights, _ = render_weights(sigma, deltas)
             weights = weights * light[alive, None]
         color.index_add_(0, alive, torch.einsum("rs,rsc->rc", weights, rgb))
@@ -230,23 +238,25 @@ def render_workers(settings: RenderSettings, device: torch.device) -> int:
 
 
 def render_rays(
-    model: RadianceFieldModel,
-    state: FrameState,
+    field: FrameField,
     rays_o: torch.Tensor,
     rays_d: torch.Tensor,
     *,
     settings: RenderSettings,
     background: torch.Tensor,
+    occupancy: DensityOccupancy | None = None,
 ) -> RenderOutput:
     """Volume-render rays through one frame of a model.
 
     Args:
-        model: the radiance field.
-        state: ``model.prepare_frame(...)`` of the frame.
+        field: the frame's field (``model.prepare_frame`` for training, ``model.compile_frame``
+            for inference).
         rays_o: (N, 3) ray origins, world, metres.
         rays_d: (N, 3) unit ray directions, world.
         settings: sampling and batching.
         background: (3,) colour in [0, 1] seen where the rays are not fully absorbed.
+        occupancy: the frame's density occupancy (:func:`frame_occupancy`); None: the field's
+            own occupied band.
     """
     if rays_o.ndim != 2 or rays_o.shape[1] != 3 or rays_d.shape != rays_o.shape:
         raise ValueError(f"rays_o and rays_d must be (N, 3), got {tuple(rays_o.shape)} and {tuple(rays_d.shape)}")
@@ -254,12 +264,12 @@ def render_rays(
     if background.shape != (3,):
         raise ValueError(f"background must be an RGB triple, got shape {tuple(background.shape)}")
     num_rays = rays_o.shape[0]
-    near, far, hit = ray_box_intersection(rays_o, rays_d, state.box_min, state.box_max)
+    near, far, hit = ray_box_intersection(rays_o, rays_d, field.box_min, field.box_max)
     hit_ids = torch.nonzero(hit).squeeze(1)
     chunks = [hit_ids[start : start + settings.chunk_rays] for start in range(0, hit_ids.numel(), settings.chunk_rays)]
 
     def render_chunk(ids: torch.Tensor):
-        return _render_hit_rays(model, state, rays_o[ids], rays_d[ids], near[ids], far[ids], settings)
+        return _render_hit_rays(field, rays_o[ids], rays_d[ids], near[ids], far[ids], settings, occupancy)
 
     workers = render_workers(settings, rays_o.device)
     if workers > 1 and len(chunks) > 1 and not torch.is_grad_enabled():
@@ -291,22 +301,14 @@ def camera_rays(camera: Camera, *, device, dtype=torch.float32) -> tuple[torch.T
     )
 
 
-DENSITY_GRID_KEY = "density_occupancy"
-
-
-def attach_density_grid(model: RadianceFieldModel, state: FrameState, settings: RenderSettings) -> None:
-    """Build the frame's density occupancy once (``settings.density_grid_cell`` > 0) and cache it in
-    ``state.extras``; :func:`place_samples` then samples only inside it (settings with the
-    grid off remove it)."""
+def frame_occupancy(field: FrameField, settings: RenderSettings) -> DensityOccupancy | None:
+    """The frame's density occupancy for whole-image renders (``settings.density_grid_cell`` > 0),
+    else None. Build it once per frame and pass it to every :func:`render_view` of that frame."""
     if settings.density_grid_cell <= 0:
-        state.extras.pop(DENSITY_GRID_KEY, None)
-        return
-    grid = state.extras.get(DENSITY_GRID_KEY)
-    wanted = (float(settings.density_grid_cell), float(settings.density_grid_min))
-    if isinstance(grid, DensityOccupancy) and (grid.centre_spacing or grid.cell, grid.min_density) == wanted:
-        return
-    state.extras[DENSITY_GRID_KEY] = build_density_grid(model, state, cell=wanted[0], min_density=wanted[1],
-                                                         workers=render_workers(settings, state.box_min.device))
+        return None
+    with torch.no_grad():
+        return build_density_grid(field, cell=settings.density_grid_cell, min_density=settings.density_grid_min,
+                                  workers=render_workers(settings, field.box_min.device))
 
 
 def apply_colour_gain(rgb: torch.Tensor, acc: torch.Tensor, gain, background) -> torch.Tensor:
@@ -328,12 +330,12 @@ def apply_colour_gain(rgb: torch.Tensor, acc: torch.Tensor, gain, background) ->
 
 
 def render_view(
-    model: RadianceFieldModel,
-    state: FrameState,
+    field: FrameField,
     camera: Camera,
     *,
     settings: RenderSettings,
     background: torch.Tensor,
+    occupancy: DensityOccupancy | None = None,
 ) -> ImageRender:
     """Render the full image a camera sees of one frame (no gradients, chunks of rays).
 
@@ -342,17 +344,19 @@ def render_view(
     each pixel is multiplied by the gain (saturating at full opacity), the background is left as given.
 
     Args:
-        model: the radiance field (its parameters' device is used).
-        state: ``model.prepare_frame(...)`` of the frame.
+        field: the frame's field (``model.compile_frame(...)``; its box's device is used).
         camera: the camera (distortion honoured through :func:`pixel_rays`).
         settings: sampling and batching.
         background: (3,) colour in [0, 1].
+        occupancy: the frame's density occupancy from :func:`frame_occupancy`; None: built here
+            when ``settings`` ask for one (pass it when rendering several views of a frame).
     """
-    device = state.box_min.device
+    device = field.box_min.device
     rays_o, rays_d = camera_rays(camera, device=device)
     with torch.no_grad():
-        attach_density_grid(model, state, settings)
-        out = render_rays(model, state, rays_o, rays_d, settings=settings, background=background)
+        if occupancy is None:
+            occupancy = frame_occupancy(field, settings)
+        out = render_rays(field, rays_o, rays_d, settings=settings, background=background, occupancy=occupancy)
     height, width = camera.height, camera.width
     rgb = out.rgb
     if camera.has_colour_gain:

@@ -1,6 +1,7 @@
 """The training loop of ``neuralbody train``.
 
-Each step: pick a training frame, ``prepare_frame`` (Neural Body: pose + code diffusion), draw
+Each step: pick a training frame, ``prepare_frame`` (Neural Body: pose + code diffusion; the
+frame's differentiable field), draw
 rays from all training views of that frame (:class:`RaySampler`), render them with stratified
 jitter, and minimise::
 
@@ -197,8 +198,7 @@ class Trainer:
             config.model_kind, num_vertices=num_vertices, num_frames=self.num_frames,
             options=config.full_model_options(),
         ).to(self.device)
-        if hasattr(self.model, "set_reference"):  # canonical colour coordinates: the first training frame's pose
-            self.model.set_reference(self.sampler.bodies[config.train_frames[0]])
+        self.model.set_reference(self.sampler.bodies[config.train_frames[0]])  # the first training frame's pose
         broadcast_state(self.model, self.dist)
         if self.dist.rank > 0:  # own stratified jitter per rank; rank 0 keeps the single-process stream
             torch.manual_seed(config.seed + self.dist.rank)
@@ -240,7 +240,7 @@ class Trainer:
             "elapsed_s": self.elapsed,
             "model_kind": self.config.model_kind,
             "model_options": self.config.full_model_options(),
-            "num_vertices": self.model.num_vertices if hasattr(self.model, "num_vertices") else None,
+            "num_vertices": self.model.num_vertices,
             "num_frames": self.num_frames,
             **self._random_states(),
         }
@@ -298,11 +298,11 @@ class Trainer:
         if self.sampler.streaming:  # the next step draws its frame first: read it off a copy
             peek = copy.deepcopy(self.rng)
             self.sampler.prefetch(config.train_frames[int(peek.integers(len(config.train_frames)))])
-        state = self.model.prepare_frame(frame, self.sampler.bodies[frame])
+        field = self.model.prepare_frame(frame, self.sampler.bodies[frame])
         settings = RenderSettings(num_samples=config.num_samples, chunk_rays=1 << 30, perturb=True,
                                   distortion=config.distortion_loss_weight > 0)
         out = render_rays(
-            self.model, state, batch.rays_o.to(self.device), batch.rays_d.to(self.device),
+            field, batch.rays_o.to(self.device), batch.rays_d.to(self.device),
             settings=settings, background=self.background,
         )
         color_mse = torch.mean((out.rgb - batch.rgb.to(self.device)) ** 2)
@@ -334,9 +334,8 @@ class Trainer:
         camera = self.capture.cameras[config.val_view]
         body = self.capture.load_body(frame)
         self.model.eval()
-        with torch.no_grad():
-            state = self.model.prepare_frame(frame, body)
-            image = render_view(self.model, state, camera, settings=config.render_settings(), background=self.background)
+        field = self.model.compile_frame(frame, body)
+        image = render_view(field, camera, settings=config.render_settings(), background=self.background)
         rendered = image.rgb.float().cpu().numpy()
         target = np.asarray(self.capture.load_image(frame, config.val_view), dtype=np.float32)
         box_min, box_max = body_box(body.vertices, 0.05)
