@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from shared_data import POSE2SIM_DEMO, needs_shared
 
 from neuralbody.capture_import.blazepose import BLAZEPOSE_OF_COCO, blazepose_to_coco, segmentation_to_mask
 from neuralbody.capture_import.calibration import write_annots_cameras
@@ -26,7 +27,7 @@ from neuralbody.data.capture import read_capture
 from neuralbody.evaluation.orbit import look_at_camera
 from neuralbody.fitting.keypoints import COCO_KEYPOINTS
 
-REAL = Path("/work/shared/data/pose2sim-demo")
+REAL = POSE2SIM_DEMO
 WIDTH, HEIGHT = 160, 240
 
 
@@ -240,7 +241,7 @@ def test_missing_mediapipe_names_the_install_command(monkeypatch, tmp_path, capl
 
 
 # -- the real capture -----------------------------------------------------------------------
-@pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/pose2sim-demo")
+@needs_shared(REAL / "videos")
 def test_real_capture_few_frames(tmp_path):
     pytest.importorskip("mediapipe")
     from neuralbody.capture_import.importer import ImportConfig, import_capture

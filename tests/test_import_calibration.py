@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
+from shared_data import POSE2SIM_DEMO, needs_shared
 
 from neuralbody.capture_import.calibration import (
     detect_format,
@@ -24,7 +23,7 @@ from neuralbody.capture_import.opencv_yaml import (
 )
 from neuralbody.data.cameras import Camera
 
-REAL_QCA = Path("/work/shared/data/pose2sim-demo/calibration/Calib.qca.txt")
+REAL_QCA = POSE2SIM_DEMO / "calibration" / "Calib.qca.txt"
 
 
 def random_cameras(count: int = 3, seed: int = 0) -> list[Camera]:
@@ -159,7 +158,7 @@ def common_point(cameras: list[Camera]) -> tuple[np.ndarray, np.ndarray]:
     return point, residuals
 
 
-@pytest.mark.skipif(not REAL_QCA.is_file(), reason="needs /work/shared/data/pose2sim-demo")
+@needs_shared(REAL_QCA)
 def test_real_qualisys_cameras_look_at_a_common_point():
     cameras = read_qualisys(REAL_QCA)
     assert [c.name for c in cameras] == ["cam01", "cam02", "cam03", "cam04"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from shared_data import POSE2SIM_DEMO, needs_shared
 
 from neuralbody.capture_import.calibration import read_qualisys, write_qualisys
 from neuralbody.capture_import.importer import ImportConfig, import_capture, parse_frames, parse_offsets
@@ -17,7 +18,7 @@ from neuralbody.cli.main import main
 from neuralbody.data.cameras import Camera, distort_image, project_points
 from neuralbody.data.capture import read_capture
 
-REAL = Path("/work/shared/data/pose2sim-demo")
+REAL = POSE2SIM_DEMO
 
 
 def flat_cameras(count: int, *, width: int = 40, height: int = 24, D=(0, 0, 0, 0, 0)) -> list[Camera]:
@@ -147,7 +148,7 @@ def test_videos_through_the_cli(tmp_path, capsys):
             assert abs(capture.load_image(frame, view).mean() * 255 - (30 * k + 10 * view)) < 4
 
 
-@pytest.mark.skipif(not (REAL / "videos").is_dir(), reason="needs /work/shared/data/pose2sim-demo")
+@needs_shared(REAL / "videos")
 def test_real_capture_imports_and_its_scene_centre_lands_in_every_view(tmp_path):
     pytest.importorskip("imageio_ffmpeg")
     result = import_capture(REAL / "videos", REAL / "calibration" / "Calib.qca.txt", tmp_path / "out",

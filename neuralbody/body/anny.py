@@ -19,7 +19,8 @@ faces -y; only the vertical offset ``o`` is added, measured on the mean person's
 vertex; Anny keeps the soles fixed across phenotypes to within ~2 mm).
 
 The first use builds Anny's model data once (about 95 s, ~800 MB under ``ANNY_CACHE_DIR``,
-default ``~/.cache/anny``); :func:`load_anny` says so before it starts and shows elapsed time.
+default ``~/.cache/anny``); :func:`load_anny` says so before it starts and shows elapsed time
+(a bar on stderr, hidden when progress is off: :mod:`neuralbody.io.progress`).
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from neuralbody.body import lbs
 from neuralbody.body.base import BodyModel, BodyOutput
+from neuralbody.io.progress import progress_bar, progress_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -216,8 +217,11 @@ def anny_cache_exists() -> bool:
 
 @contextlib.contextmanager
 def _elapsed_bar(description: str):
-    """A tqdm bar showing elapsed time, refreshed from a thread while the body runs."""
-    bar = tqdm(total=None, desc=description, bar_format="{desc}: {elapsed} elapsed", leave=False)
+    """A bar showing elapsed time, refreshed from a thread while the body runs; nothing when progress is off."""
+    if not progress_enabled():
+        yield
+        return
+    bar = progress_bar(total=None, desc=description, bar_format="{desc}: {elapsed} elapsed", leave=False)
     done = threading.Event()
 
     def tick():

@@ -37,7 +37,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from neuralbody.capture_import.multiview_person import (
     clean_mask,
@@ -49,6 +48,7 @@ from neuralbody.capture_import.multiview_person import (
 )
 from neuralbody.data import images as image_io
 from neuralbody.data.cameras import project_points
+from neuralbody.io.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,8 @@ def detect_capture(root, detector, config: DetectConfig | None = None, *, frames
     no_consensus: list[int] = []
     all_keypoints = np.zeros((len(frames), capture.num_views, 17, 3))
     guide = None  # last frame's 3D person
-    bar = tqdm(total=len(frames) * capture.num_views, desc="detect", unit="image", disable=not progress or None)
+    bar = progress_bar(total=len(frames) * capture.num_views, enabled=progress, desc="detect", unit="image",
+                       disable=None)
     for index, frame in enumerate(frames):
         images = [image_io.read_image(source_image_path(capture, frame, v), dtype=np.uint8) for v in range(capture.num_views)]
         detections = []

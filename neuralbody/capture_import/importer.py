@@ -39,12 +39,12 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from neuralbody.capture_import.calibration import detect_format, read_calibration, write_annots_cameras
 from neuralbody.capture_import.video import FrameSource, find_sources
 from neuralbody.data.cameras import Camera
 from neuralbody.data.images import resize_image, scaled_size
+from neuralbody.io.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +255,7 @@ def import_capture(
     cameras_out: list[Camera] = []
     relpaths = [[""] * len(sources) for _ in frames]
     source_frames: dict[str, list[int]] = {}
-    progress = tqdm(total=len(frames) * len(sources), desc="import", unit="image", disable=None)
+    progress = progress_bar(total=len(frames) * len(sources), desc="import", unit="image", disable=None)
     for view, (source, camera) in enumerate(zip(sources, cameras_in)):
         box = config.crops.get(source.name)
         camera = crop_camera(camera, box) if box else camera

@@ -31,7 +31,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-points", type=int, default=100, help="camera pairs sharing fewer body samples are not used")
     parser.add_argument("--dry-run", action="store_true", help="report only; do not change annots.npy")
     parser.add_argument("--reset", action="store_true", help="remove the gains from annots.npy (all cameras 1) and stop")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def format_table(names: list[str], calibration) -> str:

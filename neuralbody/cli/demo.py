@@ -44,7 +44,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--orbit", type=int, default=16, help="orbit frames (0: none; default 16)")
     parser.add_argument("--seed", type=int, default=0, help="capture seed")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def _command(argv: list[str]) -> None:
@@ -89,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
         log.info("reusing the capture in %s", capture)
     else:
         _command(["synth", str(capture), "--frames", str(args.frames), "--views", str(args.views),
-                  "--res", str(args.res), "--seed", str(args.seed)])
-    _command(["info", str(capture), "--out", str(out / "contact_sheet.png")])
+                  "--res", str(args.res), "--seed", str(args.seed), *progress])
+    _command(["info", str(capture), "--out", str(out / "contact_sheet.png"), *progress])
     _stage("synthetic capture", timings, started)
 
     kinds = [kind for kind, _ in METHODS if kind == "neuralbody" or not args.no_baseline]
@@ -111,11 +110,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.orbit:
         started = time.perf_counter()
-        _command(["render", str(runs["neuralbody"]), "--orbit", str(args.orbit), "--out", str(out / "orbit")])
+        _command(["render", str(runs["neuralbody"]), "--orbit", str(args.orbit), "--out", str(out / "orbit"), *progress])
         _stage("orbit", timings, started)
 
     started = time.perf_counter()
-    _command(["mesh", str(runs["neuralbody"]), "--out", str(out / "mesh" / "neuralbody.ply")])
+    _command(["mesh", str(runs["neuralbody"]), "--out", str(out / "mesh" / "neuralbody.ply"), *progress])
     _stage("mesh", timings, started)
 
     total = time.perf_counter() - demo_started

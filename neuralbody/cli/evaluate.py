@@ -23,7 +23,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-images", action="store_true", help="do not write render | truth | error strips")
     parser.add_argument("--no-lpips", action="store_true", help="skip LPIPS even where available")
     parser.add_argument("--device", default=None, help="auto, cpu or cuda[:i] (default: the run's)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--coverage", action="store_true",
                         help="split box PSNR by whether the body point each held-out pixel sees was seen by a training "
                              "camera in that frame (fitted body mesh, ray casting); table, JSON and *_coverage.png")

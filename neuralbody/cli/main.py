@@ -1,7 +1,9 @@
 """The ``neuralbody`` command: one sub-command a module in this package.
 
 Each sub-command module defines ``HELP`` (one line), ``add_arguments(parser)`` and
-``run(args) -> int``.
+``run(args) -> int``. Every sub-command also takes ``--no-progress`` (added here, so a module
+must not declare it): ``run`` then executes with progress bars off
+(:func:`neuralbody.io.progress.progress_setting`), in that command and in any it calls.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         command_parser = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(command_parser)
+        command_parser.add_argument("--no-progress", action="store_true", help="no progress bars")
         command_parser.set_defaults(_module=module)
     return parser
 
@@ -75,9 +78,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import torch
 
+    from neuralbody.io.progress import progress_setting
+
     torch.set_num_threads(default_cpu_threads())
     try:
-        return int(args._module.run(args) or 0)
+        with progress_setting(not args.no_progress):
+            return int(args._module.run(args) or 0)
     except (FileNotFoundError, ValueError) as error:
         logging.getLogger("neuralbody").error("error: %s", error)
         return 1

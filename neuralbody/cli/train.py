@@ -49,7 +49,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (default: all cores but one, or $NEURALBODY_THREADS)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--stream", dest="image_source", action="store_const", const="stream",
                         help="stream training images through a bounded cache (default: only when they do not fit)")

@@ -14,7 +14,7 @@ On disk (paths relative to the capture folder; ``<cam>`` is the camera name, e.g
     depth/<cam>/<f>.png         z-depth in camera coordinates, uint16 MILLIMETRES, 0 = no surface [ours]
     neuralbody.json             capture description (body model, cameras split, frames split, ...) [ours]
 
-Files are byte-for-byte reproducible: PNGs carry no metadata chunks, the ``.npz`` members
+The same arrays always give the same bytes: PNGs carry no metadata chunks, the ``.npz`` members
 carry a fixed 1980-01-01 timestamp, JSON keys are sorted. ``annots.npy`` and
 ``neuralbody.json`` are written last, each to a temporary name then moved into place
 (``os.replace``), so a capture with those files is complete.

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from neuralbody.data.cameras import Camera, project_points
+from neuralbody.io.progress import progress_bar
 from neuralbody.models.base import FrameField
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class MeshSettings:
         threshold: density level of the surface, 1/metres (5 in the original ZJU configs).
         chunk_points: grid points per model query.
         largest_component: keep only the connected component with the most faces.
-        progress: show a tqdm bar while sampling the grid.
+        progress: show a bar while sampling the grid (if progress is on: :mod:`neuralbody.io.progress`).
     """
 
     voxel_size: float = 0.01
@@ -119,7 +119,7 @@ def sample_density(
     yz = torch.stack([ys.reshape(-1), zs.reshape(-1)], dim=1)
     slabs = max(1, chunk_points // plane)
     with torch.no_grad():
-        for start in tqdm(range(0, shape[0], slabs), desc="density grid", unit="slab", disable=not progress):
+        for start in progress_bar(range(0, shape[0], slabs), enabled=progress, desc="density grid", unit="slab"):
             xs = axes[0][start : start + slabs]
             points = torch.cat(
                 [xs.repeat_interleave(plane)[:, None], yz.repeat(xs.numel(), 1)], dim=1

@@ -31,7 +31,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+
+from neuralbody.io.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +170,7 @@ def evaluate_run(
         max_frames: at most this many frames, spread evenly.
         out_dir: where the ``render | ground truth | error`` strips go (None: not written).
         use_lpips: compute LPIPS where its weights are available.
-        progress: show a tqdm bar.
+        progress: show a bar (if progress is on: :mod:`neuralbody.io.progress`).
         coverage_faces: (F, 3) faces of the body mesh whose vertices the capture stores; when
             given, each box pixel is labelled covered / uncovered / off-body by the training
             cameras (:mod:`neuralbody.evaluation.coverage`) and PSNR is split by label
@@ -208,7 +209,7 @@ def evaluate_run(
     coverage_sums: list[dict] = []
     train_cameras = [capture.cameras[v] for v in run.train_views]
     started = time.perf_counter()
-    bar = tqdm(total=len(frames) * len(views), desc=f"eval {split}", unit="img", disable=not progress)
+    bar = progress_bar(total=len(frames) * len(views), enabled=progress, desc=f"eval {split}", unit="img")
     for frame in frames:
         body = capture.load_body(frame)
         vertices = body.vertices.detach().cpu().numpy().astype(np.float64)

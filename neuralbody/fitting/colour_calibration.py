@@ -254,11 +254,11 @@ def calibrate_colours(
         min_points: pairs with fewer shared samples are not used.
         progress: show a progress bar.
     """
-    from tqdm import tqdm
+    from neuralbody.io.progress import progress_bar
 
     gathered: dict[tuple[int, int], list[np.ndarray]] = {}
     used = 0
-    for frame in tqdm(frames, desc="colour samples", unit="frame", disable=not progress):
+    for frame in progress_bar(frames, enabled=progress, desc="colour samples", unit="frame"):
         if not capture.vertices_path(frame).is_file():
             continue
         vertices = capture.load_vertices(frame)

@@ -35,7 +35,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from neuralbody.body import lbs
 from neuralbody.body.base import BodyModel
@@ -43,6 +42,7 @@ from neuralbody.data.cameras import Camera, pixel_rays
 from neuralbody.fitting import nbf_parts
 from neuralbody.fitting.optimize import DEFAULT_BONES
 from neuralbody.geometry.raycast import cast_rays
+from neuralbody.io.progress import progress_bar
 from neuralbody.synth import motion as motion_lib
 from neuralbody.synth.rig import look_at_rotation
 from neuralbody.synth.shading import Lighting, interpolate, lambert, vertex_normals
@@ -343,7 +343,7 @@ def generate_dataset(body: BodyModel, config: NBFDataConfig, *, progress: bool =
         "joints2d": np.zeros((n, len(NBF_JOINTS), 2), np.float32), "K": np.zeros((n, 3, 3), np.float32),
         "R": np.zeros((n, 3, 3), np.float32), "T": np.zeros((n, 3), np.float32), "Rh": np.zeros((n, 3), np.float32),
     }  # fmt: skip
-    bar = tqdm(total=n, desc="rendering NBF samples", unit="sample", disable=not progress)
+    bar = progress_bar(total=n, enabled=progress, desc="rendering NBF samples", unit="sample")
     for start in range(0, n, chunk):
         count = min(chunk, n - start)
         shapes = rng.uniform(*SHAPE_RANGE, (count, body.shape_dim))

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from neuralbody.body import lbs
 from neuralbody.body.base import BodyModel
 from neuralbody.fitting import nbf_parts
 from neuralbody.fitting.nbf_data import NBF_BONES, NBF_JOINTS, NBFDataset
+from neuralbody.io.progress import progress_bar
 from neuralbody.training.checkpoint import save_checkpoint as atomic_save
 from neuralbody.fitting.nbf_network import (
     INPUT_KINDS,
@@ -174,7 +174,7 @@ def train_nbf(
     history = []
     model.train()
     wall, cpu = time.perf_counter(), time.process_time()
-    bar = tqdm(range(start, config.steps), desc=f"NBF training ({config.input_kind})", disable=not progress)
+    bar = progress_bar(range(start, config.steps), enabled=progress, desc=f"NBF training ({config.input_kind})")
     for step in bar:
         index = np.sort(generator.integers(0, len(dataset), config.batch))
         for group in optimizer.param_groups:

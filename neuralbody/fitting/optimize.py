@@ -34,7 +34,6 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from neuralbody.body import lbs
 from neuralbody.body.base import BodyModel
@@ -42,6 +41,7 @@ from neuralbody.data.cameras import Camera
 from neuralbody.fitting import objectives
 from neuralbody.fitting.keypoints import KeypointRegressor
 from neuralbody.fitting.triangulation import Triangulation, check_keypoints2d, triangulate
+from neuralbody.io.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -514,7 +514,7 @@ class SequenceFitter:
         else:
             warm = {}
         fits, subsets, previous = {}, {}, None
-        for frame in tqdm(sorted(prepared), desc="fitting", disable=not progress):
+        for frame in progress_bar(sorted(prepared), enabled=progress, desc="fitting"):
             started = time.perf_counter()
             observed_np, triangulation = prepared[frame]
             start_subset = previous if previous is not None else warm.get(frame, zero_subset)

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from neuralbody.body.base import BodyModel
 from neuralbody.data.cameras import Camera, pixel_rays, project_points
 from neuralbody.data.writer import CaptureWriter
 from neuralbody.geometry.raycast import cast_rays
+from neuralbody.io.progress import progress_bar
 from neuralbody.synth import motion as motion_lib
 from neuralbody.synth.rig import RigConfig, ring_cameras, split_cameras
 from neuralbody.synth.shading import Lighting, interpolate, lambert, vertex_normals
@@ -267,11 +267,16 @@ def generate_capture(
 ) -> Path:
     """Render a synthetic capture into ``root`` in ZJU-MoCap layout; returns ``root``.
 
+    Reproducible: the same ``config`` (seed included) and body model give the same bytes, file
+    for file, on the same machine and software. Frame ``i`` does not depend on the number of
+    frames, up to rounding: all frames are posed in one batch, and a batch of another size may
+    round the float32 vertices differently (2.4e-7 m seen on one CPU; the tests allow 1e-6 m).
+
     Args:
         root: output folder.
         config: what to generate.
         body: an already loaded body model (else loaded by ``config.body``).
-        progress: show a tqdm bar over frames.
+        progress: show a bar over frames (if progress is on: :mod:`neuralbody.io.progress`).
     """
     started = time.perf_counter()
     body = body if body is not None else load_body(config.body)
@@ -328,7 +333,7 @@ def generate_capture(
     setup = time.perf_counter() - started
     writer = CaptureWriter(root, cameras, meta)
     render_start = time.perf_counter()
-    for frame in tqdm(range(config.frames), desc="synth frames", unit="frame", disable=not progress):
+    for frame in progress_bar(range(config.frames), enabled=progress, desc="synth frames", unit="frame"):
         views = render_views(rays=rays, vertices=out.vertices[frame], faces=faces, appearance=appearance)
         writer.add_frame(
             images=views.images,
