@@ -41,20 +41,10 @@ def _save_png(path: Path, image: np.ndarray) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-<<<<<<< HEAD
-    from tqdm import tqdm
-
-    from neuralbody.evaluation.orbit import orbit_cameras, write_gif, write_mp4
-    from neuralbody.evaluation.protocol import held_out_views
-    from neuralbody.rendering.render import frame_occupancy, render_view
-=======
-    import torch
-
     from neuralbody.evaluation.orbit import orbit_cameras, write_gif, write_mp4
     from neuralbody.evaluation.protocol import held_out_views
     from neuralbody.io.progress import progress_bar
-    from neuralbody.rendering.render import render_view
->>>>>>> docs
+    from neuralbody.rendering.render import frame_occupancy, render_view
     from neuralbody.training.checkpoint import load_run
     from neuralbody.training.trainer import parse_index_list
 
@@ -114,14 +104,9 @@ def run(args: argparse.Namespace) -> int:
             log.info("orbit: %d cameras, radius %.2f m, height %+.2f m around (%.2f, %.2f, %.2f)",
                      args.orbit, path_cams.radius, path_cams.height, *target)
             images = [
-<<<<<<< HEAD
                 render_view(field, camera, settings=settings, background=background,
                             occupancy=occupancy).rgb.float().cpu().numpy()
-                for camera in tqdm(path_cams.cameras, desc=f"orbit frame {frame}", unit="view")
-=======
-                render_view(model, state, camera, settings=settings, background=background).rgb.float().cpu().numpy()
                 for camera in progress_bar(path_cams.cameras, desc=f"orbit frame {frame}", unit="view")
->>>>>>> docs
             ]
             stem = out_dir / f"frame{frame:04d}_orbit{args.orbit}"
             written.append(write_gif(images, stem.with_suffix(".gif"), fps=args.fps))
