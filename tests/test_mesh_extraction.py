@@ -18,6 +18,7 @@ from neuralbody.evaluation.mesh_extraction import (
     marching_cubes_world,
     write_mesh,
 )
+from neuralbody.geometry.rotations import look_at_rotation
 from neuralbody.models.base import FrameBody, FrameState, RadianceFieldModel
 
 
@@ -84,19 +85,11 @@ def test_largest_component_keeps_the_big_sphere():
     assert np.allclose(kept.vertices.mean(axis=0), 0.0, atol=0.01)
 
 
-def _look_at(centre, target):
-    forward = np.asarray(target, float) - centre
-    forward /= np.linalg.norm(forward)
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    return np.stack([right, np.cross(forward, right), forward])
-
-
 def test_carving_matches_reference_and_removes_outside_points():
     cameras = []
     for angle in (0.0, 2.0, 4.0):
         centre = np.array([3 * np.cos(angle), 3 * np.sin(angle), 1.0])
-        R = _look_at(centre, [0, 0, 1.0])
+        R = look_at_rotation(centre, [0, 0, 1.0])
         K = np.array([[40.0, 0, 15.5], [0, 40.0, 15.5], [0, 0, 1]])
         cameras.append(Camera(K=K, R=R, T=-R @ centre, D=np.array([0.02, 0, 0, 0, 0]), width=32, height=32))
     masks = []
@@ -116,7 +109,7 @@ def test_carving_a_sphere_with_full_masks_changes_nothing_and_empty_masks_remove
     model = SphereField((0.0, 0.0, 1.0), 0.2)
     state = _sphere_state(model)
     centre = np.array([3.0, 0.0, 1.0])
-    R = _look_at(centre, [0, 0, 1.0])
+    R = look_at_rotation(centre, [0, 0, 1.0])
     camera = Camera(K=np.array([[30.0, 0, 31.5], [0, 30.0, 31.5], [0, 0, 1]]), R=R, T=-R @ centre, D=np.zeros(5), width=64, height=64)
     settings = MeshSettings(voxel_size=0.02, progress=False)
     full = extract_mesh(model, state, settings=settings, cameras=[camera], masks=[np.ones((64, 64), bool)])

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from neuralbody.data.cameras import project_points
-from neuralbody.synth.rig import RigConfig, look_at_rotation, ring_cameras, split_cameras
+from neuralbody.synth.rig import RigConfig, ring_cameras, split_cameras
 from neuralbody.synth.shading import Lighting, lambert, vertex_normals
 from neuralbody.synth.texture import REGIONS, albedo, bone_region, make_texture, pulse, value_noise
 
@@ -45,11 +45,9 @@ def test_split_cameras_spreads_training_views():
         split_cameras(0)
 
 
-def test_look_at_and_rig_guards():
-    R = look_at_rotation(np.array([3.0, 0.0, 1.0]), np.zeros(3))
-    np.testing.assert_allclose(R[2], -np.array([3.0, 0.0, 1.0]) / np.sqrt(10.0))
-    with pytest.raises(ValueError, match="straight up"):
-        look_at_rotation(np.array([0.0, 0.0, 3.0]), np.zeros(3))
+def test_rig_guards():
+    with pytest.raises(ValueError, match="parallel to up"):  # a camera straight above its target
+        ring_cameras(RigConfig(num_views=1, radius=0.0, height=3.0), np.array([[0.0, 0.0, 1.0], [0.0, 0.0, 1.5]]))
     with pytest.raises(ValueError, match="num_views"):
         RigConfig(num_views=0)
     with pytest.raises(ValueError, match="points_world"):

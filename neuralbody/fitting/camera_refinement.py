@@ -40,10 +40,10 @@ import math
 import numpy as np
 import torch
 
-from neuralbody.body.lbs import axis_angle_to_matrix
 from neuralbody.data.cameras import Camera, project_points
 from neuralbody.fitting.objectives import CameraTensors, geman_mcclure, project
 from neuralbody.fitting.triangulation import triangulate
+from neuralbody.geometry.rotations import axis_angle_to_matrix
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from neuralbody.body import lbs
 from neuralbody.body.base import BodyModel
 from neuralbody.fitting import nbf_parts
 from neuralbody.fitting.nbf_data import NBF_BONES, NBF_JOINTS, NBFDataset
+from neuralbody.geometry.rotations import axis_angle_to_matrix
 from neuralbody.training.checkpoint import save_checkpoint as atomic_save
 from neuralbody.fitting.nbf_network import (
     INPUT_KINDS,
@@ -97,7 +97,7 @@ def images_to_input(pixels: np.ndarray) -> torch.Tensor:
 def dataset_targets(dataset: NBFDataset, index) -> NBFTargets:
     """Ground truth of the samples ``index`` as float32 tensors."""
     return NBFTargets(
-        bone_rotations=lbs.axis_angle_to_matrix(torch.from_numpy(dataset.bone_poses[index]).double()).float(),
+        bone_rotations=axis_angle_to_matrix(torch.from_numpy(dataset.bone_poses[index]).double()).float(),
         global_rotation=torch.from_numpy(dataset.global_rotation[index]).float(),
         shapes=torch.from_numpy(dataset.shapes[index]).float(),
         joints3d=torch.from_numpy(dataset.joints3d[index]).float(),

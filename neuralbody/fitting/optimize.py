@@ -36,12 +36,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from neuralbody.body import lbs
 from neuralbody.body.base import BodyModel
 from neuralbody.data.cameras import Camera
 from neuralbody.fitting import objectives
 from neuralbody.fitting.keypoints import KeypointRegressor
 from neuralbody.fitting.triangulation import Triangulation, check_keypoints2d, triangulate
+from neuralbody.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ def _lbfgs(parameters: list[torch.Tensor], closure: Callable[[], torch.Tensor], 
 
 def _translation(Tc: torch.Tensor, Rh: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
     """Th (B, 3) metres from the pelvis-centred Tc (B, 3), Rh (B, 3) radians and the rest pelvis c (3,)."""
-    return Tc + centre - lbs.axis_angle_to_matrix(Rh) @ centre
+    return Tc + centre - axis_angle_to_matrix(Rh) @ centre
 
 
 class SequenceFitter:
@@ -278,11 +278,11 @@ class SequenceFitter:
         target = torch.as_tensor(np.nan_to_num(triangulation.points), device=self.device, dtype=torch.float64)
         weights = self.init_weights.double() * valid
         if Rh is not None:
-            R = lbs.axis_angle_to_matrix(torch.as_tensor(Rh, dtype=torch.float64, device=self.device))
+            R = axis_angle_to_matrix(torch.as_tensor(Rh, dtype=torch.float64, device=self.device))
             w = (weights / weights.sum().clamp_min(1e-12))[:, None]
             return R.new_tensor(Rh).float(), ((w * target).sum(0) - R @ (w * source).sum(0)).float()
         R, t = kabsch(source, target, weights)
-        return lbs.matrix_to_axis_angle(R[None])[0].float(), t.float()
+        return matrix_to_axis_angle(R[None])[0].float(), t.float()
 
     def _start(self, frame, subset, shapes, triangulation, initial_guess):
         """(subset (n, 3), Rh, Th) to start ``frame`` from: ``initial_guess(frame)`` if it gives one, else ``subset``."""
@@ -299,7 +299,7 @@ class SequenceFitter:
         """
         with torch.no_grad():
             centre = self.body(torch.zeros(1, self.body.pose_dim, device=self.device), shapes).rest_joints[0, 0]
-            return centre, Th - centre + lbs.axis_angle_to_matrix(Rh) @ centre
+            return centre, Th - centre + axis_angle_to_matrix(Rh) @ centre
 
     def _shape_energy(self, shapes):
         """Weighted shape prior (towards the mean shape, inside the bounds) of shapes (1, S)."""
