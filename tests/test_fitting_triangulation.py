@@ -109,16 +109,16 @@ def test_kabsch_recovers_a_rigid_transform():
         kabsch(source, target[:5], weights)
 
 
-def test_torch_projection_matches_numpy():
+def test_camera_tensors_project_into_every_camera_like_project_points():
     cameras, points = ring_cameras(), random_points(seed=7)
     tensors = objectives.CameraTensors.from_cameras(cameras, dtype=torch.float64)
-    uv, depth = objectives.project(tensors, torch.as_tensor(points)[None])
+    uv, depth = tensors.project(torch.as_tensor(points)[None])
     for c, camera in enumerate(cameras):
         expected_uv, expected_depth = project_points(camera, points)
         np.testing.assert_allclose(uv[0, c].numpy(), expected_uv, atol=1e-9)
         np.testing.assert_allclose(depth[0, c].numpy(), expected_depth, atol=1e-12)
     with pytest.raises(ValueError):
-        objectives.project(tensors, torch.as_tensor(points))
+        tensors.project(torch.as_tensor(points))
 
 
 def test_robust_reprojection_and_priors():

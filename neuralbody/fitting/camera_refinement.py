@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from neuralbody.data.cameras import Camera, project_points
-from neuralbody.fitting.objectives import CameraTensors, geman_mcclure, project
+from neuralbody.fitting.objectives import CameraTensors, geman_mcclure
 from neuralbody.fitting.triangulation import triangulate
 from neuralbody.geometry.rotations import axis_angle_to_matrix
 
@@ -160,7 +160,7 @@ def refine_extrinsics(
         return CameraTensors(base.K, rotation @ base.R, (rotation @ base.T[..., None])[..., 0] + tau, base.D, base.sizes)
 
     def energy() -> torch.Tensor:
-        uv, _ = project(moved(), points[None])  # (1, C, P, 2)
+        uv, _ = moved().project(points[None])  # (1, C, P, 2)
         squared = ((uv[0] - target[..., :2]) ** 2).sum(-1)
         data = (target[..., 2] * geman_mcclure(squared, sigma_px)).sum()
         prior = (omega**2).sum() / sigma_omega**2 + (tau**2).sum() / prior_translation_m**2
@@ -180,7 +180,7 @@ def refine_extrinsics(
     log.info("camera refinement: energy %.1f -> %.1f over %d points", start, float(energy().detach()), points_init.shape[0])
     with torch.no_grad():
         refined = moved()
-        uv, _ = project(refined, points[None])
+        uv, _ = refined.project(points[None])
         error = (uv[0] - target[..., :2]).norm(dim=-1).numpy()
     residual_after = np.where(observed[..., 2] > 0, error, np.nan)
     new_cameras = _placed_like(cameras, [

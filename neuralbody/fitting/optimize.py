@@ -248,11 +248,11 @@ class SequenceFitter:
         """(B,) total energy (see :meth:`energy`) and the (B, V, 3) posed vertices, metres."""
         cfg, batch = self.config, subset.shape[0]
         output = self.body(self.problem.full_poses(subset), shapes.expand(batch, -1), Rh, Th)
-        uv, _ = objectives.project(self.camera_tensors, self.regressor(output.vertices))
+        uv, _ = self.camera_tensors.project(self.regressor(output.vertices))
         sigma = self.sigma * sigma_factor
         energy = objectives.robust_reprojection(uv, observed, sigma_px=sigma) / sigma**2
         if cfg.silhouette_weight > 0 and silhouettes is not None:
-            uv_vertices, _ = objectives.project(self.camera_tensors, output.vertices[:, self.silhouette_ids])
+            uv_vertices, _ = self.camera_tensors.project(output.vertices[:, self.silhouette_ids])
             terms = [
                 objectives.silhouette_loss(uv_vertices[b : b + 1], target, sigma_px=self.sigma_silhouette)[0]
                 if target is not None else uv_vertices.new_zeros(())
@@ -458,7 +458,7 @@ class SequenceFitter:
             poses = self.problem.full_poses(subset[None])
             output = self.body(poses, shapes, Rh[None], Th[None])
             keypoints = self.regressor(output.vertices)
-            uv, _ = objectives.project(self.camera_tensors, keypoints)
+            uv, _ = self.camera_tensors.project(keypoints)
         error = (uv[0] - observed[..., :2]).norm(dim=-1).cpu().numpy()
         error[observed[..., 2].cpu().numpy() <= 0] = np.nan
         as_np = lambda x: x.detach().cpu().numpy().astype(np.float32)  # noqa: E731
