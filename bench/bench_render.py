@@ -36,6 +36,7 @@ def _parse(setting: str) -> dict:
 
 def main() -> None:
     from neuralbody.data.capture import read_capture
+    from neuralbody.metrics import psnr_from_mse
     from neuralbody.rendering.render import render_view
     from neuralbody.training.checkpoint import load_run
 
@@ -76,7 +77,7 @@ def main() -> None:
         again = f"{again[0]:.2f} ({again[1]:.2f})"
         reference = image if reference is None else reference
         mse = float(((image - reference) ** 2).mean())
-        agreement = "-" if mse == 0 else f"{-10 * torch.log10(torch.tensor(mse)).item():.1f} dB"
+        agreement = "-" if mse == 0 else f"{psnr_from_mse(mse):.1f} dB"
         print(f"{setting or '(defaults)':44s} {prepare:>10.2f} {first:>16s} {again:>16s} {agreement:>14s}")
 
 

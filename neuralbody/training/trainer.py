@@ -44,6 +44,7 @@ import torch
 from tqdm import tqdm
 
 from neuralbody.data.cameras import project_box_mask
+from neuralbody.metrics import psnr, psnr_from_mse
 from neuralbody.models import build_model
 from neuralbody.rendering.render import RenderSettings, render_rays, render_view
 from neuralbody.training.checkpoint import (
@@ -123,13 +124,6 @@ def parse_index_list(text: str | None, *, limit: int, what: str) -> list[int] | 
     if bad or not values:
         raise ValueError(f"--{what} {text!r}: indices must lie in [0, {limit}) (got {bad or 'none'})")
     return values
-
-
-def box_psnr(rendered: np.ndarray, target: np.ndarray, region: np.ndarray) -> float:
-    """PSNR (dB) of (H, W, 3) images in [0, 1] over the pixels where region (H, W) is True."""
-    diff = (rendered - target)[region]
-    mse = float(np.mean(diff**2)) if diff.size else 0.0
-    return 10 * math.log10(1.0 / max(mse, 1e-10))
 
 
 def _append_csv(path: Path, fields: tuple[str, ...], row: dict) -> None:
@@ -321,7 +315,7 @@ class Trainer:
             "lr": lr,
             "loss": loss.item(),
             "color_mse": color,
-            "psnr": 10 * math.log10(1.0 / max(color, 1e-10)),
+            "psnr": psnr_from_mse(color),
             "acc_mse": acc_mse.item(),
         }
 
@@ -341,14 +335,19 @@ class Trainer:
         target = np.asarray(self.capture.load_image(frame, config.val_view), dtype=np.float32)
         box_min, box_max = body_box(body.vertices, 0.05)
         region = project_box_mask(camera, box_min, box_max)
-        psnr = box_psnr(rendered, target, region)
-        full = box_psnr(rendered, target, np.ones(region.shape, dtype=bool))
+        if region.any():
+            box = psnr(rendered, target, mask=region)
+        else:
+            log.warning("step %d: the body box does not project into held-out camera %d; no box PSNR", self.step,
+                        config.val_view)
+            box = math.nan
+        full = psnr(rendered, target)
         _save_side_by_side(self.run_dir / "val" / f"step_{self.step:06d}.png", target, rendered)
         _append_csv(self.run_dir / "val.csv", VAL_FIELDS, {
             "step": self.step, "elapsed_s": round(self.elapsed, 2), "frame": frame, "view": config.val_view,
-            "psnr_box": round(psnr, 3), "psnr_full": round(full, 3),
+            "psnr_box": round(box, 3), "psnr_full": round(full, 3),
         })
-        return psnr
+        return box
 
     def run(self) -> TrainResult:
         """Train until ``steps`` or ``minutes`` is reached; checkpoint at the end."""
