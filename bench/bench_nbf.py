@@ -180,7 +180,9 @@ def main(argv=None) -> int:
             print(f"{kind} guess on {args.capture} ({source}, views combined): {e['capture_guess_mpjpe_mm']:.1f} mm, "
                   f"orientation {e['capture_guess_orientation_deg']:.1f} deg")  # fmt: skip
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        from neuralbody.io.atomic import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(results, indent=2) + "\n")
     return 0
 
 

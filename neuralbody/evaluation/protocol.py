@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from neuralbody.io.atomic import atomic_write_text
+
 log = logging.getLogger(__name__)
 
 SPLITS = ("novel_view", "novel_pose")
@@ -317,12 +319,7 @@ def results_to_dict(results: list[EvalResult], *, extra: dict | None = None) -> 
 
 def write_eval_json(results: list[EvalResult], path: str | os.PathLike, *, extra: dict | None = None) -> Path:
     """Write :func:`results_to_dict` as indented JSON (atomically)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(results_to_dict(results, extra=extra), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, json.dumps(results_to_dict(results, extra=extra), indent=2) + "\n")
 
 
 def format_table(results: list[EvalResult]) -> str:

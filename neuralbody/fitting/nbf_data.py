@@ -43,6 +43,7 @@ from neuralbody.fitting import nbf_parts
 from neuralbody.fitting.optimize import DEFAULT_BONES
 from neuralbody.geometry.raycast import cast_rays
 from neuralbody.geometry.rotations import axis_angle_to_matrix, look_at_rotation, matrix_to_axis_angle
+from neuralbody.io.atomic import atomic_path
 from neuralbody.synth import motion as motion_lib
 from neuralbody.synth.shading import Lighting, interpolate, lambert, vertex_normals
 from neuralbody.synth.texture import REGIONS, albedo, make_texture, vertex_regions
@@ -140,13 +141,10 @@ class NBFDataset:
         return NBFDataset(**{k: v[index] for k, v in fields.items()}, seconds=self.seconds)
 
     def save(self, path: str | Path) -> Path:
-        """Write a compressed .npz (atomically: a temporary file, then renamed)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(tmp, **dataclasses.asdict(self))
-        tmp.replace(path)
-        return path
+        """Write a compressed .npz (atomically, :func:`neuralbody.io.atomic.atomic_path`)."""
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:  # a handle: savez adds no .npz suffix
+            np.savez_compressed(handle, **dataclasses.asdict(self))
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | Path) -> "NBFDataset":

@@ -26,8 +26,6 @@ from tqdm.auto import tqdm
 from neuralbody.body.base import BodyModel
 from neuralbody.fitting import nbf_parts
 from neuralbody.fitting.nbf_data import NBF_BONES, NBF_JOINTS, NBFDataset
-from neuralbody.geometry.rotations import axis_angle_to_matrix
-from neuralbody.training.checkpoint import save_checkpoint as atomic_save
 from neuralbody.fitting.nbf_network import (
     INPUT_KINDS,
     BodyJoints,
@@ -38,6 +36,8 @@ from neuralbody.fitting.nbf_network import (
     mpjpe_mm,
     nbf_losses,
 )
+from neuralbody.geometry.rotations import axis_angle_to_matrix
+from neuralbody.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def make_network(body: BodyModel, config: NBFTrainConfig, resolution: int) -> NB
 
 
 def save_checkpoint(path: str | Path, model: NBFNetwork, optimizer, step: int, config: NBFTrainConfig) -> None:
-    """Atomically write model + optimizer + step + config (:func:`neuralbody.training.checkpoint.save_checkpoint`)."""
+    """Atomically write model + optimizer + step + config (``torch.save`` into :func:`neuralbody.io.atomic.atomic_path`)."""
     state = {
         "model": model.state_dict(),
         "optimizer": None if optimizer is None else optimizer.state_dict(),
@@ -120,7 +120,8 @@ def save_checkpoint(path: str | Path, model: NBFNetwork, optimizer, step: int, c
         "bones": list(NBF_BONES),
         "joints": list(NBF_JOINTS),
     }
-    atomic_save(path, state)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def _config_from(saved: dict) -> NBFTrainConfig:
