@@ -14,7 +14,7 @@ captures still evaluate several frames, and ``max_frames`` optionally thins them
 
 Per image, :func:`neuralbody.evaluation.image_metrics.box_mask_metrics` scores the render
 against the ground truth inside the projection of the posed body's 3D box (the vertices' box
-padded ``BOX_PADDING`` = 5 cm, as in Neural Body), plus whole-image figures; LPIPS is added
+padded :data:`neuralbody.geometry.box.BODY_BOX_PADDING` = 5 cm, as in Neural Body), plus whole-image figures; LPIPS is added
 where its weights are available. A strip ``render | ground truth | error`` is written per
 image to ``out_dir``. Optionally (``coverage_faces``) the box PSNR is split by whether the
 training cameras saw the body point a pixel shows (:mod:`neuralbody.evaluation.coverage`).
@@ -34,13 +34,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from neuralbody.geometry.box import BODY_BOX_PADDING, body_box
 from neuralbody.io.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("novel_view", "novel_pose")
 METRICS = ("psnr_box", "ssim_box", "psnr_full", "ssim_full", "lpips")
-BOX_PADDING = 0.05  # metres, Neural Body's padding of the posed vertices' box
 ERROR_FULL_SCALE = 0.25  # mean absolute error shown at full brightness in the error map
 
 
@@ -215,7 +215,7 @@ def evaluate_run(
     for frame in frames:
         body = capture.load_body(frame)
         vertices = body.vertices.detach().cpu().numpy().astype(np.float64)
-        box_min, box_max = vertices.min(axis=0) - BOX_PADDING, vertices.max(axis=0) + BOX_PADDING
+        box_min, box_max = body_box(vertices)
         with torch.no_grad():
             state = model.prepare_frame(frame, body.to(run.device))
         for view in views:
@@ -291,7 +291,7 @@ def results_to_dict(results: list[EvalResult], *, extra: dict | None = None) -> 
     document = dict(extra or {})
     document["protocol"] = (
         "Neural Body box-mask protocol: PSNR inside the projection of the posed body's 3D box "
-        f"(vertices' box padded {BOX_PADDING} m), SSIM over its bounding rectangle; *_full: whole image"
+        f"(vertices' box padded {BODY_BOX_PADDING} m), SSIM over its bounding rectangle; *_full: whole image"
     )
     for result in results:
         document[result.split] = {

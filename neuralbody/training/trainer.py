@@ -44,6 +44,7 @@ import torch
 from tqdm import tqdm
 
 from neuralbody.data.cameras import project_box_mask
+from neuralbody.geometry.box import body_box
 from neuralbody.metrics import psnr, psnr_from_mse
 from neuralbody.models import build_model
 from neuralbody.rendering.render import RenderSettings, render_rays, render_view
@@ -64,7 +65,7 @@ from neuralbody.training.distributed import (
     gather_objects,
     rank_device,
 )
-from neuralbody.training.rays import RaySampler, body_box
+from neuralbody.training.rays import RaySampler
 
 log = logging.getLogger(__name__)
 
@@ -333,7 +334,7 @@ class Trainer:
             image = render_view(self.model, state, camera, settings=config.render_settings(), background=self.background)
         rendered = image.rgb.float().cpu().numpy()
         target = np.asarray(self.capture.load_image(frame, config.val_view), dtype=np.float32)
-        box_min, box_max = body_box(body.vertices, 0.05)
+        box_min, box_max = body_box(body.vertices.detach().cpu().double().numpy())
         region = project_box_mask(camera, box_min, box_max)
         if region.any():
             box = psnr(rendered, target, mask=region)
