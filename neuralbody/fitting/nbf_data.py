@@ -41,11 +41,12 @@ from neuralbody.body.base import BodyModel
 from neuralbody.data.cameras import Camera, pixel_rays
 from neuralbody.fitting import nbf_parts
 from neuralbody.fitting.optimize import DEFAULT_BONES
+from neuralbody.geometry.normals import vertex_normals
 from neuralbody.geometry.raycast import cast_rays
 from neuralbody.geometry.rotations import axis_angle_to_matrix, look_at_rotation, matrix_to_axis_angle
 from neuralbody.io.atomic import atomic_path
 from neuralbody.synth import motion as motion_lib
-from neuralbody.synth.shading import Lighting, interpolate, lambert, vertex_normals
+from neuralbody.synth.shading import Lighting, interpolate, lambert
 from neuralbody.synth.texture import REGIONS, albedo, make_texture, vertex_regions
 
 log = logging.getLogger(__name__)
