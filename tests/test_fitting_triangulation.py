@@ -10,7 +10,7 @@ from neuralbody.data.cameras import Camera, project_points
 from neuralbody.fitting import objectives
 from neuralbody.fitting.keypoints import keypoints2d_from_points
 from neuralbody.fitting.optimize import kabsch
-from neuralbody.fitting.triangulation import _camera_matrices, dlt, reference_dlt, triangulate
+from neuralbody.geometry.triangulation import _camera_matrices, dlt, reference_dlt, triangulate
 
 
 def _rotation(axis_angle) -> np.ndarray:
