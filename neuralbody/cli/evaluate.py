@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from neuralbody.cli.arguments import parse_index_list
+
 HELP = "evaluate a trained run on held-out cameras: PSNR/SSIM (box-mask and whole image), LPIPS where available"
 
 log = logging.getLogger("neuralbody.eval")
@@ -52,7 +54,6 @@ def body_faces(capture, frame: int):
 def run(args: argparse.Namespace) -> int:
     from neuralbody.evaluation.protocol import evaluate_run, format_table, write_eval_json
     from neuralbody.training.checkpoint import load_run
-    from neuralbody.training.trainer import parse_index_list
 
     loaded = load_run(args.run, device=args.device)
     views = parse_index_list(args.views, limit=loaded.capture.num_views, what="views")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from neuralbody.cli.arguments import parse_index_list
+
 HELP = "render a trained run: any camera and frame (unseen poses too), or an orbit around the person as GIF/MP4"
 
 log = logging.getLogger("neuralbody.render")
@@ -48,7 +50,6 @@ def run(args: argparse.Namespace) -> int:
     from neuralbody.evaluation.protocol import held_out_views
     from neuralbody.rendering.render import render_view
     from neuralbody.training.checkpoint import load_run
-    from neuralbody.training.trainer import parse_index_list
 
     loaded = load_run(args.run, device=args.device)
     capture = loaded.capture

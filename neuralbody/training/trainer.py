@@ -107,26 +107,6 @@ def default_split(capture, *, num_default_frames: int = 300) -> tuple[list[int],
     return frames, views, (tests[0] if tests else None)
 
 
-def parse_index_list(text: str | None, *, limit: int, what: str) -> list[int] | None:
-    """"0,2,4" or "0:20" or "0:20:2" -> indices (None for None); bounds-checked against ``limit``."""
-    if text is None:
-        return None
-    values: list[int] = []
-    for part in str(text).split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if ":" in part:
-            pieces = [int(p) if p else None for p in part.split(":")]
-            values.extend(range(limit)[slice(*pieces)])
-        else:
-            values.append(int(part))
-    bad = [v for v in values if not 0 <= v < limit]
-    if bad or not values:
-        raise ValueError(f"--{what} {text!r}: indices must lie in [0, {limit}) (got {bad or 'none'})")
-    return values
-
-
 def _append_csv(path: Path, fields: tuple[str, ...], row: dict) -> None:
     new = not path.exists()
     with path.open("a", newline="") as file:
