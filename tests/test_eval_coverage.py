@@ -177,7 +177,7 @@ def test_evaluate_run_and_eval_command_report_coverage(tmp_path, capsys, monkeyp
     from neuralbody.cli import evaluate as evaluate_cli
     from neuralbody.cli.main import main
     from neuralbody.data.capture import read_capture
-    from neuralbody.evaluation.protocol import evaluate_run, write_eval_json
+    from neuralbody.evaluation.protocol import EvalOptions, evaluate_run, write_eval_json
     from test_eval_protocol import META, ConstantModel, _hand_made_run, _run
 
     root = tmp_path / "capture"
@@ -188,10 +188,9 @@ def test_evaluate_run_and_eval_command_report_coverage(tmp_path, capsys, monkeyp
     (root / "neuralbody.json").write_text(json.dumps(META))
     capture = read_capture(root)
     faces = _hull_faces(capture)
-    result = evaluate_run(
-        _run(ConstantModel(capture), capture), split="novel_view", frame_stride=3, max_frames=2, views=[1],
-        out_dir=tmp_path / "out", use_lpips=False, progress=False, coverage_faces=faces,
-    )  # fmt: skip
+    options = EvalOptions(frame_stride=3, max_frames=2, views=[1], out_dir=tmp_path / "out", use_lpips=False,
+                          progress=False, coverage_faces=faces)  # fmt: skip
+    result = evaluate_run(_run(ConstantModel(capture), capture), split="novel_view", options=options)
     assert len(result.rows) == 2 and result.coverage is not None
     shares = result.coverage
     assert shares["covered"]["share"] + shares["uncovered"]["share"] + shares["off_body"]["share"] == pytest.approx(1.0)
