@@ -20,6 +20,7 @@ from neuralbody.evaluation.coverage import (
     summarize_coverage,
     tint_uncovered,
 )
+from neuralbody.geometry.rotations import look_at_rotation
 
 CENTRE = np.array([0.2, -0.1, 1.0])
 
@@ -42,12 +43,7 @@ def _look_at(azimuth_deg: float, *, distance: float = 2.0, target=CENTRE, size: 
     """A camera on a horizontal circle around ``target`` looking at it (world z up)."""
     angle = math.radians(azimuth_deg)
     centre = np.asarray(target) + distance * np.array([math.cos(angle), math.sin(angle), 0.0])
-    forward = np.asarray(target) - centre
-    forward /= np.linalg.norm(forward)
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    down = np.cross(forward, right)
-    R = np.stack([right, down, forward])
+    R = look_at_rotation(centre, target)
     K = np.array([[focal, 0, (size - 1) / 2], [0, focal, (size - 1) / 2], [0, 0, 1]])
     return Camera(K=K, R=R, T=-R @ centre, D=np.zeros(5), width=size, height=size, name=name)
 

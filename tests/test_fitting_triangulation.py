@@ -10,6 +10,7 @@ from neuralbody.data.cameras import Camera, project_points
 from neuralbody.fitting import objectives
 from neuralbody.fitting.keypoints import keypoints2d_from_points
 from neuralbody.fitting.optimize import kabsch
+from neuralbody.geometry.rotations import look_at_rotation
 from neuralbody.geometry.triangulation import _camera_matrices, dlt, reference_dlt, triangulate
 
 
@@ -25,12 +26,7 @@ def ring_cameras(count: int = 4, *, distortion: bool = True, size: int = 512) ->
     for c in range(count):
         angle = 2 * np.pi * c / count + 0.3
         centre = np.array([3 * np.cos(angle), 3 * np.sin(angle), 1.2])
-        forward = np.array([0.0, 0.0, 1.0]) - centre
-        forward /= np.linalg.norm(forward)
-        right = np.cross(forward, [0.0, 0.0, 1.0])
-        right /= np.linalg.norm(right)
-        down = np.cross(forward, right)
-        R = np.stack([right, down, forward])
+        R = look_at_rotation(centre, np.array([0.0, 0.0, 1.0]))
         D = np.array([0.05, -0.02, 0.001, -0.001, 0.0]) * (c + 1) / count if distortion else np.zeros(5)
         K = np.array([[500.0, 0, size / 2], [0, 505.0, size / 2], [0, 0, 1]])
         cameras.append(Camera(K=K, R=R, T=-R @ centre, D=D, width=size, height=size, name=f"cam{c}"))
