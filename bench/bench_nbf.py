@@ -49,8 +49,8 @@ def capture_guess_errors(model, kind: str, capture, body) -> tuple[float, float]
     """Mean (MPJPE mm, orientation error deg) of the views-combined NBF guess against a synthetic capture's
     ground truth (world frame, root-aligned, :data:`NBF_JOINTS`). RGB: crops of the images, as
     ``neuralbody fit --init nbf`` makes them; segmentation: oracle part maps rendered from the true mesh."""
-    from neuralbody.body import lbs
     from neuralbody.fitting import nbf_data, nbf_init, nbf_parts
+    from neuralbody.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
     names = body.joint_names
     bone_ids = [names.index(b) for b in nbf_data.NBF_BONES]
@@ -83,8 +83,8 @@ def capture_guess_errors(model, kind: str, capture, body) -> tuple[float, float]
         bones, Rh = nbf_init.combine_views(*nbf_init.predict_views(model, np.stack(crops), cameras))
         truth = joints(params["poses"].reshape(-1, 3)[bone_ids], params["Rh"])
         errors.append(1000 * np.linalg.norm(joints(bones, Rh) - truth, axis=1).mean())
-        R = lbs.axis_angle_to_matrix(torch.tensor(np.stack([Rh, params["Rh"].reshape(3)]), dtype=torch.float64))
-        angles.append(float(torch.rad2deg(lbs.matrix_to_axis_angle(R[0].T @ R[1]).norm())))
+        R = axis_angle_to_matrix(torch.tensor(np.stack([Rh, params["Rh"].reshape(3)]), dtype=torch.float64))
+        angles.append(float(torch.rad2deg(matrix_to_axis_angle(R[0].T @ R[1]).norm())))
     return float(np.mean(errors)), float(np.mean(angles))
 
 
@@ -180,7 +180,9 @@ def main(argv=None) -> int:
             print(f"{kind} guess on {args.capture} ({source}, views combined): {e['capture_guess_mpjpe_mm']:.1f} mm, "
                   f"orientation {e['capture_guess_orientation_deg']:.1f} deg")  # fmt: skip
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        from neuralbody.io.atomic import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(results, indent=2) + "\n")
     return 0
 
 

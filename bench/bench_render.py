@@ -7,7 +7,7 @@ Usage::
 
 Each ``--setting`` is a comma-separated list of ``RenderSettings`` overrides; the default list
 compares the model's own band with 32 samples (``density_grid_cell=0``) against the
-defaults (density occupancy, 16 samples). Every setting prepares a fresh frame state
+defaults (density occupancy, 16 samples). Every setting compiles a fresh frame field
 (``prepare s``: posing the codes, the sparse CNN and the inference folds, once per frame) and
 renders the same camera 1 + ``repeats`` times: the first time includes building the frame's
 density occupancy, the others reuse it (as an orbit or an evaluation of several cameras does;
@@ -36,6 +36,7 @@ def _parse(setting: str) -> dict:
 
 def main() -> None:
     from neuralbody.data.capture import read_capture
+    from neuralbody.metrics import psnr_from_mse
     from neuralbody.rendering.render import frame_occupancy, render_view
     from neuralbody.training.checkpoint import load_run
 
@@ -77,7 +78,7 @@ def main() -> None:
         again = f"{again[0]:.2f} ({again[1]:.2f})"
         reference = image if reference is None else reference
         mse = float(((image - reference) ** 2).mean())
-        agreement = "-" if mse == 0 else f"{-10 * torch.log10(torch.tensor(mse)).item():.1f} dB"
+        agreement = "-" if mse == 0 else f"{psnr_from_mse(mse):.1f} dB"
         print(f"{setting or '(defaults)':44s} {prepare:>10.2f} {first:>16s} {again:>16s} {agreement:>14s}")
 
 

@@ -222,7 +222,9 @@ def main(argv: list[str] | None = None) -> int:
         results.append(BenchResult(**json.loads(line[len("BENCH_RESULT "):])))
     print(format_table(results))
     if args.json:
-        Path(args.json).write_text(json.dumps([dataclasses.asdict(r) for r in results], indent=2) + "\n")
+        from neuralbody.io.atomic import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps([dataclasses.asdict(r) for r in results], indent=2) + "\n")
     return 0
 
 

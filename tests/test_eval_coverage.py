@@ -20,6 +20,7 @@ from neuralbody.evaluation.coverage import (
     summarize_coverage,
     tint_uncovered,
 )
+from neuralbody.geometry.rotations import look_at_rotation
 
 CENTRE = np.array([0.2, -0.1, 1.0])
 
@@ -42,12 +43,7 @@ def _look_at(azimuth_deg: float, *, distance: float = 2.0, target=CENTRE, size: 
     """A camera on a horizontal circle around ``target`` looking at it (world z up)."""
     angle = math.radians(azimuth_deg)
     centre = np.asarray(target) + distance * np.array([math.cos(angle), math.sin(angle), 0.0])
-    forward = np.asarray(target) - centre
-    forward /= np.linalg.norm(forward)
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    down = np.cross(forward, right)
-    R = np.stack([right, down, forward])
+    R = look_at_rotation(centre, target)
     K = np.array([[focal, 0, (size - 1) / 2], [0, focal, (size - 1) / 2], [0, 0, 1]])
     return Camera(K=K, R=R, T=-R @ centre, D=np.zeros(5), width=size, height=size, name=name)
 
@@ -177,7 +173,7 @@ def test_evaluate_run_and_eval_command_report_coverage(tmp_path, capsys, monkeyp
     from neuralbody.cli import evaluate as evaluate_cli
     from neuralbody.cli.main import main
     from neuralbody.data.capture import read_capture
-    from neuralbody.evaluation.protocol import evaluate_run, write_eval_json
+    from neuralbody.evaluation.protocol import EvalOptions, evaluate_run, write_eval_json
     from test_eval_protocol import META, ConstantModel, _hand_made_run, _run
 
     root = tmp_path / "capture"
@@ -188,10 +184,9 @@ def test_evaluate_run_and_eval_command_report_coverage(tmp_path, capsys, monkeyp
     (root / "neuralbody.json").write_text(json.dumps(META))
     capture = read_capture(root)
     faces = _hull_faces(capture)
-    result = evaluate_run(
-        _run(ConstantModel(capture), capture), split="novel_view", frame_stride=3, max_frames=2, views=[1],
-        out_dir=tmp_path / "out", use_lpips=False, progress=False, coverage_faces=faces,
-    )  # fmt: skip
+    options = EvalOptions(frame_stride=3, max_frames=2, views=[1], out_dir=tmp_path / "out", use_lpips=False,
+                          progress=False, coverage_faces=faces)  # fmt: skip
+    result = evaluate_run(_run(ConstantModel(capture), capture), split="novel_view", options=options)
     assert len(result.rows) == 2 and result.coverage is not None
     shares = result.coverage
     assert shares["covered"]["share"] + shares["uncovered"]["share"] + shares["off_body"]["share"] == pytest.approx(1.0)

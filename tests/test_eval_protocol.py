@@ -11,6 +11,7 @@ import torch
 from fake_zju import make_capture
 from neuralbody.data.cameras import project_points
 from neuralbody.evaluation.protocol import (
+    EvalOptions,
     EvalResult,
     evaluate_run,
     format_table,
@@ -122,15 +123,16 @@ def test_split_frames_and_views_follow_the_meta():
 
 def test_oracle_scores_high_and_constant_scores_low(fake_capture, tmp_path):
     oracle = evaluate_run(
-        _run(OracleModel(fake_capture), fake_capture), split="novel_pose", frame_stride=30,
-        max_frames=2, out_dir=tmp_path / "oracle", progress=False,
+        _run(OracleModel(fake_capture), fake_capture), split="novel_pose",
+        options=EvalOptions(frame_stride=30, max_frames=2, out_dir=tmp_path / "oracle", progress=False),
     )
     assert oracle.frames == [6, 9] and oracle.views == [1, 3, 5]
     assert len(oracle.rows) == 6
     assert {(r.frame, r.view) for r in oracle.rows} == {(f, v) for f in (6, 9) for v in (1, 3, 5)}
     assert oracle.means["psnr_box"] > 40 and oracle.means["ssim_box"] > 0.99
     constant = evaluate_run(
-        _run(ConstantModel(fake_capture), fake_capture), split="novel_view", frame_stride=3, max_frames=2, views=[1], progress=False,
+        _run(ConstantModel(fake_capture), fake_capture), split="novel_view",
+        options=EvalOptions(frame_stride=3, max_frames=2, views=[1], progress=False),
     )
     assert constant.frames == [0, 5] and constant.views == [1]
     assert constant.means["psnr_box"] < 15 and constant.means["psnr_full"] < 15
@@ -154,10 +156,12 @@ def test_oracle_scores_high_and_constant_scores_low(fake_capture, tmp_path):
 
 def test_no_novel_pose_frames_is_explained(fake_capture):
     with pytest.raises(ValueError, match="no frames"):
-        evaluate_run(_run(ConstantModel(fake_capture), fake_capture, train_frames=range(10)), split="novel_pose", progress=False)
+        evaluate_run(_run(ConstantModel(fake_capture), fake_capture, train_frames=range(10)), split="novel_pose",
+                     options=EvalOptions(progress=False))
     with pytest.raises(ValueError, match="held-out"):
         evaluate_run(
-            _run(ConstantModel(fake_capture), fake_capture, train_views=range(6)), split="novel_view", progress=False
+            _run(ConstantModel(fake_capture), fake_capture, train_views=range(6)), split="novel_view",
+            options=EvalOptions(progress=False),
         )
 
 
@@ -166,7 +170,7 @@ def test_frame_nerf_run_evaluates_end_to_end(fake_capture):
 
     torch.manual_seed(0)
     model = FrameNerf(6, FrameNerfConfig(width=16, depth=2, latent_dim=4, color_width=8))
-    result = evaluate_run(_run(model, fake_capture), split="novel_pose", max_frames=1, views=[3], progress=False)
+    result = evaluate_run(_run(model, fake_capture), split="novel_pose", options=EvalOptions(max_frames=1, views=[3], progress=False))
     assert isinstance(result, EvalResult) and len(result.rows) == 1
     row = result.rows[0]
     assert np.isfinite(row.psnr_box) and 0 <= row.ssim_full <= 1

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from neuralbody.body import lbs
 from neuralbody.data.cameras import Camera
 from neuralbody.fitting import nbf_data, nbf_init, nbf_parts, nbf_train
 from neuralbody.fitting.nbf_network import (
@@ -19,13 +18,14 @@ from neuralbody.fitting.nbf_network import (
     nbf_losses,
     rotation_6d_to_matrix,
 )
+from neuralbody.geometry.rotations import axis_angle_to_matrix, look_at_rotation
 
 pytestmark = pytest.mark.anny
 
 
 def _random_rotations(count: int, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
-    return lbs.axis_angle_to_matrix(2.0 * torch.rand(count, 3, generator=generator, dtype=dtype) - 1.0)
+    return axis_angle_to_matrix(2.0 * torch.rand(count, 3, generator=generator, dtype=dtype) - 1.0)
 
 
 # --- part segmentation ---------------------------------------------------------------------------
@@ -84,7 +84,7 @@ def test_rendered_part_of_each_pixel_is_the_part_of_the_nearest_vertex(anny_body
     with torch.no_grad():
         out = anny_body(poses.reshape(1, -1))
     vertices = out.vertices[0]
-    R = nbf_data.look_at_rotation(np.array([0.5, -3.5, 1.2]), np.array([0.0, 0.0, 0.9]))
+    R = look_at_rotation(np.array([0.5, -3.5, 1.2]), np.array([0.0, 0.0, 0.9]))
     T = -R @ np.array([0.5, -3.5, 1.2])
     K = nbf_data.crop_intrinsics(np.array([-0.3, -0.3]), np.array([0.3, 0.3]), 64, 1.0)
     camera = Camera(K=K, R=R, T=T, D=np.zeros(5), width=64, height=64)
@@ -143,14 +143,14 @@ def test_body_joints_equal_the_body_models_joints(anny_body):
     full[:, [names.index(b) for b in nbf_data.NBF_BONES]] = bones
     with torch.no_grad():
         expected = anny_body(full.reshape(3, -1), shapes).joints[:, [names.index(j) for j in nbf_data.NBF_JOINTS]]
-        got = joints_model(lbs.axis_angle_to_matrix(bones), shapes)
+        got = joints_model(axis_angle_to_matrix(bones), shapes)
     assert torch.allclose(got, expected, atol=2e-5)
     assert len(joints_model.sub_parents) < anny_body.num_joints  # the chain is pruned
     assert not any(k.startswith("body_joints") for k in NBFNetwork(joints_model).state_dict())  # no body buffers saved
     with pytest.raises(ValueError, match="bone_rotations"):
         joints_model(torch.eye(3).expand(3, 4, 3, 3), shapes)
     with pytest.raises(ValueError, match="shapes"):
-        joints_model(lbs.axis_angle_to_matrix(bones), shapes[:, :5])
+        joints_model(axis_angle_to_matrix(bones), shapes[:, :5])
 
 
 def test_network_output_shapes_and_gradients_reach_the_image_through_the_body(anny_body):
@@ -208,7 +208,7 @@ def test_dataset_ground_truth_is_consistent(small_dataset, anny_body, tmp_path):
         uv = cam[:, :2] / cam[:, 2:] * d.K[i, 0, 0] + d.K[i, :2, 2]
         assert np.allclose(2 * (uv + 0.5) / 32 - 1, d.joints2d[i], atol=1e-4)
         assert np.allclose(cam - cam[0], d.joints3d[i], atol=1e-5)
-        R_h = lbs.axis_angle_to_matrix(torch.from_numpy(d.Rh[i]).double()).numpy()
+        R_h = axis_angle_to_matrix(torch.from_numpy(d.Rh[i]).double()).numpy()
         body_rel = (world[i] - world[i, 0]) @ R_h  # undo Rh: the body frame
         assert np.allclose(body_rel @ d.global_rotation[i].T.astype(np.float64), d.joints3d[i], atol=1e-5)
     assert np.all(np.abs(d.joints2d) < 1.0)  # the crop holds the whole body
@@ -260,14 +260,14 @@ def test_mean_rotation_and_combine_views_known_answer():
     bones_true = _random_rotations(15, seed=6)
     cams = _random_rotations(4, seed=7)
     G = cams @ R_true  # what a perfect network would predict in each view
-    noise = lbs.axis_angle_to_matrix(0.02 * torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(8)))
+    noise = axis_angle_to_matrix(0.02 * torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(8)))
     world = cams.transpose(1, 2) @ G
     bones, Rh = nbf_init.combine_views(bones_true.expand(4, -1, -1, -1) @ noise[:, None], world)
-    assert np.allclose(lbs.axis_angle_to_matrix(torch.tensor(Rh, dtype=torch.float64)), R_true, atol=1e-5)
-    assert (lbs.axis_angle_to_matrix(torch.from_numpy(bones).double()) - bones_true).abs().max() < 0.03
+    assert np.allclose(axis_angle_to_matrix(torch.tensor(Rh, dtype=torch.float64)), R_true, atol=1e-5)
+    assert (axis_angle_to_matrix(torch.from_numpy(bones).double()) - bones_true).abs().max() < 0.03
     flip = torch.diag(torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64))
-    mean = nbf_init.mean_rotation(torch.stack([R_true, R_true @ lbs.axis_angle_to_matrix(torch.tensor([0.2, 0, 0.0]).double())]))
-    assert torch.allclose(mean, R_true @ lbs.axis_angle_to_matrix(torch.tensor([0.1, 0, 0.0]).double()), atol=1e-9)
+    mean = nbf_init.mean_rotation(torch.stack([R_true, R_true @ axis_angle_to_matrix(torch.tensor([0.2, 0, 0.0]).double())]))
+    assert torch.allclose(mean, R_true @ axis_angle_to_matrix(torch.tensor([0.1, 0, 0.0]).double()), atol=1e-9)
     assert torch.det(nbf_init.mean_rotation((flip @ R_true)[None])) > 0
     with pytest.raises(ValueError):
         nbf_init.combine_views(bones_true, world)

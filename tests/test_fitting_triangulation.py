@@ -10,7 +10,8 @@ from neuralbody.data.cameras import Camera, project_points
 from neuralbody.fitting import objectives
 from neuralbody.fitting.keypoints import keypoints2d_from_points
 from neuralbody.fitting.optimize import kabsch
-from neuralbody.fitting.triangulation import _camera_matrices, dlt, reference_dlt, triangulate
+from neuralbody.geometry.rotations import look_at_rotation
+from neuralbody.geometry.triangulation import _camera_matrices, dlt, reference_dlt, triangulate
 
 
 def _rotation(axis_angle) -> np.ndarray:
@@ -25,12 +26,7 @@ def ring_cameras(count: int = 4, *, distortion: bool = True, size: int = 512) ->
     for c in range(count):
         angle = 2 * np.pi * c / count + 0.3
         centre = np.array([3 * np.cos(angle), 3 * np.sin(angle), 1.2])
-        forward = np.array([0.0, 0.0, 1.0]) - centre
-        forward /= np.linalg.norm(forward)
-        right = np.cross(forward, [0.0, 0.0, 1.0])
-        right /= np.linalg.norm(right)
-        down = np.cross(forward, right)
-        R = np.stack([right, down, forward])
+        R = look_at_rotation(centre, np.array([0.0, 0.0, 1.0]))
         D = np.array([0.05, -0.02, 0.001, -0.001, 0.0]) * (c + 1) / count if distortion else np.zeros(5)
         K = np.array([[500.0, 0, size / 2], [0, 505.0, size / 2], [0, 0, 1]])
         cameras.append(Camera(K=K, R=R, T=-R @ centre, D=D, width=size, height=size, name=f"cam{c}"))
@@ -109,16 +105,16 @@ def test_kabsch_recovers_a_rigid_transform():
         kabsch(source, target[:5], weights)
 
 
-def test_torch_projection_matches_numpy():
+def test_camera_tensors_project_into_every_camera_like_project_points():
     cameras, points = ring_cameras(), random_points(seed=7)
     tensors = objectives.CameraTensors.from_cameras(cameras, dtype=torch.float64)
-    uv, depth = objectives.project(tensors, torch.as_tensor(points)[None])
+    uv, depth = tensors.project(torch.as_tensor(points)[None])
     for c, camera in enumerate(cameras):
         expected_uv, expected_depth = project_points(camera, points)
         np.testing.assert_allclose(uv[0, c].numpy(), expected_uv, atol=1e-9)
         np.testing.assert_allclose(depth[0, c].numpy(), expected_depth, atol=1e-12)
     with pytest.raises(ValueError):
-        objectives.project(tensors, torch.as_tensor(points))
+        tensors.project(torch.as_tensor(points))
 
 
 def test_robust_reprojection_and_priors():

@@ -18,6 +18,7 @@ from neuralbody.evaluation.mesh_extraction import (
     marching_cubes_world,
     write_mesh,
 )
+from neuralbody.geometry.rotations import look_at_rotation
 from neuralbody.models.base import FrameBody, RadianceFieldModel
 from toy_fields import DelegateField
 
@@ -39,7 +40,7 @@ class SphereField(RadianceFieldModel):
         return sigma, torch.full_like(points_world, 0.5)
 
 
-def _sphere_state(model: SphereField) -> DelegateField:
+def _sphere_field(model: SphereField) -> DelegateField:
     centre, radius = model.centre, model.radius
     vertices = torch.stack([centre - radius, centre + radius])
     return model.prepare_frame(0, FrameBody(vertices, torch.zeros(3), centre))
@@ -49,7 +50,7 @@ def _sphere_state(model: SphereField) -> DelegateField:
 def test_sphere_mesh_lands_in_world_metres(voxel):
     centre, radius = (1.3, -0.7, 0.9), 0.25
     model = SphereField(centre, radius)
-    mesh = extract_mesh(_sphere_state(model), settings=MeshSettings(voxel_size=voxel, threshold=5.0, progress=False))
+    mesh = extract_mesh(_sphere_field(model), settings=MeshSettings(voxel_size=voxel, threshold=5.0, progress=False))
     distances = np.linalg.norm(mesh.vertices - np.array(centre), axis=1)
     assert len(mesh.faces) > 100
     assert np.all(np.abs(distances - radius) < voxel)
@@ -77,27 +78,19 @@ def test_largest_component_keeps_the_big_sphere():
     model_big = SphereField((0.0, 0.0, 0.0), 0.2)
     model_small = SphereField((0.6, 0.0, 0.0), 0.08)
     settings = MeshSettings(voxel_size=0.02, largest_component=False, progress=False)
-    big = extract_mesh(_sphere_state(model_big), settings=settings)
-    small = extract_mesh(_sphere_state(model_small), settings=settings)
+    big = extract_mesh(_sphere_field(model_big), settings=settings)
+    small = extract_mesh(_sphere_field(model_small), settings=settings)
     both = Mesh(np.concatenate([small.vertices, big.vertices]), np.concatenate([small.faces, big.faces + len(small.vertices)]))
     kept = largest_component(both)
     assert len(kept.faces) == len(big.faces)
     assert np.allclose(kept.vertices.mean(axis=0), 0.0, atol=0.01)
 
 
-def _look_at(centre, target):
-    forward = np.asarray(target, float) - centre
-    forward /= np.linalg.norm(forward)
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    return np.stack([right, np.cross(forward, right), forward])
-
-
 def test_carving_matches_reference_and_removes_outside_points():
     cameras = []
     for angle in (0.0, 2.0, 4.0):
         centre = np.array([3 * np.cos(angle), 3 * np.sin(angle), 1.0])
-        R = _look_at(centre, [0, 0, 1.0])
+        R = look_at_rotation(centre, [0, 0, 1.0])
         K = np.array([[40.0, 0, 15.5], [0, 40.0, 15.5], [0, 0, 1]])
         cameras.append(Camera(K=K, R=R, T=-R @ centre, D=np.array([0.02, 0, 0, 0, 0]), width=32, height=32))
     masks = []
@@ -115,9 +108,9 @@ def test_carving_matches_reference_and_removes_outside_points():
 
 def test_carving_a_sphere_with_full_masks_changes_nothing_and_empty_masks_remove_all():
     model = SphereField((0.0, 0.0, 1.0), 0.2)
-    field = _sphere_state(model)
+    field = _sphere_field(model)
     centre = np.array([3.0, 0.0, 1.0])
-    R = _look_at(centre, [0, 0, 1.0])
+    R = look_at_rotation(centre, [0, 0, 1.0])
     camera = Camera(K=np.array([[30.0, 0, 31.5], [0, 30.0, 31.5], [0, 0, 1]]), R=R, T=-R @ centre, D=np.zeros(5), width=64, height=64)
     settings = MeshSettings(voxel_size=0.02, progress=False)
     full = extract_mesh(field, settings=settings, cameras=[camera], masks=[np.ones((64, 64), bool)])
@@ -131,7 +124,7 @@ def test_write_ply_and_obj_round_trip(tmp_path):
     import trimesh
 
     model = SphereField((0.5, 0.5, 0.5), 0.1)
-    mesh = extract_mesh(_sphere_state(model), settings=MeshSettings(voxel_size=0.02, progress=False))
+    mesh = extract_mesh(_sphere_field(model), settings=MeshSettings(voxel_size=0.02, progress=False))
     for name in ("m.ply", "m.obj"):
         loaded = trimesh.load(write_mesh(mesh, tmp_path / name), process=False)
         assert loaded.faces.shape == mesh.faces.shape

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from neuralbody.data.cameras import Camera, project_points
-from neuralbody.evaluation.orbit import estimate_up, orbit_cameras, write_gif, write_mp4, mp4_available
+from neuralbody.evaluation.orbit import estimate_up, mp4_available, orbit_cameras, write_gif, write_mp4
+from neuralbody.geometry.rotations import look_at_rotation
 
 
 def _ring(up_axis: np.ndarray, *, num: int = 5, radius: float = 3.0, height: float = 0.4, target=(0.2, -0.1, 1.0)):
@@ -19,11 +20,7 @@ def _ring(up_axis: np.ndarray, *, num: int = 5, radius: float = 3.0, height: flo
     for i in range(num):
         phi = 2 * np.pi * i / num + 0.3
         centre = np.asarray(target) + radius * (np.cos(phi) * e1 + np.sin(phi) * e2) + height * up_axis
-        forward = np.asarray(target) - centre
-        forward /= np.linalg.norm(forward)
-        right = np.cross(forward, up_axis)
-        right /= np.linalg.norm(right)
-        R = np.stack([right, np.cross(forward, right), forward])
+        R = look_at_rotation(centre, target, up_axis)
         K = np.array([[50.0, 0, 30.0], [0, 52.0, 20.0], [0, 0, 1]])
         cameras.append(Camera(K=K, R=R, T=-R @ centre, D=np.array([0.05, 0, 0, 0, 0]), width=64, height=48, name=f"c{i}"))
     return cameras, np.asarray(target, dtype=np.float64), up_axis

@@ -13,8 +13,8 @@ from fixtures_capture import TINY_CAPTURE
 from neuralbody.data.cameras import pixel_rays, project_points
 from neuralbody.data.capture import read_capture
 from neuralbody.data.writer import depth_relpath, read_depth_png
+from neuralbody.geometry.normals import vertex_normals
 from neuralbody.geometry.raycast import cast_rays
-from neuralbody.synth.shading import vertex_normals
 
 pytestmark = pytest.mark.anny
 

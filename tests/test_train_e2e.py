@@ -18,7 +18,7 @@ import torch
 
 from neuralbody.data.cameras import Camera, pixel_rays
 from neuralbody.data.writer import CaptureWriter
-from neuralbody.models.neural_body import axis_angle_to_matrix
+from neuralbody.geometry.rotations import axis_angle_to_matrix, look_at_rotation
 
 PARTS = (  # centre (body frame, metres), radii
     ((0.0, 0.0, 1.15), (0.17, 0.11, 0.30)),  # torso
@@ -28,13 +28,6 @@ PARTS = (  # centre (body frame, metres), radii
     ((-0.30, 0.0, 1.20), (0.20, 0.05, 0.05)),  # arms
     ((0.30, 0.0, 1.20), (0.20, 0.05, 0.05)),
 )
-
-
-def _look_at(center: np.ndarray, target: np.ndarray) -> np.ndarray:
-    forward = (target - center) / np.linalg.norm(target - center)
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    return np.stack([right, np.cross(forward, right), forward])
 
 
 def _rotation_z(angle: float) -> np.ndarray:
@@ -64,7 +57,7 @@ def make_ellipsoid_capture(root: Path, *, frames: int = 4, views: int = 6, res: 
     for v in range(views):
         angle = 2 * math.pi * v / views
         center = np.array([3.0 * math.cos(angle), 3.0 * math.sin(angle), 1.0])
-        R = _look_at(center, np.array([0.0, 0.0, 0.9]))
+        R = look_at_rotation(center, np.array([0.0, 0.0, 0.9]))
         K = np.array([[focal, 0, (res - 1) / 2], [0, focal, (res - 1) / 2], [0, 0, 1.0]])
         cameras.append(Camera(K=K, R=R, T=-R @ center, D=np.zeros(5), width=res, height=res, name=f"Camera_{v:02d}"))
     train_views = list(range(0, views, 2))

@@ -68,14 +68,15 @@ def _chessboard_band(mask: np.ndarray, border_px: int) -> np.ndarray:
 
 def test_decoded_regions_exclude_the_border_band(capture):
     from neuralbody.data.cameras import project_box_mask
-    from neuralbody.training.image_source import DecodeSettings, body_box, decode_training_image
+    from neuralbody.geometry.box import body_box
+    from neuralbody.training.image_source import DecodeSettings, decode_training_image
 
     body = capture.load_body(1)
     image = decode_training_image(capture, frame=1, view=2, body=body, settings=DecodeSettings(border_px=1))
     mask = capture.load_mask(1, 2)
     band = _chessboard_band(mask, 1)
     assert band.any() and (mask & ~band).any()
-    box = project_box_mask(capture.cameras[2], *body_box(body.vertices, 0.05))
+    box = project_box_mask(capture.cameras[2], *body_box(body.vertices.double().numpy(), 0.05))
     np.testing.assert_array_equal(image.inside_ids.numpy(), np.flatnonzero(mask & ~band))
     np.testing.assert_array_equal(image.box_ids.numpy(), np.flatnonzero(box & ~band))
     np.testing.assert_array_equal(image.mask.numpy(), mask.reshape(-1))

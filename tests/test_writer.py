@@ -8,7 +8,7 @@ from PIL import Image
 
 from neuralbody.data.cameras import Camera
 from neuralbody.data.writer import CaptureWriter, depth_relpath, mask_relpath, read_depth_png
-from neuralbody.synth.rig import look_at_rotation
+from neuralbody.geometry.rotations import look_at_rotation
 
 
 def _cameras(count: int = 3, size: int = 16) -> list[Camera]:

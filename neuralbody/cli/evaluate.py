@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from neuralbody.cli.arguments import parse_index_list
+
 HELP = "evaluate a trained run on held-out cameras: PSNR/SSIM (box-mask and whole image), LPIPS where available"
 
 log = logging.getLogger("neuralbody.eval")
@@ -49,9 +51,8 @@ def body_faces(capture, frame: int):
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuralbody.evaluation.protocol import evaluate_run, format_table, write_eval_json
+    from neuralbody.evaluation.protocol import EvalOptions, evaluate_run, format_table, write_eval_json
     from neuralbody.training.checkpoint import load_run
-    from neuralbody.training.trainer import parse_index_list
 
     loaded = load_run(args.run, device=args.device)
     views = parse_index_list(args.views, limit=loaded.capture.num_views, what="views")
@@ -62,12 +63,12 @@ def run(args: argparse.Namespace) -> int:
     results = []
     for split in splits:
         try:
-            result = evaluate_run(
-                loaded, split=split, frame_stride=args.stride, views=views, settings=settings,
-                max_frames=args.max_frames, out_dir=None if args.no_images else args.run / "eval" / split,
-                use_lpips=not args.no_lpips, progress=not args.no_progress,
-                coverage_faces=faces, coverage_tolerance=args.coverage_tolerance,
+            options = EvalOptions(
+                frame_stride=args.stride, views=views, settings=settings, max_frames=args.max_frames,
+                out_dir=None if args.no_images else args.run / "eval" / split, use_lpips=not args.no_lpips,
+                progress=not args.no_progress, coverage_faces=faces, coverage_tolerance=args.coverage_tolerance,
             )
+            result = evaluate_run(loaded, split=split, options=options)
         except ValueError as error:
             if args.split != "both":
                 raise

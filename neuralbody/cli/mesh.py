@@ -37,6 +37,7 @@ def ground_truth_mesh_path(capture, frame: int) -> Path | None:
 def run(args: argparse.Namespace) -> int:
 
     from neuralbody.evaluation.mesh_extraction import MeshSettings, extract_mesh, write_mesh
+    from neuralbody.io.atomic import atomic_write_text
     from neuralbody.training.checkpoint import load_run
 
     loaded = load_run(args.run, device=args.device)
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     document = {"frame": frame, "voxel_size_m": args.voxel, "threshold": args.threshold, "carved": not args.no_carve,
                 "ground_truth": str(gt_path), "mesh": str(written[0]), **values}
     json_path = Path(out).with_suffix(".json")
-    json_path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(json_path, json.dumps(document, indent=2) + "\n")
     print(f"Chamfer-L2 {metrics.chamfer_l2 * 1e4:.3f} cm^2 | P2S {metrics.point_to_surface * 100:.3f} cm | "
           f"IoU {metrics.volumetric_iou:.4f} | normal consistency {metrics.normal_consistency:.4f}")
     print(json_path)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from neuralbody.cli.arguments import parse_index_list
+
 HELP = "render a trained run: any camera and frame (unseen poses too), or an orbit around the person as GIF/MP4"
 
 log = logging.getLogger("neuralbody.render")
@@ -46,7 +48,6 @@ def run(args: argparse.Namespace) -> int:
     from neuralbody.io.progress import progress_bar
     from neuralbody.rendering.render import frame_occupancy, render_view
     from neuralbody.training.checkpoint import load_run
-    from neuralbody.training.trainer import parse_index_list
 
     loaded = load_run(args.run, device=args.device)
     capture = loaded.capture

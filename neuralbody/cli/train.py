@@ -13,6 +13,8 @@ import json
 import logging
 from pathlib import Path
 
+from neuralbody.cli.arguments import parse_index_list
+
 HELP = "train Neural Body on a capture (checkpoints, validation renders, --resume, time budget)"
 
 log = logging.getLogger("neuralbody.train")
@@ -77,7 +79,6 @@ def build_config(args: argparse.Namespace):
     from neuralbody.data.capture import read_capture
     from neuralbody.training.checkpoint import CONFIG_NAME
     from neuralbody.training.config import TrainConfig
-    from neuralbody.training.trainer import parse_index_list
 
     run_dir = Path(args.out)
     for flag in ("border_px", "acc_loss_weight", "distortion_loss_weight"):

@@ -9,6 +9,9 @@ Conventions used everywhere in neuralbody:
 * Pixel coordinates: ``u`` along the image width, ``v`` along the height; the centre of the
   top-left pixel is ``(0, 0)``.
 * Distortion ``D`` is OpenCV's ``(k1, k2, p1, p2, k3)``.
+
+The projection itself (world -> distorted pixels) is :mod:`neuralbody.data.projection`, in torch;
+the NumPy functions here call it in float64.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import dataclasses
 
 import numpy as np
 import torch
+
+from neuralbody.data import projection
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -131,13 +136,14 @@ class Camera:
         return dataclasses.replace(self, D=np.zeros(5))
 
 
-def _normalized_to_pixels(K: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """``u = fx x + s y + cx``, ``v = fy y + cy``. xy: (N, 2) normalised -> (N, 2) pixels.
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    """A float64 CPU tensor of an array (shares memory where it can)."""
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float64))
 
-    Written out element-wise: a (N, 2) @ (2, 2) matmul is several times slower in numpy.
-    """
-    x, y = xy[:, 0], xy[:, 1]
-    return np.stack([K[0, 0] * x + K[0, 1] * y + K[0, 2], K[1, 1] * y + K[1, 2]], axis=1)
+
+def _normalized_to_pixels(K: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """:func:`neuralbody.data.projection.normalized_to_pixels` in float64 NumPy. xy: (N, 2) -> (N, 2) pixels."""
+    return projection.normalized_to_pixels(_tensor(xy), _tensor(K)).numpy()
 
 
 def _pixels_to_normalized(K: np.ndarray, uv: np.ndarray) -> np.ndarray:
@@ -148,14 +154,8 @@ def _pixels_to_normalized(K: np.ndarray, uv: np.ndarray) -> np.ndarray:
 
 
 def _distort_normalized(xy: np.ndarray, D: np.ndarray) -> np.ndarray:
-    """Apply OpenCV's radial-tangential model to normalised coordinates. xy: (N, 2)."""
-    k1, k2, p1, p2, k3 = D
-    x, y = xy[:, 0], xy[:, 1]
-    r2 = x * x + y * y
-    radial = 1 + k1 * r2 + k2 * r2**2 + k3 * r2**3
-    xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
-    yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
-    return np.stack([xd, yd], axis=1)
+    """:func:`neuralbody.data.projection.distort` (OpenCV's model) in float64 NumPy. xy: (N, 2), D: (5,)."""
+    return projection.distort(_tensor(xy), _tensor(D)).numpy()
 
 
 def _distortion_jacobian(xy: np.ndarray, D: np.ndarray) -> np.ndarray:
@@ -231,16 +231,8 @@ def _undistort_normalized(xy_distorted: np.ndarray, D: np.ndarray, iterations: i
     return xy
 
 
-def world_to_camera(camera: Camera, points_world: np.ndarray) -> np.ndarray:
-    """Points in camera coordinates. points_world: (N, 3) metres -> (N, 3) metres, OpenCV axes."""
-    points_world = np.asarray(points_world, dtype=np.float64)
-    if points_world.ndim != 2 or points_world.shape[1] != 3:
-        raise ValueError(f"points_world must have shape (N, 3), got {points_world.shape}")
-    return points_world @ camera.R.T + camera.T
-
-
 def project_points(camera: Camera, points_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Project world points to pixels, distortion included.
+    """Project world points to pixels, distortion included (:func:`neuralbody.data.projection.project`, float64).
 
     Args:
         camera: the camera.
@@ -250,14 +242,13 @@ def project_points(camera: Camera, points_world: np.ndarray) -> tuple[np.ndarray
         uv: (N, 2) pixel coordinates (u right, v down).
         depth: (N,) z in camera coordinates, metres (<= 0 means behind the camera).
     """
-    points_cam = world_to_camera(camera, points_world)
-    depth = points_cam[:, 2]
-    safe = np.where(np.abs(depth) < 1e-12, 1e-12, depth)
-    xy = points_cam[:, :2] / safe[:, None]
-    if camera.has_distortion:
-        xy = _distort_normalized(xy, camera.D)
-    uv = _normalized_to_pixels(camera.K, xy)
-    return uv, depth
+    points_world = np.asarray(points_world, dtype=np.float64)
+    if points_world.ndim != 2 or points_world.shape[1] != 3:
+        raise ValueError(f"points_world must have shape (N, 3), got {points_world.shape}")
+    uv, depth = projection.project(
+        _tensor(points_world), _tensor(camera.K), _tensor(camera.R), _tensor(camera.T), _tensor(camera.D)
+    )
+    return uv.numpy(), depth.numpy()
 
 
 def undistort_points(camera: Camera, uv_distorted: np.ndarray) -> np.ndarray:

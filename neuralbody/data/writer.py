@@ -16,8 +16,8 @@ On disk (paths relative to the capture folder; ``<cam>`` is the camera name, e.g
 
 The same arrays always give the same bytes: PNGs carry no metadata chunks, the ``.npz`` members
 carry a fixed 1980-01-01 timestamp, JSON keys are sorted. ``annots.npy`` and
-``neuralbody.json`` are written last, each to a temporary name then moved into place
-(``os.replace``), so a capture with those files is complete.
+``neuralbody.json`` are written last, atomically (:mod:`neuralbody.io.atomic`: a temporary
+file then ``os.replace``), so a capture with those files is complete.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image
 
 from neuralbody.data.cameras import Camera
+from neuralbody.io.atomic import atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -92,19 +93,11 @@ def save_npz_reproducible(path: Path, **arrays: np.ndarray) -> None:
             archive.writestr(info, buffer.getvalue())
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
-
-
 def save_annots(path: Path, annots: dict) -> Path:
     """Write an ``annots.npy`` dict (pickled, ``np.save``) atomically: a temporary file, then a rename."""
     buffer = io.BytesIO()
     np.save(buffer, annots, allow_pickle=True)
-    _atomic_write_bytes(Path(path), buffer.getvalue())
-    return Path(path)
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def cameras_to_annots(cameras: list[Camera]) -> dict:
@@ -240,7 +233,7 @@ class CaptureWriter:
             depth={"dir": DEPTH_DIR, "format": "png uint16", "unit": "millimetre", "empty": 0, "kind": "camera z"},
         )
         text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
-        _atomic_write_bytes(self.root / "neuralbody.json", text.encode("utf-8"))
+        atomic_write_text(self.root / "neuralbody.json", text)
         self._closed = True
         log.info("wrote %d frames x %d views to %s", len(self._ims), len(self.cameras), self.root)
         return self.root

@@ -1,5 +1,7 @@
 """neuralbody.evaluation: image metrics (PSNR, SSIM, Neural Body's box-mask protocol, optional
-LPIPS), mesh metrics (Chamfer-L2, P2S, volumetric IoU, normal consistency) and reports."""
+LPIPS), mesh metrics (Chamfer-L2, P2S, volumetric IoU, normal consistency) and reports.
+
+``psnr`` is :func:`neuralbody.metrics.psnr` (re-exported: training uses it too)."""
 
 from neuralbody.evaluation.geometry_metrics import (
     GeometryMetrics,
@@ -11,8 +13,9 @@ from neuralbody.evaluation.geometry_metrics import (
     sample_surface,
     volumetric_iou,
 )
-from neuralbody.evaluation.image_metrics import box_mask_metrics, mask_bounding_rect, psnr, ssim
+from neuralbody.evaluation.image_metrics import box_mask_metrics, mask_bounding_rect, ssim
 from neuralbody.evaluation.lpips_metric import LpipsMetric, load_lpips, lpips_distance
+from neuralbody.metrics import psnr
 
 __all__ = [
     "GeometryMetrics",

@@ -49,6 +49,7 @@ import torch
 
 from neuralbody.data.cameras import Camera, pixel_rays, project_points
 from neuralbody.geometry.raycast import cast_rays
+from neuralbody.metrics import psnr_from_mse
 
 log = logging.getLogger(__name__)
 
@@ -232,11 +233,9 @@ def coverage_errors(pred, gt, labels) -> dict[str, tuple[float, int]]:
 
 
 def psnr_from_sse(sse: float, pixels: int) -> float | None:
-    """PSNR in dB of ``pixels`` RGB pixels whose squared error over the 3 channels sums to ``sse``; None if no pixel."""
-    if pixels == 0:
-        return None
-    mse = sse / (3 * pixels)
-    return math.inf if mse == 0 else -10.0 * math.log10(mse)
+    """PSNR in dB (:func:`neuralbody.metrics.psnr_from_mse`) of ``pixels`` RGB pixels whose squared error over
+    the 3 channels sums to ``sse``; None if no pixel."""
+    return None if pixels == 0 else psnr_from_mse(sse / (3 * pixels))
 
 
 def summarize_coverage(per_image: list[dict[str, tuple[float, int]]]) -> dict[str, dict[str, float | None]]:

@@ -28,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from neuralbody.geometry.normals import face_area_normals, face_normals
 from neuralbody.geometry.queries import WINDING_THRESHOLD, WarpMesh
 
 
@@ -84,14 +85,6 @@ def _unpack_mesh(mesh, where: str, device: torch.device | None = None) -> tuple[
     return vertices.detach().to(device=device, dtype=torch.float64), faces.detach().to(device=device, dtype=torch.int64)
 
 
-def _face_geometry(vertices: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(F,) face areas (square metres) and (F, 3) unit normals ``(b - a) x (c - a) / |.|``."""
-    a, b, c = vertices[faces[:, 0]], vertices[faces[:, 1]], vertices[faces[:, 2]]
-    cross = torch.linalg.cross(b - a, c - a, dim=1)
-    double_area = cross.norm(dim=1)
-    return 0.5 * double_area, cross / double_area.clamp_min(1e-30)[:, None]
-
-
 def sample_surface(vertices, faces, num_points: int, seed: int = 0) -> SurfaceSamples:
     """Sample points uniformly by area on a triangle mesh.
 
@@ -113,7 +106,8 @@ def sample_surface(vertices, faces, num_points: int, seed: int = 0) -> SurfaceSa
     vertices, faces = _unpack_mesh((vertices, faces), "sample_surface")
     if num_points <= 0:
         raise ValueError(f"sample_surface: num_points must be positive, got {num_points}")
-    areas, normals = _face_geometry(vertices, faces)
+    areas = 0.5 * face_area_normals(vertices, faces).norm(dim=1)
+    normals = face_normals(vertices, faces)
     total = float(areas.sum())
     if not total > 0:
         raise ValueError("sample_surface: the mesh has zero surface area")
@@ -157,7 +151,7 @@ def mesh_metrics(
 
     to_gt = gt_mesh.closest_points(pred_samples.points)
     to_pred = pred_mesh.closest_points(gt_samples.points)
-    _, gt_normals = _face_geometry(gt_vertices, gt_faces)
+    gt_normals = face_normals(gt_vertices, gt_faces)
     cosines = (pred_samples.normals * gt_normals[to_gt.face_ids]).sum(dim=1).abs()
 
     volume_points = _uniform_in_union_box(pred_vertices, gt_vertices, num_volume_samples, seed + 2)
@@ -213,5 +207,5 @@ def normal_consistency(pred, gt, *, num_samples: int = 100_000, seed: int = 0) -
     gt_vertices, gt_faces = _unpack_mesh(gt, "normal_consistency (gt)", pred_vertices.device)
     samples = sample_surface(pred_vertices, pred_faces, num_samples, seed)
     closest = WarpMesh(gt_vertices, gt_faces).closest_points(samples.points)
-    _, gt_normals = _face_geometry(gt_vertices, gt_faces)
+    gt_normals = face_normals(gt_vertices, gt_faces)
     return float((samples.normals * gt_normals[closest.face_ids]).sum(dim=1).abs().mean())

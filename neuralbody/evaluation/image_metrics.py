@@ -3,8 +3,8 @@
 Images are (H, W, 3) RGB in [0, 1] (numpy arrays or torch tensors, CPU or CUDA); all maths
 runs in float64 on the images' device and results are Python floats.
 
-* PSNR (dB): ``-10 log10(MSE)`` with the MSE over the selected pixels and all channels
-  (data range 1). ``inf`` for identical images.
+* PSNR (dB): :func:`neuralbody.metrics.psnr`, ``-10 log10(MSE)`` with the MSE over the selected
+  pixels and all channels (data range 1). ``inf`` for identical images.
 * SSIM (Wang et al. 2004): for each channel, local statistics under an 11 x 11 Gaussian window
   (sigma 1.5, normalised, truncated at radius 5) give
   ``S = (2 mu_x mu_y + C1)(2 s_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(s_xx + s_yy + C2))`` with
@@ -18,59 +18,16 @@ The box-mask protocol (:func:`box_mask_metrics`) is described there.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from neuralbody.data.cameras import Camera, project_box_mask
+from neuralbody.metrics import as_image_pair, psnr
 
 SSIM_SIGMA = 1.5
 SSIM_RADIUS = 5  # 11 x 11 window: skimage's int(3.5 * sigma + 0.5)
 SSIM_K1, SSIM_K2 = 0.01, 0.03
-
-
-def _as_image(image, name: str) -> torch.Tensor:
-    tensor = image if isinstance(image, torch.Tensor) else torch.as_tensor(np.asarray(image))
-    if tensor.ndim != 3 or tensor.shape[2] != 3:
-        raise ValueError(f"image_metrics: {name} must be an (H, W, 3) RGB image in [0, 1], got shape {tuple(tensor.shape)}")
-    return tensor.detach().to(torch.float64)
-
-
-def _as_pair(pred, gt) -> tuple[torch.Tensor, torch.Tensor]:
-    pred, gt = _as_image(pred, "pred"), _as_image(gt, "gt")
-    if pred.shape != gt.shape:
-        raise ValueError(
-            f"image_metrics: pred and gt must have the same shape, got {tuple(pred.shape)} and {tuple(gt.shape)}"
-        )
-    return pred, gt.to(pred.device)
-
-
-def psnr(pred, gt, mask=None) -> float:
-    """Peak signal-to-noise ratio in dB over the pixels where ``mask`` is True (all pixels if None).
-
-    Args:
-        pred: (H, W, 3) predicted image in [0, 1].
-        gt: (H, W, 3) ground-truth image in [0, 1].
-        mask: (H, W) bool or None.
-
-    Returns:
-        ``-10 log10(mean((pred - gt)^2))`` over the selected pixels and the three channels;
-        ``inf`` when they are identical.
-    """
-    pred, gt = _as_pair(pred, gt)
-    squared_error = (pred - gt).square()
-    if mask is not None:
-        mask = mask if isinstance(mask, torch.Tensor) else torch.as_tensor(np.asarray(mask))
-        if tuple(mask.shape) != tuple(pred.shape[:2]):
-            raise ValueError(f"psnr: mask must be (H, W) = {tuple(pred.shape[:2])}, got {tuple(mask.shape)}")
-        mask = mask.to(device=pred.device, dtype=torch.bool)
-        if not bool(mask.any()):
-            raise ValueError("psnr: the mask selects no pixel; check the camera and the box you evaluate in")
-        squared_error = squared_error[mask]
-    mse = float(squared_error.mean())
-    return math.inf if mse == 0.0 else -10.0 * math.log10(mse)
 
 
 def gaussian_window(sigma: float = SSIM_SIGMA, radius: int = SSIM_RADIUS, *, device=None) -> torch.Tensor:
@@ -93,7 +50,7 @@ def ssim_map(pred, gt) -> torch.Tensor:
     pred, gt: (H, W, 3) images in [0, 1] with H, W >= 11. Filtering only inside the image
     makes border handling irrelevant (skimage filters with reflection, then crops the same band).
     """
-    pred, gt = _as_pair(pred, gt)
+    pred, gt = as_image_pair(pred, gt)
     size = 2 * SSIM_RADIUS + 1
     if pred.shape[0] < size or pred.shape[1] < size:
         raise ValueError(f"ssim: images must be at least {size}x{size} pixels, got {tuple(pred.shape[:2])}")
@@ -118,7 +75,7 @@ def ssim(pred, gt, bbox: tuple[int, int, int, int] | None = None) -> float:
         bbox: ``(top, left, bottom, right)`` pixel rectangle to crop both images to before the
             SSIM (rows ``top:bottom``, columns ``left:right``, end exclusive); None: whole image.
     """
-    pred, gt = _as_pair(pred, gt)
+    pred, gt = as_image_pair(pred, gt)
     if bbox is not None:
         top, left, bottom, right = (int(v) for v in bbox)
         if not (0 <= top < bottom <= pred.shape[0] and 0 <= left < right <= pred.shape[1]):
@@ -173,7 +130,7 @@ def box_mask_metrics(pred, gt, camera: Camera, box_min, box_max) -> dict[str, fl
     Returns:
         dict with ``psnr_box``, ``ssim_box``, ``psnr_full``, ``ssim_full`` (dB and [0, 1]).
     """
-    pred, gt = _as_pair(pred, gt)
+    pred, gt = as_image_pair(pred, gt)
     if tuple(pred.shape[:2]) != (camera.height, camera.width):
         raise ValueError(
             f"box_mask_metrics: images are {tuple(pred.shape[:2])} but camera {camera.name!r} is "

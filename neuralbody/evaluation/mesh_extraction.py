@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from neuralbody.data.cameras import Camera, project_points
+from neuralbody.io.atomic import atomic_path
 from neuralbody.io.progress import progress_bar
 from neuralbody.models.base import FrameField
 
@@ -234,10 +235,10 @@ def extract_mesh(
 
 
 def write_mesh(mesh: Mesh, path: str | Path) -> Path:
-    """Write a mesh as .ply or .obj (chosen by the suffix), vertices in metres."""
+    """Write a mesh as .ply or .obj (chosen by the suffix), vertices in metres, atomically."""
     path = Path(path)
     if path.suffix.lower() not in (".ply", ".obj"):
         raise ValueError(f"{path}: mesh files must end in .ply or .obj")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mesh.to_trimesh().export(path)
+    with atomic_path(path, keep_suffix=True) as tmp:  # trimesh picks the format from the suffix
+        mesh.to_trimesh().export(tmp)
     return path

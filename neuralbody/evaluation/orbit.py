@@ -5,11 +5,9 @@ image-up axes (``-R[1, :]``, OpenCV y points down), the orbit's radius is the me
 the camera centres from the vertical axis through the target and its height (along up) is
 the cameras' mean height relative to the target. Orbit camera ``i`` of ``N`` sits at azimuth
 ``phi_0 + 2 pi i / N`` (``phi_0``: the reference camera's azimuth, so the orbit starts at it)
-and looks at the target with world-to-camera rotation rows (OpenCV axes)::
-
-    forward f = (target - c) / |target - c|,  right x = f x up / |f x up|,  down y = f x x
-
-``R = [x; y; f]``, ``T = -R c`` (metres). Intrinsics: the reference camera's focal lengths with
+and looks at the target with the world-to-camera rotation
+:func:`neuralbody.geometry.rotations.look_at_rotation` (OpenCV axes; rows right, down,
+forward) and ``T = -R c`` (metres). Intrinsics: the reference camera's focal lengths with
 the principal point moved to the image centre and no lens distortion, so the target projects
 to the image centre in every orbit frame.
 """
@@ -24,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from neuralbody.data.cameras import Camera
+from neuralbody.geometry.rotations import look_at_rotation
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +41,11 @@ def estimate_up(cameras: list[Camera]) -> np.ndarray:
 def look_at_camera(
     *, center: np.ndarray, target: np.ndarray, up: np.ndarray, K: np.ndarray, width: int, height: int, name: str = ""
 ) -> Camera:
-    """A distortion-free camera at ``center`` (3,) metres looking at ``target`` (3,) metres, image up ~ ``up`` (3,)."""
-    forward = np.asarray(target, dtype=np.float64) - np.asarray(center, dtype=np.float64)
-    forward /= np.linalg.norm(forward)
-    right = np.cross(forward, up)
-    norm = np.linalg.norm(right)
-    if norm < 1e-8:
-        raise ValueError("look_at_camera: the view direction is parallel to up; move the camera off the vertical axis")
-    right /= norm
-    down = np.cross(forward, right)
-    R = np.stack([right, down, forward])
+    """A distortion-free camera at ``center`` (3,) metres looking at ``target`` (3,) metres, image up ~ ``up`` (3,).
+
+    The rotation is :func:`neuralbody.geometry.rotations.look_at_rotation`; ``K`` (3, 3) pixels.
+    """
+    R = look_at_rotation(center, target, up)
     return Camera(K=K, R=R, T=-R @ np.asarray(center, dtype=np.float64), D=np.zeros(5), width=width, height=height, name=name)
 
 

@@ -14,7 +14,7 @@ captures still evaluate several frames, and ``max_frames`` optionally thins them
 
 Per image, :func:`neuralbody.evaluation.image_metrics.box_mask_metrics` scores the render
 against the ground truth inside the projection of the posed body's 3D box (the vertices' box
-padded ``BOX_PADDING`` = 5 cm, as in Neural Body), plus whole-image figures; LPIPS is added
+padded :data:`neuralbody.geometry.box.BODY_BOX_PADDING` = 5 cm, as in Neural Body), plus whole-image figures; LPIPS is added
 where its weights are available. A strip ``render | ground truth | error`` is written per
 image to ``out_dir``. Optionally (``coverage_faces``) the box PSNR is split by whether the
 training cameras saw the body point a pixel shows (:mod:`neuralbody.evaluation.coverage`).
@@ -29,16 +29,23 @@ import math
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from neuralbody.geometry.box import BODY_BOX_PADDING, body_box
+from neuralbody.io.atomic import atomic_write_text
 from neuralbody.io.progress import progress_bar
+
+if TYPE_CHECKING:
+    from neuralbody.models.base import FrameField
+    from neuralbody.rendering.density_grid import DensityOccupancy
+    from neuralbody.rendering.render import RenderSettings
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("novel_view", "novel_pose")
 METRICS = ("psnr_box", "ssim_box", "psnr_full", "ssim_full", "lpips")
-BOX_PADDING = 0.05  # metres, Neural Body's padding of the posed vertices' box
 ERROR_FULL_SCALE = 0.25  # mean absolute error shown at full brightness in the error map
 
 
@@ -144,43 +151,40 @@ def _mean(values: list[float | None]) -> float | None:
 
 
 # ------------------------------------------------------------------------------------------
-def evaluate_run(
-    run,
-    *,
-    split: str,
-    frame_stride: int = 30,
-    views: list[int] | None = None,
-    settings=None,
-    max_frames: int | None = None,
-    out_dir: str | os.PathLike | None = None,
-    use_lpips: bool = True,
-    progress: bool = True,
-    coverage_faces=None,
-    coverage_tolerance: float | None = None,
-) -> EvalResult:
-    """Render and score a split of a trained run.
+@dataclasses.dataclass
+class EvalOptions:
+    """How :func:`evaluate_run` evaluates a split (every field has a default).
 
-    Args:
-        run: a :class:`~neuralbody.training.checkpoint.LoadedRun` (model, capture, train_frames,
-            train_views, background, render_settings()).
-        split: "novel_view" or "novel_pose".
+    Attributes:
         frame_stride: every n-th frame (capped, see :func:`select_frames`).
-        views: cameras to evaluate (default: :func:`held_out_views`).
-        settings: :class:`~neuralbody.rendering.render.RenderSettings` (default: the run's).
-        max_frames: at most this many frames, spread evenly.
+        max_frames: at most this many frames, spread evenly (None: no limit).
+        views: cameras to evaluate (None: :func:`held_out_views`).
+        settings: :class:`~neuralbody.rendering.render.RenderSettings` (None: the run's).
         out_dir: where the ``render | ground truth | error`` strips go (None: not written).
         use_lpips: compute LPIPS where its weights are available.
-        progress: show a bar (if progress is on: :mod:`neuralbody.io.progress`).
+        progress: show a tqdm bar.
         coverage_faces: (F, 3) faces of the body mesh whose vertices the capture stores; when
             given, each box pixel is labelled covered / uncovered / off-body by the training
             cameras (:mod:`neuralbody.evaluation.coverage`) and PSNR is split by label
             (``EvalRow.coverage``, ``EvalResult.coverage``; a ``*_coverage.png`` picture per image
             in ``out_dir``: the real frame with uncovered pixels tinted magenta, off-body ones blue).
-        coverage_tolerance: metres, see :func:`neuralbody.evaluation.coverage.ray_coverage`.
+        coverage_tolerance: metres, see :func:`neuralbody.evaluation.coverage.ray_coverage`
+            (None: its default).
     """
-    from neuralbody.evaluation.image_metrics import box_mask_metrics
-    from neuralbody.rendering.render import frame_occupancy, render_view
 
+    frame_stride: int = 30
+    max_frames: int | None = None
+    views: list[int] | None = None
+    settings: RenderSettings | None = None
+    out_dir: str | os.PathLike | None = None
+    use_lpips: bool = True
+    progress: bool = True
+    coverage_faces: np.ndarray | None = None
+    coverage_tolerance: float | None = None
+
+
+def evaluation_plan(run, split: str, options: EvalOptions) -> tuple[list[int], list[int]]:
+    """The frames and cameras :func:`evaluate_run` scores for ``split``, checked (ValueError says why none)."""
     capture = run.capture
     meta = capture.meta or {}
     candidates = split_frames(split, meta=meta, num_frames=capture.num_frames, train_frames=run.train_frames)
@@ -189,58 +193,115 @@ def evaluate_run(
             f"split {split!r}: no frames to evaluate (the capture has {capture.num_frames} frames, training used "
             f"{min(run.train_frames)}..{max(run.train_frames)}); novel_pose needs frames after the training range"
         )
-    frames = select_frames(candidates, frame_stride, max_frames=max_frames)
-    views = list(views) if views is not None else held_out_views(meta, capture.num_views, run.train_views)
+    frames = select_frames(candidates, options.frame_stride, max_frames=options.max_frames)
+    views = list(options.views) if options.views is not None else held_out_views(meta, capture.num_views, run.train_views)
     if not views:
         raise ValueError("no held-out cameras: every camera was used for training; pass views= to evaluate some anyway")
     bad = [v for v in views if not 0 <= v < capture.num_views]
     if bad:
         raise ValueError(f"views {bad} out of range 0..{capture.num_views - 1}")
-    settings = settings if settings is not None else run.render_settings()
-    background = run.background
-    lpips_fn = _lpips_function(run.device) if use_lpips else None
-    out_path = Path(out_dir) if out_dir is not None else None
+    return frames, views
+
+
+@dataclasses.dataclass
+class _FrameTarget:
+    """One evaluated frame: its posed vertices (V, 3) float64 metres, body box (3,) x 2, the compiled
+    field and its density occupancy (built once, shared by every view)."""
+
+    frame: int
+    vertices: np.ndarray
+    box_min: np.ndarray
+    box_max: np.ndarray
+    field: FrameField
+    occupancy: DensityOccupancy | None
+
+
+@dataclasses.dataclass
+class _Scorer:
+    """What every image of a split is scored with: the run, render settings, LPIPS, output folder."""
+
+    run: object
+    options: EvalOptions
+    settings: RenderSettings
+    lpips_fn: object
+    out_path: Path | None
+    train_cameras: list
+
+    def prepare(self, frame: int) -> _FrameTarget:
+        body = self.run.capture.load_body(frame)
+        vertices = body.vertices.detach().cpu().numpy().astype(np.float64)
+        box_min, box_max = body_box(vertices)
+        from neuralbody.rendering.render import frame_occupancy
+
+        field = self.run.model.compile_frame(frame, body.to(self.run.device))
+        return _FrameTarget(frame, vertices, box_min, box_max, field, frame_occupancy(field, self.settings))
+
+    def score(self, target: _FrameTarget, view: int) -> tuple[EvalRow, dict | None]:
+        """Render ``view`` at the target frame and score it; returns the row and the coverage sums (or None)."""
+        from neuralbody.evaluation.image_metrics import box_mask_metrics
+        from neuralbody.rendering.render import render_view
+
+        frame, camera, out_path = target.frame, self.run.capture.cameras[view], self.out_path
+        rendered = render_view(target.field, camera, settings=self.settings, background=self.run.background,
+                               occupancy=target.occupancy)
+        pred = rendered.rgb.float().clamp(0, 1).cpu().numpy()
+        gt = np.asarray(self.run.capture.load_image(frame, view), dtype=np.float32)
+        metrics = box_mask_metrics(pred, gt, camera, target.box_min, target.box_max)
+        lpips_value = None
+        if self.lpips_fn is not None:
+            value = self.lpips_fn(pred, gt)
+            lpips_value = None if value is None else float(value)
+        image = None
+        if out_path is not None:
+            image = str(out_path / f"frame{frame:04d}_view{view:02d}.png")
+            save_strip(Path(image), [pred, gt, error_map(pred, gt)])
+        coverage_row = sums = None
+        if self.options.coverage_faces is not None:
+            coverage_row, sums = _image_coverage(
+                pred, gt, target.vertices, self.options.coverage_faces, camera, self.train_cameras, target.box_min,
+                target.box_max, self.options.coverage_tolerance,
+                None if out_path is None else out_path / f"frame{frame:04d}_view{view:02d}_coverage.png",
+            )  # fmt: skip
+        row = EvalRow(frame=frame, view=view, lpips=lpips_value, image=image, coverage=coverage_row,
+                      **{k: float(metrics[k]) for k in METRICS[:4]})  # fmt: skip
+        return row, sums
+
+
+def evaluate_run(run, *, split: str, options: EvalOptions | None = None) -> EvalResult:
+    """Render and score a split of a trained run.
+
+    Args:
+        run: a :class:`~neuralbody.training.checkpoint.LoadedRun` (model, capture, train_frames,
+            train_views, background, render_settings()).
+        split: "novel_view" or "novel_pose".
+        options: which frames and cameras, render settings, outputs (None: the defaults of
+            :class:`EvalOptions`).
+    """
+    options = options if options is not None else EvalOptions()
+    frames, views = evaluation_plan(run, split, options)
+    out_path = Path(options.out_dir) if options.out_dir is not None else None
     if out_path is not None:
         out_path.mkdir(parents=True, exist_ok=True)
+    scorer = _Scorer(
+        run=run, options=options, settings=options.settings if options.settings is not None else run.render_settings(),
+        lpips_fn=_lpips_function(run.device) if options.use_lpips else None, out_path=out_path,
+        train_cameras=[run.capture.cameras[v] for v in run.train_views],
+    )
     log.info("%s: %d frames x %d views (frames %s, views %s)", split, len(frames), len(views), frames, views)
-    model = run.model
-    model.eval()
+    run.model.eval()
     rows: list[EvalRow] = []
     coverage_sums: list[dict] = []
-    train_cameras = [capture.cameras[v] for v in run.train_views]
     started = time.perf_counter()
-    bar = progress_bar(total=len(frames) * len(views), enabled=progress, desc=f"eval {split}", unit="img")
+    bar = progress_bar(total=len(frames) * len(views), enabled=options.progress, desc=f"eval {split}", unit="img")
     for frame in frames:
-        body = capture.load_body(frame)
-        vertices = body.vertices.detach().cpu().numpy().astype(np.float64)
-        box_min, box_max = vertices.min(axis=0) - BOX_PADDING, vertices.max(axis=0) + BOX_PADDING
-        field = model.compile_frame(frame, body.to(run.device))
-        occupancy = frame_occupancy(field, settings)
+        target = scorer.prepare(frame)
         for view in views:
-            camera = capture.cameras[view]
-            rendered = render_view(field, camera, settings=settings, background=background, occupancy=occupancy)
-            pred = rendered.rgb.float().clamp(0, 1).cpu().numpy()
-            gt = np.asarray(capture.load_image(frame, view), dtype=np.float32)
-            metrics = box_mask_metrics(pred, gt, camera, box_min, box_max)
-            lpips_value = None
-            if lpips_fn is not None:
-                value = lpips_fn(pred, gt)
-                lpips_value = None if value is None else float(value)
-            image = None
-            if out_path is not None:
-                image = str(out_path / f"frame{frame:04d}_view{view:02d}.png")
-                save_strip(Path(image), [pred, gt, error_map(pred, gt)])
-            coverage_row = None
-            if coverage_faces is not None:
-                coverage_row, sums = _image_coverage(
-                    pred, gt, vertices, coverage_faces, camera, train_cameras, box_min, box_max, coverage_tolerance,
-                    None if out_path is None else out_path / f"frame{frame:04d}_view{view:02d}_coverage.png",
-                )  # fmt: skip
+            row, sums = scorer.score(target, view)
+            rows.append(row)
+            if sums is not None:
                 coverage_sums.append(sums)
-            rows.append(EvalRow(frame=frame, view=view, lpips=lpips_value, image=image, coverage=coverage_row,
-                                **{k: float(metrics[k]) for k in METRICS[:4]}))  # fmt: skip
             bar.update(1)
-            bar.set_postfix(psnr_box=f"{rows[-1].psnr_box:.2f}")
+            bar.set_postfix(psnr_box=f"{row.psnr_box:.2f}")
     bar.close()
     means = {key: _mean([getattr(row, key) for row in rows]) for key in METRICS}
     coverage = None
@@ -288,7 +349,7 @@ def results_to_dict(results: list[EvalResult], *, extra: dict | None = None) -> 
     document = dict(extra or {})
     document["protocol"] = (
         "Neural Body box-mask protocol: PSNR inside the projection of the posed body's 3D box "
-        f"(vertices' box padded {BOX_PADDING} m), SSIM over its bounding rectangle; *_full: whole image"
+        f"(vertices' box padded {BODY_BOX_PADDING} m), SSIM over its bounding rectangle; *_full: whole image"
     )
     for result in results:
         document[result.split] = {
@@ -316,12 +377,7 @@ def results_to_dict(results: list[EvalResult], *, extra: dict | None = None) -> 
 
 def write_eval_json(results: list[EvalResult], path: str | os.PathLike, *, extra: dict | None = None) -> Path:
     """Write :func:`results_to_dict` as indented JSON (atomically)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(results_to_dict(results, extra=extra), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, json.dumps(results_to_dict(results, extra=extra), indent=2) + "\n")
 
 
 def format_table(results: list[EvalResult]) -> str:

@@ -12,6 +12,8 @@ import math
 import os
 from pathlib import Path
 
+from neuralbody.io.atomic import atomic_write_text
+
 
 @dataclasses.dataclass
 class MetricRow:
@@ -158,10 +160,7 @@ def write_report(report: Report, path: str | os.PathLike) -> Path:
         f"<h2>Renders beside ground truth</h2>{figures}"
         f"<h2>Run facts</h2><table>{facts}</table></body></html>"
     )
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(document, encoding="utf-8")
-    os.replace(temporary, path)
-    return path
+    return atomic_write_text(path, document)
 
 
 def _relative(image_path: str, folder: Path) -> str:

@@ -14,7 +14,7 @@ Unknowns, all float64: per camera c a small rigid motion in its own frame, ``ome
 
 (world-to-camera, OpenCV axes; intrinsics and distortion are kept), and per frame f and keypoint
 k a world point ``X_fk`` (metres), started from the robust triangulation
-(:mod:`neuralbody.fitting.triangulation`). Minimised with L-BFGS::
+(:mod:`neuralbody.geometry.triangulation`). Minimised with L-BFGS::
 
     E = sum_{f,c,k} conf_fck rho(|pi_c'(X_fk) - u_fck|^2)
         + sum_c (|omega_c|^2 / sigma_omega^2 + |tau_c|^2 / sigma_tau^2)
@@ -40,10 +40,10 @@ import math
 import numpy as np
 import torch
 
-from neuralbody.body.lbs import axis_angle_to_matrix
 from neuralbody.data.cameras import Camera, project_points
-from neuralbody.fitting.objectives import CameraTensors, geman_mcclure, project
-from neuralbody.fitting.triangulation import triangulate
+from neuralbody.fitting.objectives import CameraTensors, geman_mcclure
+from neuralbody.geometry.rotations import axis_angle_to_matrix
+from neuralbody.geometry.triangulation import triangulate
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ def refine_extrinsics(
         return CameraTensors(base.K, rotation @ base.R, (rotation @ base.T[..., None])[..., 0] + tau, base.D, base.sizes)
 
     def energy() -> torch.Tensor:
-        uv, _ = project(moved(), points[None])  # (1, C, P, 2)
+        uv, _ = moved().project(points[None])  # (1, C, P, 2)
         squared = ((uv[0] - target[..., :2]) ** 2).sum(-1)
         data = (target[..., 2] * geman_mcclure(squared, sigma_px)).sum()
         prior = (omega**2).sum() / sigma_omega**2 + (tau**2).sum() / prior_translation_m**2
@@ -180,7 +180,7 @@ def refine_extrinsics(
     log.info("camera refinement: energy %.1f -> %.1f over %d points", start, float(energy().detach()), points_init.shape[0])
     with torch.no_grad():
         refined = moved()
-        uv, _ = project(refined, points[None])
+        uv, _ = refined.project(points[None])
         error = (uv[0] - target[..., :2]).norm(dim=-1).numpy()
     residual_after = np.where(observed[..., 2] > 0, error, np.nan)
     new_cameras = _placed_like(cameras, [

@@ -49,8 +49,8 @@ import torch
 from scipy import ndimage
 
 from neuralbody.data.cameras import Camera, project_points
+from neuralbody.geometry.normals import vertex_normals
 from neuralbody.geometry.raycast import cast_rays
-from neuralbody.synth.shading import vertex_normals
 from neuralbody.training.image_source import default_border_px
 
 log = logging.getLogger(__name__)

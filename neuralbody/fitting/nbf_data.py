@@ -36,16 +36,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neuralbody.body import lbs
 from neuralbody.body.base import BodyModel
 from neuralbody.data.cameras import Camera, pixel_rays
 from neuralbody.fitting import nbf_parts
 from neuralbody.fitting.optimize import DEFAULT_BONES
+from neuralbody.geometry.normals import vertex_normals
 from neuralbody.geometry.raycast import cast_rays
+from neuralbody.geometry.rotations import axis_angle_to_matrix, look_at_rotation, matrix_to_axis_angle
+from neuralbody.io.atomic import atomic_path
 from neuralbody.io.progress import progress_bar
 from neuralbody.synth import motion as motion_lib
-from neuralbody.synth.rig import look_at_rotation
-from neuralbody.synth.shading import Lighting, interpolate, lambert, vertex_normals
+from neuralbody.synth.shading import Lighting, interpolate, lambert
 from neuralbody.synth.texture import REGIONS, albedo, make_texture, vertex_regions
 
 log = logging.getLogger(__name__)
@@ -141,13 +142,10 @@ class NBFDataset:
         return NBFDataset(**{k: v[index] for k, v in fields.items()}, seconds=self.seconds)
 
     def save(self, path: str | Path) -> Path:
-        """Write a compressed .npz (atomically: a temporary file, then renamed)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(tmp, **dataclasses.asdict(self))
-        tmp.replace(path)
-        return path
+        """Write a compressed .npz (atomically, :func:`neuralbody.io.atomic.atomic_path`)."""
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:  # a handle: savez adds no .npz suffix
+            np.savez_compressed(handle, **dataclasses.asdict(self))
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | Path) -> "NBFDataset":
@@ -193,10 +191,10 @@ def random_global_rotation(rng: np.random.Generator, count: int) -> np.ndarray:
     """(count, 3) axis-angle: uniform yaw about z, then tilts of up to 0.2 rad about x and y."""
     yaw = rng.uniform(-math.pi, math.pi, count)
     tilt = rng.uniform(-0.2, 0.2, (count, 2))
-    Rz = lbs.axis_angle_to_matrix(torch.tensor(np.stack([0 * yaw, 0 * yaw, yaw], 1)))
-    Rx = lbs.axis_angle_to_matrix(torch.tensor(np.stack([tilt[:, 0], 0 * yaw, 0 * yaw], 1)))
-    Ry = lbs.axis_angle_to_matrix(torch.tensor(np.stack([0 * yaw, tilt[:, 1], 0 * yaw], 1)))
-    return lbs.matrix_to_axis_angle(Rz @ Rx @ Ry).numpy()
+    Rz = axis_angle_to_matrix(torch.tensor(np.stack([0 * yaw, 0 * yaw, yaw], 1)))
+    Rx = axis_angle_to_matrix(torch.tensor(np.stack([tilt[:, 0], 0 * yaw, 0 * yaw], 1)))
+    Ry = axis_angle_to_matrix(torch.tensor(np.stack([0 * yaw, tilt[:, 1], 0 * yaw], 1)))
+    return matrix_to_axis_angle(Rz @ Rx @ Ry).numpy()
 
 
 def crop_intrinsics(xy_min: np.ndarray, xy_max: np.ndarray, resolution: int, factor: float,
@@ -374,7 +372,7 @@ def generate_dataset(body: BodyModel, config: NBFDataConfig, *, progress: bool =
             uv = cam_joints[:, :2] / cam_joints[:, 2:] * K[0, 0] + K[:2, 2]
             out["parts"][i], out["rgb"][i] = parts, rgb
             out["bone_poses"][i], out["shapes"][i], out["Rh"][i] = bones[k], shapes[k], Rh[k]
-            out["global_rotation"][i] = R @ lbs.axis_angle_to_matrix(torch.tensor(Rh[k])).numpy()
+            out["global_rotation"][i] = R @ axis_angle_to_matrix(torch.tensor(Rh[k])).numpy()
             out["joints3d"][i] = cam_joints - cam_joints[root]
             out["joints2d"][i] = 2.0 * (uv + 0.5) / res - 1.0
             out["K"][i], out["R"][i], out["T"][i] = K, R, T

@@ -23,11 +23,11 @@ import logging
 import numpy as np
 import torch
 
-from neuralbody.body import lbs
 from neuralbody.data.cameras import Camera, pixel_rays, project_points
 from neuralbody.fitting.nbf_data import CROP_FACTOR, NBF_BONES, crop_camera
 from neuralbody.fitting.nbf_network import NBFNetwork
 from neuralbody.fitting.nbf_train import images_to_input
+from neuralbody.geometry.rotations import matrix_to_axis_angle
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def combine_views(bone_rotations: torch.Tensor, world_orientations: torch.Tensor
         )
     bones = mean_rotation(bone_rotations.double().transpose(0, 1))  # (n, 3, 3)
     orientation = mean_rotation(world_orientations.double())
-    return lbs.matrix_to_axis_angle(bones).float().numpy(), lbs.matrix_to_axis_angle(orientation).float().numpy()
+    return matrix_to_axis_angle(bones).float().numpy(), matrix_to_axis_angle(orientation).float().numpy()
 
 
 def make_initial_guess(capture, model: NBFNetwork, input_kind: str, bones: tuple[str, ...]):

@@ -30,6 +30,7 @@ from torch import nn
 from neuralbody.body import lbs
 from neuralbody.body.base import BodyModel
 from neuralbody.fitting.nbf_data import NBF_BONES, NBF_JOINTS, ROOT_JOINT
+from neuralbody.geometry.rotations import matrix_to_axis_angle
 
 INPUT_KINDS = ("segmentation", "rgb")
 
@@ -137,7 +138,7 @@ class NBFOutput:
 
     def bone_axis_angle(self) -> torch.Tensor:
         """(B, n, 3) axis-angle of the bone rotations, radians."""
-        return lbs.matrix_to_axis_angle(self.bone_rotations)
+        return matrix_to_axis_angle(self.bone_rotations)
 
 
 def _block(cin: int, cout: int, stride: int) -> nn.Sequential:

@@ -22,12 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neuralbody.body import lbs
 from neuralbody.body.base import BodyModel
 from neuralbody.fitting import nbf_parts
 from neuralbody.fitting.nbf_data import NBF_BONES, NBF_JOINTS, NBFDataset
-from neuralbody.io.progress import progress_bar
-from neuralbody.training.checkpoint import save_checkpoint as atomic_save
 from neuralbody.fitting.nbf_network import (
     INPUT_KINDS,
     BodyJoints,
@@ -38,6 +35,9 @@ from neuralbody.fitting.nbf_network import (
     mpjpe_mm,
     nbf_losses,
 )
+from neuralbody.geometry.rotations import axis_angle_to_matrix
+from neuralbody.io.atomic import atomic_path
+from neuralbody.io.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def images_to_input(pixels: np.ndarray) -> torch.Tensor:
 def dataset_targets(dataset: NBFDataset, index) -> NBFTargets:
     """Ground truth of the samples ``index`` as float32 tensors."""
     return NBFTargets(
-        bone_rotations=lbs.axis_angle_to_matrix(torch.from_numpy(dataset.bone_poses[index]).double()).float(),
+        bone_rotations=axis_angle_to_matrix(torch.from_numpy(dataset.bone_poses[index]).double()).float(),
         global_rotation=torch.from_numpy(dataset.global_rotation[index]).float(),
         shapes=torch.from_numpy(dataset.shapes[index]).float(),
         joints3d=torch.from_numpy(dataset.joints3d[index]).float(),
@@ -110,7 +110,7 @@ def make_network(body: BodyModel, config: NBFTrainConfig, resolution: int) -> NB
 
 
 def save_checkpoint(path: str | Path, model: NBFNetwork, optimizer, step: int, config: NBFTrainConfig) -> None:
-    """Atomically write model + optimizer + step + config (:func:`neuralbody.training.checkpoint.save_checkpoint`)."""
+    """Atomically write model + optimizer + step + config (``torch.save`` into :func:`neuralbody.io.atomic.atomic_path`)."""
     state = {
         "model": model.state_dict(),
         "optimizer": None if optimizer is None else optimizer.state_dict(),
@@ -120,7 +120,8 @@ def save_checkpoint(path: str | Path, model: NBFNetwork, optimizer, step: int, c
         "bones": list(NBF_BONES),
         "joints": list(NBF_JOINTS),
     }
-    atomic_save(path, state)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def _config_from(saved: dict) -> NBFTrainConfig:

@@ -3,7 +3,8 @@
 Pixels are distorted image pixels (u right, v down) as in the capture's images; points are world
 coordinates in metres; poses are the body model's axis-angle vectors in radians.
 
-* :func:`project` - pinhole + OpenCV radial-tangential distortion (``k1 k2 p1 p2 k3``), differentiable.
+* :meth:`CameraTensors.project` - pinhole + OpenCV radial-tangential distortion (``k1 k2 p1 p2 k3``),
+  differentiable: :func:`neuralbody.data.projection.project` over C cameras at once.
 * :func:`robust_reprojection` - confidence-weighted Geman-McClure on the pixel error ``e``:
   ``rho(e) = sigma^2 e^2 / (sigma^2 + e^2)`` (quadratic below ``sigma``, saturating at ``sigma^2``).
 * :func:`silhouette_loss` - a cheap two-sided chamfer in pixels between projected vertices and
@@ -26,6 +27,7 @@ import dataclasses
 import numpy as np
 import torch
 
+from neuralbody.data import projection
 from neuralbody.data.cameras import Camera
 
 
@@ -49,31 +51,17 @@ class CameraTensors:
     def select(self, views: list[int]) -> "CameraTensors":
         return CameraTensors(self.K[views], self.R[views], self.T[views], self.D[views], [self.sizes[v] for v in views])
 
+    def project(self, points_world: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Project points into every camera (:func:`neuralbody.data.projection.project`), differentiable.
 
-def project(cameras: CameraTensors, points_world: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Project points into every camera.
-
-    Args:
-        cameras: C cameras.
-        points_world: (B, N, 3) metres.
-    Returns:
-        uv: (B, C, N, 2) distorted pixels; depth: (B, C, N) camera z, metres.
-    """
-    if points_world.ndim != 3 or points_world.shape[-1] != 3:
-        raise ValueError(f"project: points_world must be (B, N, 3), got {tuple(points_world.shape)}")
-    points_cam = torch.einsum("cij,bnj->bcni", cameras.R, points_world) + cameras.T[None, :, None]
-    depth = points_cam[..., 2]
-    safe = torch.where(depth.abs() < 1e-6, torch.full_like(depth, 1e-6), depth)
-    x, y = points_cam[..., 0] / safe, points_cam[..., 1] / safe
-    k1, k2, p1, p2, k3 = (cameras.D[:, i].reshape(1, -1, 1) for i in range(5))
-    r2 = x * x + y * y
-    radial = 1 + k1 * r2 + k2 * r2**2 + k3 * r2**3
-    xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
-    yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
-    K = cameras.K[None, :, None]
-    u = K[..., 0, 0] * xd + K[..., 0, 1] * yd + K[..., 0, 2]
-    v = K[..., 1, 1] * yd + K[..., 1, 2]
-    return torch.stack([u, v], dim=-1), depth
+        Args:
+            points_world: (B, N, 3) metres.
+        Returns:
+            uv: (B, C, N, 2) distorted pixels; depth: (B, C, N) camera z, metres.
+        """
+        if points_world.ndim != 3 or points_world.shape[-1] != 3:
+            raise ValueError(f"project: points_world must be (B, N, 3), got {tuple(points_world.shape)}")
+        return projection.project(points_world[:, None], self.K, self.R, self.T, self.D)
 
 
 def geman_mcclure(squared_error: torch.Tensor, sigma: float) -> torch.Tensor:

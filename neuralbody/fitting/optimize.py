@@ -2,7 +2,7 @@
 
 For each frame (world coordinates, metres; pixels are distorted image pixels):
 
-1. triangulate the keypoints (:func:`~neuralbody.fitting.triangulation.triangulate`);
+1. triangulate the keypoints (:func:`~neuralbody.geometry.triangulation.triangulate`);
 2. initialise ``Rh, Th`` by a weighted Procrustes (Kabsch) alignment of the body's keypoints
    (rest pose on the first frame, the previous frame's pose afterwards) to the triangulated
    ones: ``min_{R, t} sum_k w_k |R p_k + t - q_k|^2``;
@@ -35,12 +35,12 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from neuralbody.body import lbs
 from neuralbody.body.base import BodyModel
 from neuralbody.data.cameras import Camera
 from neuralbody.fitting import objectives
 from neuralbody.fitting.keypoints import KeypointRegressor
-from neuralbody.fitting.triangulation import Triangulation, check_keypoints2d, triangulate
+from neuralbody.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from neuralbody.geometry.triangulation import Triangulation, check_keypoints2d, triangulate
 from neuralbody.io.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -205,7 +205,7 @@ def _lbfgs(parameters: list[torch.Tensor], closure: Callable[[], torch.Tensor], 
 
 def _translation(Tc: torch.Tensor, Rh: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
     """Th (B, 3) metres from the pelvis-centred Tc (B, 3), Rh (B, 3) radians and the rest pelvis c (3,)."""
-    return Tc + centre - lbs.axis_angle_to_matrix(Rh) @ centre
+    return Tc + centre - axis_angle_to_matrix(Rh) @ centre
 
 
 class SequenceFitter:
@@ -248,11 +248,11 @@ class SequenceFitter:
         """(B,) total energy (see :meth:`energy`) and the (B, V, 3) posed vertices, metres."""
         cfg, batch = self.config, subset.shape[0]
         output = self.body(self.problem.full_poses(subset), shapes.expand(batch, -1), Rh, Th)
-        uv, _ = objectives.project(self.camera_tensors, self.regressor(output.vertices))
+        uv, _ = self.camera_tensors.project(self.regressor(output.vertices))
         sigma = self.sigma * sigma_factor
         energy = objectives.robust_reprojection(uv, observed, sigma_px=sigma) / sigma**2
         if cfg.silhouette_weight > 0 and silhouettes is not None:
-            uv_vertices, _ = objectives.project(self.camera_tensors, output.vertices[:, self.silhouette_ids])
+            uv_vertices, _ = self.camera_tensors.project(output.vertices[:, self.silhouette_ids])
             terms = [
                 objectives.silhouette_loss(uv_vertices[b : b + 1], target, sigma_px=self.sigma_silhouette)[0]
                 if target is not None else uv_vertices.new_zeros(())
@@ -278,11 +278,11 @@ class SequenceFitter:
         target = torch.as_tensor(np.nan_to_num(triangulation.points), device=self.device, dtype=torch.float64)
         weights = self.init_weights.double() * valid
         if Rh is not None:
-            R = lbs.axis_angle_to_matrix(torch.as_tensor(Rh, dtype=torch.float64, device=self.device))
+            R = axis_angle_to_matrix(torch.as_tensor(Rh, dtype=torch.float64, device=self.device))
             w = (weights / weights.sum().clamp_min(1e-12))[:, None]
             return R.new_tensor(Rh).float(), ((w * target).sum(0) - R @ (w * source).sum(0)).float()
         R, t = kabsch(source, target, weights)
-        return lbs.matrix_to_axis_angle(R[None])[0].float(), t.float()
+        return matrix_to_axis_angle(R[None])[0].float(), t.float()
 
     def _start(self, frame, subset, shapes, triangulation, initial_guess):
         """(subset (n, 3), Rh, Th) to start ``frame`` from: ``initial_guess(frame)`` if it gives one, else ``subset``."""
@@ -299,7 +299,7 @@ class SequenceFitter:
         """
         with torch.no_grad():
             centre = self.body(torch.zeros(1, self.body.pose_dim, device=self.device), shapes).rest_joints[0, 0]
-            return centre, Th - centre + lbs.axis_angle_to_matrix(Rh) @ centre
+            return centre, Th - centre + axis_angle_to_matrix(Rh) @ centre
 
     def _shape_energy(self, shapes):
         """Weighted shape prior (towards the mean shape, inside the bounds) of shapes (1, S)."""
@@ -458,7 +458,7 @@ class SequenceFitter:
             poses = self.problem.full_poses(subset[None])
             output = self.body(poses, shapes, Rh[None], Th[None])
             keypoints = self.regressor(output.vertices)
-            uv, _ = objectives.project(self.camera_tensors, keypoints)
+            uv, _ = self.camera_tensors.project(keypoints)
         error = (uv[0] - observed[..., :2]).norm(dim=-1).cpu().numpy()
         error[observed[..., 2].cpu().numpy() <= 0] = np.nan
         as_np = lambda x: x.detach().cpu().numpy().astype(np.float32)  # noqa: E731

@@ -1,12 +1,13 @@
 """neuralbody.geometry: the geometric primitives every other layer builds on.
 
 ``rotations``: axis-angle <-> matrix and look-at (one implementation each). ``box``: the
-padded box around a posed body. ``queries``: closest points, winding-number inside tests and
+padded box around a posed body. ``normals``: face and vertex normals of triangle meshes.
+``triangulation``: multi-view DLT triangulation of 2D keypoints. ``queries``: closest points, winding-number inside tests and
 signed distances on triangle meshes with NVIDIA Warp (:class:`WarpMesh` holds the BVH for
 repeated queries). ``raycast``: first ray hits, for rendering synthetic images.
 
-The Warp-backed names are imported on first use, so ``neuralbody.geometry.rotations`` and
-``neuralbody.geometry.box`` load without Warp.
+The Warp-backed names are imported on first use, so ``rotations``, ``box``, ``normals`` and
+``triangulation`` load without Warp.
 """
 
 from __future__ import annotations

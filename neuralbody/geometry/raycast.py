@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import warp as wp
 
+from neuralbody.geometry.normals import face_normals
+
 
 @dataclasses.dataclass
 class RayHits:
@@ -87,16 +89,6 @@ def _check_inputs(vertices, faces, rays_o, rays_d) -> None:
         raise ValueError(
             f"cast_rays: face indices must lie in [0, {len(vertices)}), got [{int(faces.min())}, {int(faces.max())}]"
         )
-
-
-def face_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-    """(F, 3) unit geometric normals ``(b - a) x (c - a)`` normalised.
-
-    vertices: (V, 3) metres; faces: (F, 3) int64.
-    """
-    a, b, c = vertices[faces[:, 0]], vertices[faces[:, 1]], vertices[faces[:, 2]]
-    n = torch.linalg.cross(b - a, c - a, dim=1)
-    return n / n.norm(dim=1, keepdim=True).clamp_min(1e-20)
 
 
 def cast_rays(

@@ -28,11 +28,12 @@ import torch
 from neuralbody.body.base import BodyModel
 from neuralbody.data.cameras import Camera, pixel_rays, project_points
 from neuralbody.data.writer import CaptureWriter
+from neuralbody.geometry.normals import vertex_normals
 from neuralbody.geometry.raycast import cast_rays
 from neuralbody.io.progress import progress_bar
 from neuralbody.synth import motion as motion_lib
 from neuralbody.synth.rig import RigConfig, ring_cameras, split_cameras
-from neuralbody.synth.shading import Lighting, interpolate, lambert, vertex_normals
+from neuralbody.synth.shading import Lighting, interpolate, lambert
 from neuralbody.synth.texture import REGIONS, SolidTexture, albedo, make_texture, vertex_regions
 
 log = logging.getLogger(__name__)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from neuralbody.body.base import BodyModel
+from neuralbody.geometry.rotations import matrix_to_axis_angle
 
 MOTIONS = ("sway", "wave", "walk")
 FPS = 10.0
@@ -53,15 +54,6 @@ class Motion:
     @property
     def num_frames(self) -> int:
         return self.poses.shape[0]
-
-
-def _log_rotation(R: torch.Tensor) -> torch.Tensor:
-    """(..., 3) rotation vector of (..., 3, 3) rotations with angle < pi."""
-    cos = ((R.diagonal(dim1=-2, dim2=-1).sum(-1) - 1.0) / 2.0).clamp(-1.0, 1.0)
-    angle = torch.acos(cos)
-    axis = torch.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1)
-    scale = torch.where(angle > 1e-8, angle / (2.0 * torch.sin(angle).clamp_min(1e-12)), torch.full_like(angle, 0.5))
-    return axis * scale[..., None]
 
 
 def joint_names_of(body: BodyModel) -> list[str]:
@@ -91,7 +83,7 @@ def joint_frames(body: BodyModel, joint_ids: list[int], shapes: torch.Tensor | N
         out = body(poses, shapes)
     rows = torch.arange(3 * count)
     rotations = out.bone_transforms[rows, torch.tensor(joint_ids).repeat_interleave(3), :3, :3].double().cpu()
-    world = _log_rotation(rotations) / eps  # (3n, 3): column `axis` of M_j
+    world = matrix_to_axis_angle(rotations) / eps  # (3n, 3): column `axis` of M_j
     return world.reshape(count, 3, 3).transpose(1, 2)
 
 

@@ -2,13 +2,9 @@
 
 World frame: z up, metres. Camera ``i`` of ``V`` sits at azimuth ``phi_i = 2 pi i / V`` on a
 circle of radius ``r`` around the target's vertical axis, at height ``h``, and looks at the
-target. Its OpenCV world-to-camera rotation has rows
-
-    forward f = (target - c) / |target - c|,
-    right   x = f x up / |f x up|,       (up = +z)
-    down    y = f x x,
-
-so ``R = [x; y; f]`` and ``T = -R c``. The focal length is the largest one for which the
+target: its OpenCV world-to-camera rotation is
+:func:`neuralbody.geometry.rotations.look_at_rotation` with up = +z (rows right, down,
+forward) and ``T = -R c``. The focal length is the largest one for which the
 points that must be seen (every vertex of every frame) project inside the image with a
 relative ``margin`` on each side, shared by all cameras. With distortion on, each camera
 gets small seeded OpenCV coefficients ``(k1, k2, p1, p2, k3)``.
@@ -22,6 +18,7 @@ import math
 import numpy as np
 
 from neuralbody.data.cameras import Camera
+from neuralbody.geometry.rotations import look_at_rotation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,19 +54,6 @@ class RigConfig:
 
 def camera_name(index: int) -> str:
     return f"Camera_{index:02d}"
-
-
-def look_at_rotation(center: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """(3, 3) OpenCV world-to-camera rotation for a camera at ``center`` looking at ``target`` (z up)."""
-    forward = np.asarray(target, np.float64) - np.asarray(center, np.float64)
-    forward /= np.linalg.norm(forward)
-    right = np.cross(forward, np.array([0.0, 0.0, 1.0]))
-    norm = np.linalg.norm(right)
-    if norm < 1e-8:
-        raise ValueError("look_at_rotation: the camera looks straight up or down; the ring needs a horizontal view")
-    right /= norm
-    down = np.cross(forward, right)
-    return np.stack([right, down, forward])
 
 
 def random_distortion(rng: np.random.Generator) -> np.ndarray:

@@ -6,7 +6,8 @@ For a unit normal ``n`` (turned to face the viewer) and albedo ``a``::
 
 with unit directions ``l`` pointing from the surface towards the lights, fixed in the world
 (z up), so the lighting does not depend on the view and is consistent across cameras.
-Smooth normals come from area-weighted vertex normals interpolated with barycentrics.
+Smooth normals come from area-weighted vertex normals
+(:func:`neuralbody.geometry.normals.vertex_normals`) interpolated with barycentrics.
 """
 
 from __future__ import annotations
@@ -25,16 +26,6 @@ class Lighting:
     fill_direction: tuple[float, float, float] = (-0.6, 0.5, 0.2)
     fill: float = 0.2
     ambient: float = 0.3
-
-
-def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-    """(V, 3) unit area-weighted vertex normals. vertices: (V, 3) metres; faces: (F, 3) int64."""
-    a, b, c = vertices[faces[:, 0]], vertices[faces[:, 1]], vertices[faces[:, 2]]
-    face_n = torch.linalg.cross(b - a, c - a, dim=1)  # length = 2 x area
-    normals = torch.zeros_like(vertices)
-    for k in range(3):
-        normals.index_add_(0, faces[:, k], face_n)
-    return normals / normals.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
 def interpolate(

@@ -2,20 +2,19 @@
 
 A run folder holds ``config.json`` (the :class:`TrainConfig`, human-readable) and
 ``checkpoint.pt`` (model and optimiser state, step, elapsed seconds, random states, model
-construction arguments). Checkpoints are written to a temporary file in the same folder and
-moved into place with ``os.replace``, so a crash mid-write never leaves a partial checkpoint.
+construction arguments). Both are written atomically (:mod:`neuralbody.io.atomic`: a temporary
+file in the same folder moved into place), so a crash mid-write never leaves a partial file.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from neuralbody.io.atomic import atomic_path
 from neuralbody.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -25,20 +24,9 @@ CONFIG_NAME = "config.json"
 
 
 def save_checkpoint(path: str | Path, payload: dict) -> None:
-    """Write ``payload`` with ``torch.save`` atomically (temporary file + ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
+    """Write ``payload`` with ``torch.save`` atomically (into :func:`neuralbody.io.atomic.atomic_path`'s temporary)."""
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def load_checkpoint(path: str | Path, device=None) -> dict:

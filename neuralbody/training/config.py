@@ -15,6 +15,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+from neuralbody.io.atomic import atomic_write_text
+
 PRESETS = {
     "fast": {"rays_per_step": 512, "lr": 5e-3, "code_lr_scale": 5.0, "num_samples": 32, "lr_final_ratio": 0.1},
     "faithful": {"rays_per_step": 1024, "lr": 5e-4, "code_lr_scale": 1.0, "num_samples": 64, "lr_final_ratio": 0.1},
@@ -121,13 +123,8 @@ class TrainConfig:
         return RenderSettings(num_samples=self.num_samples, **overrides)
 
     def to_json(self, path: str | Path) -> None:
-        """Write as indented JSON (atomically)."""
-        import os
-
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
+        """Write as indented JSON (atomically, :func:`neuralbody.io.atomic.atomic_write_text`)."""
+        atomic_write_text(path, json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def from_json(cls, path: str | Path) -> "TrainConfig":

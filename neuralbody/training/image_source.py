@@ -8,7 +8,7 @@ the person mask, and the two pixel-index sets rays are drawn from (see
     inside = M and not band        box = B and not band
 
 with M the person mask and B the projection of the body box (posed vertices' box padded
-``box_padding`` metres). Decoded size is about ``H*W*(3 + 1) + 4*(|inside| + |box|)`` bytes
+``box_padding`` metres, :func:`neuralbody.geometry.box.body_box`). Decoded size is about ``H*W*(3 + 1) + 4*(|inside| + |box|)`` bytes
 (at most 12 bytes a pixel: 3.1 MB at 512x512).
 
 Two sources with one interface (``get(frame, view) -> TrainingImage``, ``prefetch(frame)``):
@@ -38,6 +38,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from neuralbody.data.cameras import project_box_mask
+from neuralbody.geometry.box import BODY_BOX_PADDING, body_box
 
 log = logging.getLogger(__name__)
 
@@ -85,18 +86,13 @@ def border_band(mask: np.ndarray, border_px: int) -> np.ndarray:
     return dilated & ~eroded
 
 
-def body_box(vertices: torch.Tensor, padding: float) -> tuple[np.ndarray, np.ndarray]:
-    """World box of (V, 3) vertices (metres) padded by ``padding`` metres: (3,), (3,)."""
-    points = vertices.detach().cpu().double().numpy()
-    return points.min(axis=0) - padding, points.max(axis=0) + padding
-
-
 @dataclasses.dataclass(frozen=True)
 class DecodeSettings:
-    """How images are decoded: ``border_px`` None = 5 px at 512 px width; ``box_padding`` metres."""
+    """How images are decoded: ``border_px`` None = 5 px at 512 px width; ``box_padding`` metres
+    (:func:`neuralbody.geometry.box.body_box`'s padding)."""
 
     border_px: int | None = None
-    box_padding: float = 0.05
+    box_padding: float = BODY_BOX_PADDING
 
 
 def decode_training_image(capture, *, frame: int, view: int, body, settings: DecodeSettings) -> TrainingImage:
@@ -110,7 +106,7 @@ def decode_training_image(capture, *, frame: int, view: int, body, settings: Dec
             f"frame {frame} camera {view}: image {image.shape} / mask {mask.shape} do not match the "
             f"camera's {camera.width}x{camera.height}; check the capture's images and annots.npy"
         )
-    box_min, box_max = body_box(body.vertices, settings.box_padding)
+    box_min, box_max = body_box(body.vertices.detach().cpu().double().numpy(), settings.box_padding)
     box_mask = project_box_mask(camera, box_min, box_max)
     keep = ~border_band(mask, band_px)
     inside = np.flatnonzero(mask & keep)

@@ -20,12 +20,12 @@ import numpy as np
 import torch
 
 from neuralbody.data.cameras import pixel_rays
-from neuralbody.training.image_source import (  # noqa: F401  (re-exported: body_box, border_band, ...)
+from neuralbody.geometry.box import BODY_BOX_PADDING
+from neuralbody.training.image_source import (  # noqa: F401  (re-exported: border_band, ...)
     DEFAULT_CACHE_BYTES,
     DEFAULT_PRELOAD_BUDGET,
     DecodeSettings,
     TrainingImage,
-    body_box,
     border_band,
     choose_source,
     default_border_px,
@@ -69,7 +69,7 @@ class RaySampler:
         frames: list[int],
         views: list[int],
         border_px: int | None = None,
-        box_padding: float = 0.05,
+        box_padding: float = BODY_BOX_PADDING,
         progress: bool = True,
         image_source: str = "auto",
         preload_budget_bytes: int = DEFAULT_PRELOAD_BUDGET,

@@ -45,6 +45,8 @@ import torch
 from tqdm import tqdm
 
 from neuralbody.data.cameras import project_box_mask
+from neuralbody.geometry.box import body_box
+from neuralbody.metrics import psnr, psnr_from_mse
 from neuralbody.models import build_model
 from neuralbody.rendering.render import RenderSettings, render_rays, render_view
 from neuralbody.training.checkpoint import (
@@ -64,7 +66,7 @@ from neuralbody.training.distributed import (
     gather_objects,
     rank_device,
 )
-from neuralbody.training.rays import RaySampler, body_box
+from neuralbody.training.rays import RaySampler
 
 log = logging.getLogger(__name__)
 
@@ -104,33 +106,6 @@ def default_split(capture, *, num_default_frames: int = 300) -> tuple[list[int],
     ] or [0]
     tests = [int(v) for v in meta.get("test_cameras", [])] or [v for v in range(capture.num_views) if v not in views]
     return frames, views, (tests[0] if tests else None)
-
-
-def parse_index_list(text: str | None, *, limit: int, what: str) -> list[int] | None:
-    """"0,2,4" or "0:20" or "0:20:2" -> indices (None for None); bounds-checked against ``limit``."""
-    if text is None:
-        return None
-    values: list[int] = []
-    for part in str(text).split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if ":" in part:
-            pieces = [int(p) if p else None for p in part.split(":")]
-            values.extend(range(limit)[slice(*pieces)])
-        else:
-            values.append(int(part))
-    bad = [v for v in values if not 0 <= v < limit]
-    if bad or not values:
-        raise ValueError(f"--{what} {text!r}: indices must lie in [0, {limit}) (got {bad or 'none'})")
-    return values
-
-
-def box_psnr(rendered: np.ndarray, target: np.ndarray, region: np.ndarray) -> float:
-    """PSNR (dB) of (H, W, 3) images in [0, 1] over the pixels where region (H, W) is True."""
-    diff = (rendered - target)[region]
-    mse = float(np.mean(diff**2)) if diff.size else 0.0
-    return 10 * math.log10(1.0 / max(mse, 1e-10))
 
 
 def _append_csv(path: Path, fields: tuple[str, ...], row: dict) -> None:
@@ -321,7 +296,7 @@ class Trainer:
             "lr": lr,
             "loss": loss.item(),
             "color_mse": color,
-            "psnr": 10 * math.log10(1.0 / max(color, 1e-10)),
+            "psnr": psnr_from_mse(color),
             "acc_mse": acc_mse.item(),
         }
 
@@ -338,16 +313,21 @@ class Trainer:
         image = render_view(field, camera, settings=config.render_settings(), background=self.background)
         rendered = image.rgb.float().cpu().numpy()
         target = np.asarray(self.capture.load_image(frame, config.val_view), dtype=np.float32)
-        box_min, box_max = body_box(body.vertices, 0.05)
+        box_min, box_max = body_box(body.vertices.detach().cpu().double().numpy())
         region = project_box_mask(camera, box_min, box_max)
-        psnr = box_psnr(rendered, target, region)
-        full = box_psnr(rendered, target, np.ones(region.shape, dtype=bool))
+        if region.any():
+            box = psnr(rendered, target, mask=region)
+        else:
+            log.warning("step %d: the body box does not project into held-out camera %d; no box PSNR", self.step,
+                        config.val_view)
+            box = math.nan
+        full = psnr(rendered, target)
         _save_side_by_side(self.run_dir / "val" / f"step_{self.step:06d}.png", target, rendered)
         _append_csv(self.run_dir / "val.csv", VAL_FIELDS, {
             "step": self.step, "elapsed_s": round(self.elapsed, 2), "frame": frame, "view": config.val_view,
-            "psnr_box": round(psnr, 3), "psnr_full": round(full, 3),
+            "psnr_box": round(box, 3), "psnr_full": round(full, 3),
         })
-        return psnr
+        return box
 
     def run(self) -> TrainResult:
         """Train until ``steps`` or ``minutes`` is reached; checkpoint at the end."""
