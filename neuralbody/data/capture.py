@@ -65,6 +65,7 @@ import torch
 
 from neuralbody.data import images as image_io
 from neuralbody.data.cameras import Camera
+from neuralbody.data.transaction import recover
 from neuralbody.models.base import FrameBody
 
 log = logging.getLogger(__name__)
@@ -377,6 +378,7 @@ def read_capture(root: str | os.PathLike, *, scale: float = 1.0) -> Capture:
         A :class:`Capture`. Raises FileNotFoundError / ValueError naming the file and the fix.
     """
     root = Path(root)
+    recover(root)  # a killed writer's transaction: finished or discarded (neuralbody.data.transaction)
     image_io.scaled_size(1, 1, scale)  # validates scale
     annots_path = root / ANNOTS
     annots = _load_annots(annots_path)
