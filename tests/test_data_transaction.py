@@ -184,9 +184,11 @@ def test_begin_removes_stale_temporaries_and_needs_the_folder(tmp_path):
     old_capture(tmp_path)
     (tmp_path / "annots.npy.tmp").write_bytes(b"left by an old killed write")
     (tmp_path / "neuralbody.json.x1y2z3.tmp").write_bytes(b"left by a killed atomic write")
+    (tmp_path / "my.notes.tmp").write_text("not ours")
     with begin(tmp_path, "test"):
         pass
     assert not (tmp_path / "annots.npy.tmp").exists() and not (tmp_path / "neuralbody.json.x1y2z3.tmp").exists()
+    assert (tmp_path / "my.notes.tmp").read_text() == "not ours"
     assert (tmp_path / "annots.npy").read_bytes() == b"old annots"
     with pytest.raises(FileNotFoundError, match="not found"):
         with begin(tmp_path / "missing", "test"):

@@ -16,7 +16,8 @@ staging folder inside the capture (:meth:`Transaction.stage`:
 5. the record is removed, then the staging folder (trash and all).
 
 A process killed before step 2 leaves the capture as it was, plus a staging folder; killed after
-it, the capture is half-way to the new state. :func:`recover` finishes the job either way: it
+it, the capture is half-way to the new state. (Against a power cut as well: the staged files are
+synced before the record is written.) :func:`recover` finishes the job either way: it
 discards an uncommitted staging folder and rolls a committed transaction forward (steps 3-5,
 each of them safe to repeat), so once recovered a capture is in its old or its new state.
 
@@ -64,6 +65,7 @@ RECORD = "commit.json"
 DELETED_MARK = "deleted"
 RECORD_FORMAT = "neuralbody-transaction"
 KILL_ENV = "NEURALBODY_TEST_TXN_KILL"
+STALE_TARGETS = ("annots.npy", "neuralbody.json")  # what older versions wrote atomically in a capture folder
 READER_WAIT_S = 60.0  # how long a reader waits for a live writer to finish moving committed files
 
 
@@ -123,14 +125,18 @@ class Transaction:
         command: the command's name (in the commit record, for the record's reader).
     """
 
-    def __init__(self, root: Path, command: str, lock: _Lock) -> None:
+    def __init__(self, root: Path, command: str) -> None:
         self.root = root
         self.command = command
         self.staging = root / TXN_DIR
-        self._lock = lock
         self._files: dict[str, Path] = {}
         self._deletions: list[str] = []
         self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """Whether the transaction was committed (its record written) or aborted."""
+        return self._closed
 
     @property
     def files(self) -> list[str]:
@@ -188,6 +194,7 @@ class Transaction:
         return self._files.get(rel, self.root / rel)
 
     def is_staged(self, path: str | os.PathLike) -> bool:
+        """Whether ``path`` (relative to the capture) has new content in this transaction."""
         return relative_path(path) in self._files
 
     def commit(self) -> None:
@@ -215,17 +222,14 @@ class Transaction:
         self._closed = True
         shutil.rmtree(self.staging, ignore_errors=True)
 
-    def _release(self) -> None:
-        self._lock.release()
-
 
 @contextlib.contextmanager
 def begin(root: str | os.PathLike, command: str) -> Iterator[Transaction]:
     """Open a transaction on the capture folder ``root`` (it must exist); commit on a clean exit.
 
     Takes the capture's lock (:class:`CaptureBusy` when another process holds it), recovers an
-    earlier killed transaction (:func:`recover`), removes stale temporaries of atomic writes in
-    the capture folder, and yields the :class:`Transaction`. An exception inside the block
+    earlier killed transaction (:func:`recover`), removes the stale temporaries of killed atomic
+    writes of ``annots.npy`` and ``neuralbody.json``, and yields the :class:`Transaction`. An exception inside the block
     discards the staged changes and propagates.
     """
     root = Path(root)
@@ -236,12 +240,13 @@ def begin(root: str | os.PathLike, command: str) -> Iterator[Transaction]:
         raise CaptureBusy(f"{root}: another neuralbody command is writing to this capture; wait for it to finish")
     try:
         _recover_locked(root)
-        remove_stale_temporaries(root)
+        for name in STALE_TARGETS:
+            remove_stale_temporaries(root, name)
         (root / TXN_DIR / FILES_DIR).mkdir(parents=True)
-        transaction = Transaction(root, command, lock)
+        transaction = Transaction(root, command)
         try:
             yield transaction
-            if not transaction._closed:
+            if not transaction.closed:
                 transaction.commit()
         except BaseException:
             transaction.abort()  # nothing to undo once the record is written: recovery rolls it forward
@@ -256,8 +261,8 @@ def recover(root: str | os.PathLike, *, wait_s: float = READER_WAIT_S) -> str:
 
     Returns ``"clean"`` (nothing to do), ``"discarded"`` (an uncommitted transaction: the capture
     is in its old state, its staging folder removed where the file system allows), ``"rolled
-    forward"`` (a committed one: now in its new state) or
-    ``"in progress"`` (a live writer is staging; the capture is in its old state). Waits up to
+    forward"`` (a committed one: now in its new state) or ``"in progress"`` (a live writer is
+    staging; the capture is in its old state). Waits up to
     ``wait_s`` seconds for a live writer that is moving committed files; raises OSError naming
     the fix when a committed transaction cannot be finished (e.g. a read-only copy).
     """
