@@ -102,17 +102,29 @@ def kill_when_staging_appears(root: Path) -> float:
     return time.monotonic() - started
 
 
+def is_complete_fit(old: dict[str, str], after: dict[str, str]) -> bool:
+    """Whether ``after`` is ``old`` with a whole fit applied: every fitted frame's body new, nothing
+    removed, nothing changed outside the fit's outputs."""
+    changed = {rel for rel in after if after[rel] != old.get(rel)}
+    bodies = {f"{name}/{n}.npy" for name in ("params", "vertices") for n in range(FRAMES)}
+    outputs = all(rel in bodies or rel.startswith(("before_fit/", "fit/")) for rel in changed)
+    return set(old) <= set(after) and bodies <= changed and outputs
+
+
 def check_old_or_new(root: Path, old: dict[str, str], recovered_by) -> str:
-    """Recover with ``recovered_by(root)``; the capture must then be the old one or exactly the committed one."""
+    """Recover with ``recovered_by(root)``; the capture must then be the old one or exactly the committed one
+    (without a record left, a kill after the clean-up: a complete fit)."""
     new, moved = committed_state(root, old)
     recovered_by(root)
     after = snapshot(root)
     assert not (root / TXN_DIR).exists()
-    if new is None:
-        assert after == old
+    if new is not None:
+        assert after == new
+        return f"new ({moved} files had moved before the kill)"
+    if after == old:
         return "old"
-    assert after == new
-    return f"new ({moved} files had moved before the kill)"
+    assert is_complete_fit(old, after), sorted(rel for rel in after if after[rel] != old.get(rel))
+    return "new (killed after the commit had finished)"
 
 
 def test_fit_killed_anywhere_leaves_old_or_new_and_a_rerun_finishes(tiny_capture, tmp_path):
@@ -153,4 +165,3 @@ def test_fit_killed_anywhere_leaves_old_or_new_and_a_rerun_finishes(tiny_capture
     for rel, digest in original.items():  # every frame the fit did not touch: byte for byte as before
         if rel.startswith(("params/", "vertices/")) and int(Path(rel).stem) >= FRAMES:
             assert final[rel] == digest, rel
-    print("kill outcomes:", outcomes)
