@@ -16,8 +16,9 @@ staging folder inside the capture (:meth:`Transaction.stage`:
 5. the record is removed, then the staging folder (trash and all).
 
 A process killed before step 2 leaves the capture as it was, plus a staging folder; killed after
-it, the capture is half-way to the new state. (Against a power cut as well: the staged files are
-synced before the record is written.) :func:`recover` finishes the job either way: it
+it, the capture is half-way to the new state. (The staged files are synced before the record is
+written, so after a power cut too a record never names unwritten data; the renames themselves are
+left to the file system's journal.) :func:`recover` finishes the job either way: it
 discards an uncommitted staging folder and rolls a committed transaction forward (steps 3-5,
 each of them safe to repeat), so once recovered a capture is in its old or its new state.
 
