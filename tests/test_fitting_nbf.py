@@ -344,7 +344,7 @@ def test_nbf_initial_guess_and_fit_cli(tiny_capture, anny_body, tmp_path):
     argv = ["fit", str(root), "--from-gt-noise", "0", "--frames", "0:1", "--iterations", "10", "--no-shape",
             "--no-overlays", "--no-silhouette", "--init", "nbf"]  # fmt: skip
     assert main(argv) != 0  # no weights given: a clear error, nothing written
-    assert not (root / "params_prev").exists()
+    assert not (root / "before_fit").exists()
     assert main([*argv, "--nbf-weights", str(tmp_path / "w.pt")]) == 0
-    fitted, truth = np.load(root / "vertices" / "0.npy"), np.load(root / "vertices_prev" / "0.npy")
+    fitted, truth = np.load(root / "vertices" / "0.npy"), np.load(root / "before_fit" / "vertices" / "0.npy")
     assert np.linalg.norm(fitted - truth, axis=1).mean() < 0.05

@@ -92,8 +92,9 @@ def test_fit_trim_mask_keeps_the_untrimmed_mask_and_blacks_out_the_rest(tmp_path
 
     from PIL import Image
 
-    from neuralbody.cli.fit import mask_radius_px, trim_mask
+    from neuralbody.data.transaction import begin
     from neuralbody.fitting.report import mask_beyond_body
+    from neuralbody.fitting.writer import mask_radius_px, trim_mask
 
     root = tmp_path / "capture"
     make_capture(root, num_views=4, num_frames=1)
@@ -104,7 +105,7 @@ def test_fit_trim_mask_keeps_the_untrimmed_mask_and_blacks_out_the_rest(tmp_path
     vertices = np.array([0.0, 0.0, 1.0]) + grid[:, :1] * right + grid[:, 1:] * down  # a 30 x 60 cm "body"
     path = capture.mask_path(0, 0)
     full = np.ones((camera.height, camera.width), dtype=bool)  # a mask that takes the whole image
-    from neuralbody.capture_import.detect import write_mask
+    from neuralbody.data.writer import write_mask
 
     write_mask(path, full)
     before = path.read_bytes()
@@ -112,7 +113,9 @@ def test_fit_trim_mask_keeps_the_untrimmed_mask_and_blacks_out_the_rest(tmp_path
     original.parent.mkdir(parents=True)
     shutil.copy2(capture.image_path(0, 0), original)
 
-    trim_mask(capture, 0, 0, vertices)
+    with begin(root, "fit") as transaction:
+        assert trim_mask(transaction, capture, 0, 0, vertices)
+        assert path.read_bytes() == before  # staged only, until the commit
     trimmed = capture.load_mask(0, 0)
     assert (root / "mask_untrimmed" / path.relative_to(root)).read_bytes() == before
     assert 0 < trimmed.sum() < full.sum()
@@ -120,5 +123,6 @@ def test_fit_trim_mask_keeps_the_untrimmed_mask_and_blacks_out_the_rest(tmp_path
     image, kept = capture.load_image(0, 0), np.asarray(Image.open(original).convert("RGB")) / 255.0
     assert image[~trimmed].mean() < 0.02 < kept[~trimmed].mean()  # black (up to JPEG ringing) outside the mask
     assert np.abs(image[trimmed] - kept[trimmed]).mean() < 0.03  # the person as imported inside it
-    trim_mask(capture, 0, 0, vertices)  # again: the first untrimmed mask stays the backup
+    with begin(root, "fit") as transaction:  # again: the first untrimmed mask stays the backup
+        trim_mask(transaction, capture, 0, 0, vertices)
     assert (root / "mask_untrimmed" / path.relative_to(root)).read_bytes() == before

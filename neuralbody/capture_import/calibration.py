@@ -187,7 +187,11 @@ def read_annots_cameras(
     path = Path(path)
     if path.is_dir():
         path = path / "annots.npy"
-    from neuralbody.data.capture import _camera_arrays, _image_lists, _load_annots  # the capture reader's checks
+    from neuralbody.data.capture import (  # the capture reader's checks
+        _camera_arrays,
+        _image_lists,
+        _load_annots,
+    )
 
     annots = _load_annots(path)
     arrays = _camera_arrays(annots, path)

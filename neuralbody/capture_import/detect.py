@@ -23,6 +23,8 @@ checked (:func:`~neuralbody.capture_import.multiview_person.estimate_offsets`) a
 with ``--offsets`` is suggested when a shift fits clearly better.
 
 Running it again reads the images from ``original/`` when that exists, so it is repeatable.
+Everything is written in one transaction (:mod:`neuralbody.data.transaction`): detection killed
+or failing part-way leaves the capture as it was, and running it again does the whole job.
 """
 
 from __future__ import annotations
@@ -31,12 +33,10 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from neuralbody.capture_import.multiview_person import (
     clean_mask,
@@ -48,11 +48,17 @@ from neuralbody.capture_import.multiview_person import (
 )
 from neuralbody.data import images as image_io
 from neuralbody.data.cameras import project_points
+from neuralbody.data.transaction import Transaction, begin
+from neuralbody.data.writer import (
+    ORIGINAL_DIR,
+    black_out_background,
+    save_npy,
+    write_mask,
+)
 from neuralbody.io.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
-ORIGINAL_DIR = "original"
 KEYPOINT_DIR = "keypoints2d"
 
 
@@ -138,42 +144,32 @@ def mask_write_path(capture, frame: int, view: int, mask_dir: str = "mask") -> P
     return capture.root / mask_dir / (os.path.splitext(capture.image_relpath(frame, view))[0] + ".png")
 
 
-def write_mask(path: Path, mask: np.ndarray) -> None:
-    """Write a (H, W) bool mask as an 8-bit PNG (0 / 255)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.where(np.asarray(mask, dtype=bool), 255, 0).astype(np.uint8)).save(path, format="PNG")
-
-
-def write_keypoints(root: Path, frame_id: int, keypoints: np.ndarray) -> Path:
-    """Write ``keypoints2d/{frame_id}.npy``: (views, 17, 3) float64 ``(u, v, confidence)``."""
+def write_keypoints(transaction: Transaction, frame_id: int, keypoints: np.ndarray) -> Path:
+    """Stage ``keypoints2d/{frame_id}.npy``: (views, 17, 3) float64 ``(u, v, confidence)``; returns the staged file."""
     keypoints = np.asarray(keypoints, dtype=np.float64)
     if keypoints.ndim != 3 or keypoints.shape[1:] != (17, 3):
         raise ValueError(f"write_keypoints: keypoints must be (views, 17, 3), got {keypoints.shape}")
-    path = Path(root) / KEYPOINT_DIR / f"{frame_id}.npy"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, keypoints, allow_pickle=False)
-    return path
+    return save_npy(transaction.stage(f"{KEYPOINT_DIR}/{frame_id}.npy"), keypoints)
 
 
-def black_out_background(capture, frame: int, view: int, image: np.ndarray, mask: np.ndarray) -> None:
-    """Keep the imported image under ``original/`` (once) and rewrite it with black outside ``mask``."""
-    relpath = capture.image_relpath(frame, view)
-    target = capture.image_path(frame, view)
-    original = capture.root / ORIGINAL_DIR / relpath
-    if not original.is_file():
-        original.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(target, original)
-    out = np.where(np.asarray(mask, dtype=bool)[..., None], image, 0).astype(np.uint8)
-    suffix = target.suffix.lower()
-    if suffix in (".jpg", ".jpeg"):
-        Image.fromarray(out).save(target, format="JPEG", quality=95)
-    else:
-        Image.fromarray(out).save(target)
+@dataclasses.dataclass
+class FrameDetection:
+    """One frame's outcome: keypoints (C, 17, 3) ``(u, v, confidence)`` as written, masks C (H, W) bool,
+    the 3D person (17, 3) world metres the views agree on (or the guide, or None), whether the views
+    agreed on their own (a consensus)."""
+
+    keypoints: np.ndarray
+    masks: list[np.ndarray]
+    points: np.ndarray | None
+    consensus: bool
 
 
 def detect_capture(root, detector, config: DetectConfig | None = None, *, frames: list[int] | None = None,
                    progress: bool = True) -> DetectResult:  # fmt: skip
     """Masks and keypoints for every image of the capture at ``root`` (see the module docstring).
+
+    Everything is written in one transaction (:mod:`neuralbody.data.transaction`): an error or a
+    kill before the end leaves the capture as it was.
 
     Args:
         root: capture folder (ZJU-MoCap layout, e.g. from ``neuralbody import``).
@@ -181,6 +177,7 @@ def detect_capture(root, detector, config: DetectConfig | None = None, *, frames
             (:class:`~neuralbody.capture_import.person_detector.PersonDetector`).
         config: thresholds and outputs.
         frames: frame indices to process (default all).
+        progress: show a progress bar.
     """
     from neuralbody.data.capture import read_capture
 
@@ -189,105 +186,159 @@ def detect_capture(root, detector, config: DetectConfig | None = None, *, frames
         raise ValueError(f"mask_dir must be 'mask' or 'mask_cihp' (what the capture reader looks for), got {config.mask_dir!r}")
     started = time.perf_counter()
     capture = read_capture(root)
-    cameras = capture.cameras
     frames = list(range(capture.num_frames)) if frames is None else list(frames)
-    tol = np.array([config.tol_fraction * camera.height for camera in cameras])
+    tol = np.array([config.tol_fraction * camera.height for camera in capture.cameras])
     views = [ViewSummary(name) for name in capture.camera_names]
     no_consensus: list[int] = []
     all_keypoints = np.zeros((len(frames), capture.num_views, 17, 3))
-    guide = None  # last frame's 3D person
+    guide = None  # the last frame's 3D person the views agreed on
     bar = progress_bar(total=len(frames) * capture.num_views, enabled=progress, desc="detect", unit="image",
                        disable=None)
-    for index, frame in enumerate(frames):
-        images = [image_io.read_image(source_image_path(capture, frame, v), dtype=np.uint8) for v in range(capture.num_views)]
-        detections = []
-        for view, image in enumerate(images):
-            if image.shape[:2] != (cameras[view].height, cameras[view].width):
-                raise ValueError(f"{source_image_path(capture, frame, view)} is {image.shape[1]}x{image.shape[0]}, "
-                                 f"camera {capture.camera_names[view]} is {cameras[view].width}x{cameras[view].height}")
-            detections.append(detector.detect(image))
-            bar.update(1)
-        keypoints = np.stack([d.keypoints for d in detections])
-        consensus = consistent_person(cameras, keypoints, tol, config.min_confidence)
-        for view, detection in enumerate(detections):
-            views[view].frames += 1
-            views[view].found += int(detection.found)
-            views[view].agreed += int(consensus.agreeing[view])
-        points = consensus.points if consensus.found else guide
-        if not consensus.found:
-            no_consensus.append(frame)
-        agreeing = consensus.agreeing.copy()
-        boxes = [None] * capture.num_views
-        if points is not None:
-            boxes = [person_box(camera, points, config.box_padding_m) for camera in cameras]
-            changed = False
-            for view in np.flatnonzero(~agreeing):
-                candidates = [("flipped", detections[view], flip_left_right(keypoints[view]))] if detections[view].found else []
-                if boxes[view] is not None:
-                    retry = detector.detect(images[view], box=boxes[view])
-                    if retry.found:
-                        candidates += [("redetected", retry, retry.keypoints),
-                                       ("redetected", retry, flip_left_right(retry.keypoints))]
-                scored = []
-                for kind, detection, candidate in candidates:
-                    residual = view_residuals(cameras[view : view + 1], candidate[None], points, config.min_confidence)[0]
-                    if np.isfinite(residual) and residual <= tol[view]:
-                        scored.append((residual, kind, detection, candidate))
-                if scored:
-                    _, kind, detections[view], keypoints[view] = min(scored, key=lambda item: item[0])
-                    agreeing[view] = changed = True
-                    setattr(views[view], kind, getattr(views[view], kind) + 1)
-            if changed or not consensus.found:
-                refined = consistent_person(cameras, keypoints, tol, config.min_confidence)
-                if refined.found:
-                    points, agreeing = refined.points, refined.agreeing | agreeing
-                    boxes = [person_box(camera, points, config.box_padding_m) for camera in cameras]
-            if consensus.found:
-                guide = points
-        masks = []
-        for view, detection in enumerate(detections):
-            summary = views[view]
-            if points is None:
-                summary.unverified += 1
-                mask = detection.mask
-            elif agreeing[view]:
-                anchors, depth = project_points(cameras[view], points[np.all(np.isfinite(points), axis=1)])
-                mask = clean_mask(detection.mask, boxes[view], anchors[depth > 0])
-                summary.mask_removed += int(mask.sum() < detection.mask.sum())
+    with begin(capture.root, "detect") as transaction:
+        for index, frame in enumerate(frames):
+            images = read_frame_images(capture, frame)
+            detection = detect_frame(capture.cameras, detector, images, guide, tol, config, views, frame)
+            bar.update(capture.num_views)
+            if detection.consensus:
+                guide = detection.points
             else:
-                summary.lost += 1
-                summary.lost_frames.append(int(frame))
-                keypoints[view, :, 2] = 0.0
-                mask = np.zeros_like(detection.mask)
-            masks.append(mask)
-            summary.mask_fraction.append(float(mask.mean()))
-        if points is not None:
-            residual = view_residuals(cameras, keypoints, points, config.min_confidence)
-            for view in range(capture.num_views):
-                if agreeing[view] and np.isfinite(residual[view]):
-                    views[view].residuals.append(float(residual[view]))
-        for view, mask in enumerate(masks):
-            write_mask(mask_write_path(capture, frame, view, config.mask_dir), mask)
-            if config.black_background:
-                black_out_background(capture, frame, view, images[view], mask)
-        write_keypoints(capture.root, capture.frame_ids[frame], keypoints)
-        all_keypoints[index] = keypoints
-    bar.close()
-
-    offsets, suggested = {}, {}
-    consecutive = len(frames) > 2 * config.max_offset + 2 and frames == list(range(frames[0], frames[0] + len(frames)))
-    if consecutive and config.max_offset > 0:
-        estimate = estimate_offsets(cameras, all_keypoints, max_offset=config.max_offset,
-                                    min_confidence=config.min_confidence, gain=config.offset_gain)  # fmt: skip
-        offsets = {capture.camera_names[view]: table for view, table in estimate.residual_px.items()}
-        suggested = {capture.camera_names[view]: shift for view, shift in estimate.shifts.items() if shift}
-    result = DetectResult(root=capture.root, views=views, no_consensus=no_consensus, offsets=offsets,
-                          suggested_offsets=suggested, seconds=time.perf_counter() - started)  # fmt: skip
-    _write_report(capture, result, config, detector)
+                no_consensus.append(frame)
+            stage_frame(transaction, capture, frame, detection, images, config)
+            all_keypoints[index] = detection.keypoints
+        bar.close()
+        offsets, suggested = _offset_check(capture, frames, all_keypoints, config)
+        result = DetectResult(root=capture.root, views=views, no_consensus=no_consensus, offsets=offsets,
+                              suggested_offsets=suggested, seconds=time.perf_counter() - started)  # fmt: skip
+        _write_report(transaction, capture, result, config, detector)
     return result
 
 
-def _write_report(capture, result: DetectResult, config: DetectConfig, detector) -> None:
+def read_frame_images(capture, frame: int) -> list[np.ndarray]:
+    """Every view's (H, W, 3) uint8 image of ``frame`` (:func:`source_image_path`), checked against its
+    camera's size."""
+    images = []
+    for view, camera in enumerate(capture.cameras):
+        path = source_image_path(capture, frame, view)
+        image = image_io.read_image(path, dtype=np.uint8)
+        if image.shape[:2] != (camera.height, camera.width):
+            raise ValueError(f"{path} is {image.shape[1]}x{image.shape[0]}, "
+                             f"camera {capture.camera_names[view]} is {camera.width}x{camera.height}")  # fmt: skip
+        images.append(image)
+    return images
+
+
+def detect_frame(cameras, detector, images, guide, tol: np.ndarray, config: DetectConfig, views: list[ViewSummary],
+                 frame: int) -> FrameDetection:  # fmt: skip
+    """Detect, check across views and fix one frame (see the module docstring); counts go into ``views``.
+
+    Args:
+        cameras: the C cameras.
+        images: C (H, W, 3) uint8 images.
+        guide: (17, 3) the last frame's 3D person, world metres, or None.
+        tol: (C,) agreement tolerance per view, pixels.
+    """
+    detections = [detector.detect(image) for image in images]
+    keypoints = np.stack([d.keypoints for d in detections])
+    consensus = consistent_person(cameras, keypoints, tol, config.min_confidence)
+    for view, detection in enumerate(detections):
+        views[view].frames += 1
+        views[view].found += int(detection.found)
+        views[view].agreed += int(consensus.agreeing[view])
+    points = consensus.points if consensus.found else guide
+    agreeing = consensus.agreeing.copy()
+    boxes = [None] * len(cameras)
+    if points is not None:
+        boxes = [person_box(camera, points, config.box_padding_m) for camera in cameras]
+        changed = False
+        for view in np.flatnonzero(~agreeing):
+            best = _retry_view(cameras[view], detector, images[view], detections[view], keypoints[view], boxes[view],
+                               points, tol[view], config.min_confidence)  # fmt: skip
+            if best is not None:
+                kind, detections[view], keypoints[view] = best
+                agreeing[view] = changed = True
+                setattr(views[view], kind, getattr(views[view], kind) + 1)
+        if changed or not consensus.found:
+            refined = consistent_person(cameras, keypoints, tol, config.min_confidence)
+            if refined.found:
+                points, agreeing = refined.points, refined.agreeing | agreeing
+                boxes = [person_box(camera, points, config.box_padding_m) for camera in cameras]
+    masks = _frame_masks(cameras, detections, keypoints, points, agreeing, boxes, views, frame)
+    if points is not None:
+        residual = view_residuals(cameras, keypoints, points, config.min_confidence)
+        for view in range(len(cameras)):
+            if agreeing[view] and np.isfinite(residual[view]):
+                views[view].residuals.append(float(residual[view]))
+    return FrameDetection(keypoints=keypoints, masks=masks, points=points, consensus=bool(consensus.found))
+
+
+def _retry_view(camera, detector, image, detection, keypoints, box, points, tol: float, min_confidence: float):
+    """A view that disagrees: its detection with left and right swapped, or a re-detection inside the
+    person's box (as is or swapped), whichever lands closest to ``points`` within ``tol`` pixels.
+    Returns ``(kind, detection, keypoints (17, 3))`` (kind: the :class:`ViewSummary` counter) or None."""
+    candidates = [("flipped", detection, flip_left_right(keypoints))] if detection.found else []
+    if box is not None:
+        retry = detector.detect(image, box=box)
+        if retry.found:
+            candidates += [("redetected", retry, retry.keypoints),
+                           ("redetected", retry, flip_left_right(retry.keypoints))]  # fmt: skip
+    scored = []
+    for kind, candidate_detection, candidate in candidates:
+        residual = view_residuals([camera], candidate[None], points, min_confidence)[0]
+        if np.isfinite(residual) and residual <= tol:
+            scored.append((residual, kind, candidate_detection, candidate))
+    if not scored:
+        return None
+    _, kind, best_detection, best = min(scored, key=lambda item: item[0])
+    return kind, best_detection, best
+
+
+def _frame_masks(cameras, detections, keypoints, points, agreeing, boxes, views, frame: int) -> list[np.ndarray]:
+    """Each view's mask: as detected (no 3D person), cut to the person's box and keypoints (agreeing), or
+    empty with the keypoints' confidence set to 0 (lost; ``keypoints`` (C, 17, 3) is changed in place)."""
+    masks = []
+    for view, detection in enumerate(detections):
+        summary = views[view]
+        if points is None:
+            summary.unverified += 1
+            mask = detection.mask
+        elif agreeing[view]:
+            anchors, depth = project_points(cameras[view], points[np.all(np.isfinite(points), axis=1)])
+            mask = clean_mask(detection.mask, boxes[view], anchors[depth > 0])
+            summary.mask_removed += int(mask.sum() < detection.mask.sum())
+        else:
+            summary.lost += 1
+            summary.lost_frames.append(int(frame))
+            keypoints[view, :, 2] = 0.0
+            mask = np.zeros_like(detection.mask)
+        masks.append(mask)
+        summary.mask_fraction.append(float(mask.mean()))
+    return masks
+
+
+def stage_frame(transaction: Transaction, capture, frame: int, detection: FrameDetection, images, config: DetectConfig):
+    """Stage one frame's masks, keypoints and (``black_background``) rewritten images."""
+    for view, mask in enumerate(detection.masks):
+        relpath = mask_write_path(capture, frame, view, config.mask_dir).relative_to(capture.root)
+        write_mask(transaction.stage(relpath), mask)
+        if config.black_background:
+            black_out_background(transaction, capture, frame, view, images[view], mask)
+    write_keypoints(transaction, capture.frame_ids[frame], detection.keypoints)
+
+
+def _offset_check(capture, frames: list[int], all_keypoints: np.ndarray, config: DetectConfig):
+    """``(per camera {shift: median px}, {camera: suggested shift})`` of the synchronisation check, or
+    empty dicts when the frames are too few or not consecutive."""
+    consecutive = len(frames) > 2 * config.max_offset + 2 and frames == list(range(frames[0], frames[0] + len(frames)))
+    if not consecutive or config.max_offset <= 0:
+        return {}, {}
+    estimate = estimate_offsets(capture.cameras, all_keypoints, max_offset=config.max_offset,
+                                min_confidence=config.min_confidence, gain=config.offset_gain)  # fmt: skip
+    offsets = {capture.camera_names[view]: table for view, table in estimate.residual_px.items()}
+    suggested = {capture.camera_names[view]: shift for view, shift in estimate.shifts.items() if shift}
+    return offsets, suggested
+
+
+def _write_report(transaction: Transaction, capture, result: DetectResult, config: DetectConfig, detector) -> None:
     document = {
         "detector": {"kind": type(detector).__name__, "version": getattr(detector, "version", None),
                      "model_complexity": getattr(detector, "model_complexity", None)},
@@ -298,9 +349,9 @@ def _write_report(capture, result: DetectResult, config: DetectConfig, detector)
         "suggested_offsets": result.suggested_offsets,
         "seconds": round(result.seconds, 1),
     }  # fmt: skip
-    (capture.root / "detect.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    meta_path = capture.root / "neuralbody.json"
+    transaction.write_text("detect.json", json.dumps(document, indent=2) + "\n")
+    meta_path = transaction.current("neuralbody.json")
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
     meta.update({"masks": True, "mask_dir": config.mask_dir, "keypoints2d": KEYPOINT_DIR,
                  "black_background": bool(config.black_background or meta.get("black_background", False))})
-    meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    transaction.write_text("neuralbody.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")

@@ -7,6 +7,9 @@ Output (relative to the output folder)::
     neuralbody.json       source, calibration, offsets, frames, scale, crop, undistortion;
                           "masks": false, "params": false (nothing beyond images and cameras yet)
 
+All of it is written in one transaction (:mod:`neuralbody.data.transaction`): a killed or failed
+import leaves the output folder as it was.
+
 Each camera's images go through, in this order (and its :class:`Camera` with them):
 
 1. **Frame selection.** Output frame ``i`` is source frame ``start + i * step + offset[cam]``
@@ -40,10 +43,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from neuralbody.capture_import.calibration import detect_format, read_calibration, write_annots_cameras
+from neuralbody.capture_import.calibration import (
+    detect_format,
+    read_calibration,
+    write_annots_cameras,
+)
 from neuralbody.capture_import.video import FrameSource, find_sources
 from neuralbody.data.cameras import Camera
 from neuralbody.data.images import resize_image, scaled_size
+from neuralbody.data.transaction import Transaction, begin
 from neuralbody.io.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -228,6 +236,11 @@ def import_capture(
 ) -> ImportResult:
     """Import the videos / image folders in ``src`` with calibration ``calib`` into ``out`` (ZJU-MoCap layout).
 
+    Everything is written in one transaction on ``out`` (:mod:`neuralbody.data.transaction`; the
+    folder is made): an import killed or failing part-way leaves ``out`` as it was, and running it
+    again starts afresh. Files of ``out`` the import does not write (e.g. masks of an earlier
+    import) are left as they are.
+
     Args:
         src: folder of videos (``cam01.mp4``) or of per-camera image folders (``cam01/*.jpg``);
             a ``videos/`` or ``images/`` sub-folder is used when ``src`` holds neither.
@@ -256,39 +269,59 @@ def import_capture(
     relpaths = [[""] * len(sources) for _ in frames]
     source_frames: dict[str, list[int]] = {}
     progress = progress_bar(total=len(frames) * len(sources), desc="import", unit="image", disable=None)
-    for view, (source, camera) in enumerate(zip(sources, cameras_in)):
-        box = config.crops.get(source.name)
-        camera = crop_camera(camera, box) if box else camera
-        camera = dataclasses.replace(camera, name=source.name)
-        if config.scale != 1.0:
-            scaled_size(camera.width, camera.height, config.scale)  # validates the scale
-            camera = camera.scaled(config.scale)
-        coords = undistortion_map(camera) if (config.undistort and camera.has_distortion) else None
-        camera_written = camera.undistorted() if config.undistort else camera
-        offset = config.offsets.get(source.name, 0)
-        wanted = [frame + offset for frame in frames]
-        source_frames[source.name] = wanted
-        (out / source.name).mkdir(parents=True, exist_ok=True)
-        for index, (_, image) in enumerate(source.frames(wanted)):
-            if image.shape[:2] != (source.size[1], source.size[0]):
-                raise ValueError(f"{source.path}: frame {wanted[index]} is {image.shape[1]}x{image.shape[0]}, "
-                                 f"the first was {source.size[0]}x{source.size[1]}")
-            if box:
-                image = image[box[1] : box[3], box[0] : box[2]]
-            if config.scale != 1.0:
-                image = resize_image(image.astype(np.float32), (camera.width, camera.height))
-                image = np.clip(np.round(image), 0, 255).astype(np.uint8)
-            if coords is not None:
-                image = _remap(image, coords)
-            rel = f"{source.name}/{index:06d}.{config.image_format}"
-            _write_image(out / rel, image, config)
-            relpaths[index][view] = rel
-            progress.update(1)
-        cameras_out.append(camera_written)
-    progress.close()
+    with begin(out, "import") as transaction:
+        for view, (source, camera) in enumerate(zip(sources, cameras_in)):
+            camera_written, wanted, written = import_camera(transaction, source, camera, frames, config, progress)
+            cameras_out.append(camera_written)
+            source_frames[source.name] = wanted
+            for index, rel in enumerate(written):
+                relpaths[index][view] = rel
+        progress.close()
+        write_annots_cameras(cameras_out, transaction.stage("annots.npy"), relpaths)
+        meta = _import_meta(src, calib, sources, source_frames, frames, config, cameras_out)
+        transaction.write_text("neuralbody.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    log.info("wrote %d frames x %d cameras to %s", len(frames), len(sources), out)
+    return ImportResult(root=out, cameras=cameras_out, source_frames=source_frames)
 
-    write_annots_cameras(cameras_out, out / "annots.npy", relpaths)
-    meta = {
+
+def import_camera(transaction: Transaction, source: FrameSource, camera: Camera, frames: list[int],
+                  config: ImportConfig, progress=None) -> tuple[Camera, list[int], list[str]]:  # fmt: skip
+    """Stage one camera's images of output ``frames`` (crop, scale, undistort: see the module docstring).
+
+    Returns the camera as written, the source frame of each output frame and the image paths.
+    """
+    box = config.crops.get(source.name)
+    camera = crop_camera(camera, box) if box else camera
+    camera = dataclasses.replace(camera, name=source.name)
+    if config.scale != 1.0:
+        scaled_size(camera.width, camera.height, config.scale)  # validates the scale
+        camera = camera.scaled(config.scale)
+    coords = undistortion_map(camera) if (config.undistort and camera.has_distortion) else None
+    offset = config.offsets.get(source.name, 0)
+    wanted = [frame + offset for frame in frames]
+    written = []
+    for index, (_, image) in enumerate(source.frames(wanted)):
+        if image.shape[:2] != (source.size[1], source.size[0]):
+            raise ValueError(f"{source.path}: frame {wanted[index]} is {image.shape[1]}x{image.shape[0]}, "
+                             f"the first was {source.size[0]}x{source.size[1]}")
+        if box:
+            image = image[box[1] : box[3], box[0] : box[2]]
+        if config.scale != 1.0:
+            image = resize_image(image.astype(np.float32), (camera.width, camera.height))
+            image = np.clip(np.round(image), 0, 255).astype(np.uint8)
+        if coords is not None:
+            image = _remap(image, coords)
+        rel = f"{source.name}/{index:06d}.{config.image_format}"
+        _write_image(transaction.stage(rel), image, config)
+        written.append(rel)
+        if progress is not None:
+            progress.update(1)
+    return (camera.undistorted() if config.undistort else camera), wanted, written
+
+
+def _import_meta(src: Path, calib: Path, sources, source_frames, frames, config: ImportConfig, cameras) -> dict:
+    """The ``neuralbody.json`` of an import."""
+    return {
         "source": {"path": str(src.resolve()), "files": [str(s.path.name) for s in sources],
                    "kind": "video" if sources[0].is_video else "images",
                    "source_frames": {k: [v[0], v[-1]] for k, v in source_frames.items()}},
@@ -298,12 +331,9 @@ def import_capture(
                    "crops": {k: list(v) for k, v in config.crops.items()}},
         "masks": False,
         "params": False,
-        "cameras": [c.name for c in cameras_out],
+        "cameras": [c.name for c in cameras],
         "num_frames": len(frames),
-    }
-    (out / "neuralbody.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    log.info("wrote %d frames x %d cameras to %s", len(frames), len(sources), out)
-    return ImportResult(root=out, cameras=cameras_out, source_frames=source_frames)
+    }  # fmt: skip
 
 
 def _write_image(path: Path, image: np.ndarray, config: ImportConfig) -> None:

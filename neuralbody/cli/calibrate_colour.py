@@ -6,8 +6,10 @@ frame's fitted body (``DATA/vertices/``, from ``neuralbody fit``); see
 the shared samples, the measured colour ratio and what is left after the gains. Writes the
 gains into ``DATA/annots.npy`` (``annots['cams']['colour_gain']``, read as
 :attr:`~neuralbody.data.cameras.Camera.colour_gain`; other ZJU-MoCap readers ignore it) and a
-``colour_calibration.json`` report. ``--reset`` removes them. Train after it: the model then
-learns one set of colours and renders each capture camera in its own response.
+``colour_calibration.json`` report, both in one transaction (:mod:`neuralbody.data.transaction`:
+a kill or an error leaves the capture as it was). ``--reset`` removes the gains and the report.
+Train after it: the model then learns one set of colours and renders each capture camera in its
+own response.
 """
 
 from __future__ import annotations
@@ -55,16 +57,24 @@ def format_table(names: list[str], calibration) -> str:
     return "\n".join(lines)
 
 
-def _write_gains(root: Path, gains: np.ndarray | None) -> None:
-    from neuralbody.data.writer import save_annots
+def write_gains(root: Path, gains: np.ndarray | None, report: dict | None) -> None:
+    """In one transaction: (C, 3) ``gains`` into ``annots.npy`` and ``report`` into the report file,
+    or (both None) the gains and the report removed."""
+    from neuralbody.data.transaction import begin
+    from neuralbody.data.writer import update_annots
 
-    path = root / "annots.npy"
-    annots = np.load(path, allow_pickle=True).item()
-    if gains is None:
-        annots["cams"].pop("colour_gain", None)
-    else:
-        annots["cams"]["colour_gain"] = [np.asarray(g, dtype=np.float64) for g in gains]
-    save_annots(path, annots)
+    def change(annots: dict) -> None:
+        if gains is None:
+            annots["cams"].pop("colour_gain", None)
+        else:
+            annots["cams"]["colour_gain"] = [np.asarray(g, dtype=np.float64) for g in gains]
+
+    with begin(root, "calibrate-colour") as transaction:
+        update_annots(transaction, change)
+        if report is None:
+            transaction.delete(REPORT_NAME)
+        else:
+            transaction.write_text(REPORT_NAME, json.dumps(report, indent=2))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     root = args.data
     if args.reset:
         read_capture(root)  # a readable capture, or a clear error
-        _write_gains(root, None)
+        write_gains(root, None, None)
         print(f"removed the colour gains from {root / 'annots.npy'}; re-train to use the images as recorded")
         return 0
     capture = read_capture(root)
@@ -96,7 +106,6 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print("dry run: annots.npy unchanged")
         return 0
-    _write_gains(root, calibration.gains)
     report = {
         "frames": len(fitted), "min_points": args.min_points,
         "gains": {name: calibration.gains[c].tolist() for c, name in enumerate(names)},
@@ -104,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         "pair_points": calibration.pair_points.tolist(),
         "pair_log_ratio": np.where(np.isnan(calibration.pair_log_ratio), None, calibration.pair_log_ratio).tolist(),
     }  # fmt: skip
-    (root / REPORT_NAME).write_text(json.dumps(report, indent=2))
+    write_gains(root, calibration.gains, report)
     print(f"wrote the gains to {root / 'annots.npy'} (report {root / REPORT_NAME}); train now: "
           "images are divided by their camera's gain, renders for a capture camera multiplied by it")  # fmt: skip
     return 0

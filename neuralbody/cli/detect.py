@@ -2,7 +2,8 @@
 
 Needs the optional extra ``pip install 'neuralbody[detect]'`` (MediaPipe 0.10.14, CPU; its pose
 and segmentation models ship inside the wheel). Writes ``mask/``, ``keypoints2d/`` and
-``detect.json`` into the capture (see :mod:`neuralbody.capture_import.detect`) and prints a
+``detect.json`` into the capture in one transaction (a kill or an error leaves the capture as it
+was; see :mod:`neuralbody.capture_import.detect`) and prints a
 per-camera table: frames with a person found, frames where the whole-image detection was
 another person or nobody and the person was found inside its projected box instead
 ("re-detected"), frames where the person is lost (confidence 0, empty mask), median reprojection

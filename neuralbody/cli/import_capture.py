@@ -1,4 +1,8 @@
-"""``neuralbody import SRC --calib FILE --out DATA``: videos or image folders + a calibration -> ZJU-MoCap layout."""
+"""``neuralbody import SRC --calib FILE --out DATA``: videos or image folders + a calibration -> ZJU-MoCap layout.
+
+Written in one transaction (:func:`neuralbody.capture_import.importer.import_capture`): a killed or
+failed import leaves DATA as it was; run it again to import.
+"""
 
 from __future__ import annotations
 

@@ -6,8 +6,9 @@ keypoints of ``neuralbody detect`` (``DATA/keypoints2d/{frame}.npy``), see
 reprojection error before and after, and its leave-one-out bias (the mean offset between where
 the other cameras put a keypoint and where this camera saw it) before and after. Then writes the
 refined cameras into ``DATA/annots.npy`` (the first original is kept as ``annots_unrefined.npy``;
-``--restore`` puts it back) and a ``refine_cameras.json`` report. Run it after ``detect`` and
-before ``fit``: fits made with the old cameras no longer match them.
+``--restore`` puts it back and removes the report) and a ``refine_cameras.json`` report, all in one
+transaction (:mod:`neuralbody.data.transaction`: a kill or an error leaves the capture as it was).
+Run it after ``detect`` and before ``fit``: fits made with the old cameras no longer match them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ HELP = "refine the cameras' extrinsics from the detected keypoints (bundle adjus
 
 log = logging.getLogger("neuralbody.refine_cameras")
 BACKUP_NAME = "annots_unrefined.npy"
+REPORT_NAME = "refine_cameras.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,16 +68,29 @@ def format_table(names, result, bias_before, bias_after) -> str:
     return "\n".join(lines)
 
 
-def _write_annots(root: Path, cameras) -> None:
-    from neuralbody.data.writer import cameras_to_annots, save_annots
+def write_refined(root: Path, cameras, report: dict) -> None:
+    """In one transaction: the first original ``annots.npy`` kept as ``annots_unrefined.npy``, the
+    refined ``cameras`` written into ``annots.npy``, the ``report`` into ``refine_cameras.json``."""
+    from neuralbody.data.transaction import begin
+    from neuralbody.data.writer import cameras_to_annots, update_annots
 
-    path = root / "annots.npy"
-    annots = np.load(path, allow_pickle=True).item()
-    annots["cams"] = cameras_to_annots(cameras)
+    with begin(root, "refine-cameras") as transaction:
+        if not (root / BACKUP_NAME).exists():
+            transaction.copy(root / "annots.npy", BACKUP_NAME)
+        update_annots(transaction, lambda annots: annots.update(cams=cameras_to_annots(cameras)))
+        transaction.write_text(REPORT_NAME, json.dumps(report, indent=2))
+
+
+def restore(root: Path) -> None:
+    """Put ``annots_unrefined.npy`` back as ``annots.npy`` and remove the report, in one transaction."""
+    from neuralbody.data.transaction import begin
+
     backup = root / BACKUP_NAME
-    if not backup.exists():
-        shutil.copy2(path, backup)
-    save_annots(path, annots)
+    if not backup.is_file():
+        raise FileNotFoundError(f"nothing to restore: {backup} not found (the cameras were never refined here)")
+    with begin(root, "refine-cameras") as transaction:
+        transaction.copy(backup, "annots.npy")
+        transaction.delete(REPORT_NAME)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,11 +100,8 @@ def run(args: argparse.Namespace) -> int:
 
     root = args.data
     if args.restore:
-        backup = root / BACKUP_NAME
-        if not backup.is_file():
-            raise FileNotFoundError(f"nothing to restore: {backup} not found (the cameras were never refined here)")
-        shutil.copy2(backup, root / "annots.npy")
-        print(f"restored {root / 'annots.npy'} from {backup}; re-run neuralbody fit {root}")
+        restore(root)
+        print(f"restored {root / 'annots.npy'} from {root / BACKUP_NAME}; re-run neuralbody fit {root}")
         return 0
     capture = read_capture(root)
     frames = parse_frames(args.frames, capture.num_frames)
@@ -118,8 +129,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print("dry run: annots.npy unchanged")
         return 0
-    _write_annots(root, result.cameras)
-    (root / "refine_cameras.json").write_text(json.dumps(report, indent=2))
+    write_refined(root, result.cameras, report)
     print(f"wrote the refined cameras to {root / 'annots.npy'} (original kept as {root / BACKUP_NAME})")
     if (root / "params").is_dir() or (root / "vertices").is_dir():
         print(f"the body fits in {root} were made with the old cameras: re-run neuralbody fit {root}")

@@ -424,8 +424,8 @@ def project_box_mask(camera: Camera, box_min: np.ndarray, box_max: np.ndarray) -
 
     This is the region Neural Body's evaluation protocol scores. Returns (H, W) bool.
     """
-    from skimage.draw import polygon
     from scipy.spatial import ConvexHull, QhullError
+    from skimage.draw import polygon
 
     uv, depth = project_points(camera, box_corners(box_min, box_max))
     mask = np.zeros((camera.height, camera.width), dtype=bool)

@@ -63,9 +63,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from neuralbody.body.frame_body import FrameBody
 from neuralbody.data import images as image_io
 from neuralbody.data.cameras import Camera
-from neuralbody.body.frame_body import FrameBody
+from neuralbody.data.transaction import recover
 
 log = logging.getLogger(__name__)
 
@@ -377,6 +378,7 @@ def read_capture(root: str | os.PathLike, *, scale: float = 1.0) -> Capture:
         A :class:`Capture`. Raises FileNotFoundError / ValueError naming the file and the fix.
     """
     root = Path(root)
+    recover(root)  # a killed writer's transaction: finished or discarded (neuralbody.data.transaction)
     image_io.scaled_size(1, 1, scale)  # validates scale
     annots_path = root / ANNOTS
     annots = _load_annots(annots_path)

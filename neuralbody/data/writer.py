@@ -16,8 +16,12 @@ On disk (paths relative to the capture folder; ``<cam>`` is the camera name, e.g
 
 The same arrays always give the same bytes: PNGs carry no metadata chunks, the ``.npz`` members
 carry a fixed 1980-01-01 timestamp, JSON keys are sorted. ``annots.npy`` and
-``neuralbody.json`` are written last, atomically (:mod:`neuralbody.io.atomic`: a temporary
-file then ``os.replace``), so a capture with those files is complete.
+``neuralbody.json`` are written last, atomically (:mod:`neuralbody.io.atomic`), so a capture
+with those files is complete.
+
+Also here, for the commands that change a capture inside a transaction
+(:mod:`neuralbody.data.transaction`): :func:`save_npy`, :func:`write_mask`, :func:`write_image`
+(by suffix) and :func:`update_annots` (read, change, stage ``annots.npy``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import json
 import logging
 import os
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +43,8 @@ from neuralbody.io.atomic import atomic_write_bytes, atomic_write_text
 log = logging.getLogger(__name__)
 
 MASK_DIR = "mask_cihp"
+ORIGINAL_DIR = "original"  # images as imported, kept where a command rewrites them (black background)
+JPEG_QUALITY = 95
 DEPTH_DIR = "depth"
 DEPTH_SCALE_MM = 1000.0  # depth PNG value = round(z metres * 1000)
 
@@ -75,10 +82,33 @@ def read_depth_png(path: str | os.PathLike) -> np.ndarray:
     return np.asarray(Image.open(path), dtype=np.float32) / DEPTH_SCALE_MM
 
 
-def _save_npy(path: Path, value) -> None:
+def save_npy(path: str | os.PathLike, value, *, allow_pickle: bool = False) -> Path:
+    """``np.save`` to exactly ``path`` (no ``.npy`` appended; parent folders made); a dict needs ``allow_pickle``."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as handle:
-        np.save(handle, value, allow_pickle=True)
+        np.save(handle, value, allow_pickle=allow_pickle)
+    return path
+
+
+def write_mask(path: str | os.PathLike, mask: np.ndarray) -> Path:
+    """Write a (H, W) mask (non-zero = the person) as an 8-bit PNG of 0 / 255 (parent folders made)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.where(np.asarray(mask, dtype=bool), 255, 0).astype(np.uint8)).save(path, format="PNG")
+    return path
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Write a (H, W, 3) uint8 RGB image in the format of ``path``'s suffix (JPEG at quality 95)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(np.asarray(image, dtype=np.uint8))
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        image.save(path, format="JPEG", quality=JPEG_QUALITY)
+    else:
+        image.save(path)
+    return path
 
 
 def save_npz_reproducible(path: Path, **arrays: np.ndarray) -> None:
@@ -93,11 +123,51 @@ def save_npz_reproducible(path: Path, **arrays: np.ndarray) -> None:
             archive.writestr(info, buffer.getvalue())
 
 
-def save_annots(path: Path, annots: dict) -> Path:
-    """Write an ``annots.npy`` dict (pickled, ``np.save``) atomically: a temporary file, then a rename."""
+def black_out_background(transaction, capture, frame: int, view: int, image: np.ndarray, mask: np.ndarray) -> None:
+    """Stage the image of ``(frame, view)`` rewritten black outside ``mask`` (the ZJU-MoCap convention
+    Neural Body trains on), keeping the image as it was under ``original/`` once.
+
+    Args:
+        transaction: the :class:`~neuralbody.data.transaction.Transaction` on ``capture``'s folder.
+        capture: the :class:`~neuralbody.data.capture.Capture` (read at scale 1).
+        image: (H, W, 3) uint8 RGB, the image as imported (e.g. read from ``original/``).
+        mask: (H, W) bool, the person.
+    """
+    image, mask = np.asarray(image), np.asarray(mask, dtype=bool)
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[:2] != mask.shape:
+        raise ValueError(
+            f"black_out_background: image (H, W, 3) and mask (H, W) must match, got {image.shape}, {mask.shape}"
+        )
+    relpath = capture.image_relpath(frame, view)
+    original = f"{ORIGINAL_DIR}/{relpath}"
+    if not (capture.root / original).is_file() and not transaction.is_staged(original):
+        transaction.copy(capture.image_path(frame, view), original)
+    write_image(transaction.stage(relpath), np.where(mask[..., None], image, 0).astype(np.uint8))
+
+
+def save_annots(path: str | os.PathLike, annots: dict) -> Path:
+    """Write an ``annots.npy`` dict (pickled, ``np.save``) atomically
+    (:func:`neuralbody.io.atomic.atomic_write_bytes`)."""
     buffer = io.BytesIO()
     np.save(buffer, annots, allow_pickle=True)
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+def update_annots(transaction, change: Callable[[dict], None]) -> dict:
+    """Read the capture's ``annots.npy`` (as ``transaction`` would leave it), let ``change`` edit the
+    dict in place, and stage the result in the :class:`~neuralbody.data.transaction.Transaction`.
+
+    Returns the changed dict. Errors name the file (the capture reader's checks).
+    """
+    from neuralbody.data.capture import (  # the reader's loader and checks
+        ANNOTS,
+        _load_annots,
+    )
+
+    annots = _load_annots(transaction.current(ANNOTS))
+    change(annots)
+    save_annots(transaction.stage(ANNOTS), annots)
+    return annots
 
 
 def cameras_to_annots(cameras: list[Camera]) -> dict:
@@ -205,11 +275,12 @@ class CaptureWriter:
             write_png(self.root / rel, images[view])
             write_png(self.root / mask_relpath(rel), (masks[view] != 0).astype(np.uint8) * 255)
             write_png(self.root / depth_relpath(rel), np.where(masks[view] != 0, depth_mm[view], 0).astype(np.uint16))
-        _save_npy(
+        save_npy(
             self.root / "params" / f"{frame}.npy",
             {key: np.asarray(params[key], dtype=np.float32).reshape(1, -1) for key in ("poses", "Rh", "Th", "shapes")},
+            allow_pickle=True,
         )
-        _save_npy(self.root / "vertices" / f"{frame}.npy", vertices)
+        save_npy(self.root / "vertices" / f"{frame}.npy", vertices)
         save_npz_reproducible(
             self.root / "gt_meshes" / f"{frame}.npz", vertices=vertices, faces=faces.astype(np.int32)
         )
@@ -232,8 +303,7 @@ class CaptureWriter:
             mask_dir=MASK_DIR,
             depth={"dir": DEPTH_DIR, "format": "png uint16", "unit": "millimetre", "empty": 0, "kind": "camera z"},
         )
-        text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
-        atomic_write_text(self.root / "neuralbody.json", text)
+        atomic_write_text(self.root / "neuralbody.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
         self._closed = True
         log.info("wrote %d frames x %d views to %s", len(self._ims), len(self.cameras), self.root)
         return self.root

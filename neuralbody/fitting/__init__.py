@@ -6,7 +6,8 @@ Pipeline (``neuralbody fit DATA``): per-frame COCO keypoints in every view
 initialised by a Procrustes alignment, then pose (a subset of bones), global transform and,
 on a few frames first, shape are optimised against robust reprojection, silhouette and prior
 terms (:mod:`~neuralbody.fitting.objectives`, :mod:`~neuralbody.fitting.optimize`);
-:mod:`~neuralbody.fitting.report` tabulates residuals and draws overlays.
+:mod:`~neuralbody.fitting.report` tabulates residuals and draws overlays;
+:mod:`~neuralbody.fitting.writer` writes the fit into the capture in one transaction.
 
 Neural Body Fitting (``nbf_*``): a CNN with the body model inside predicts pose and shape from a
 colour-coded part segmentation or an RGB crop (:mod:`~neuralbody.fitting.nbf_parts`,
