@@ -58,9 +58,10 @@ def format_table(names: list[str], calibration) -> str:
 
 def _write_gains(root: Path, gains: np.ndarray | None) -> None:
     from neuralbody.data.writer import save_annots
+    from neuralbody.io.safe_load import load_npy_object
 
     path = root / "annots.npy"
-    annots = np.load(path, allow_pickle=True).item()
+    annots = load_npy_object(path)  # pickled dict: numpy arrays and plain values only
     if gains is None:
         annots["cams"].pop("colour_gain", None)
     else:

@@ -69,9 +69,10 @@ def format_table(names, result, bias_before, bias_after) -> str:
 
 def _write_annots(root: Path, cameras) -> None:
     from neuralbody.data.writer import cameras_to_annots, save_annots
+    from neuralbody.io.safe_load import load_npy_object
 
     path = root / "annots.npy"
-    annots = np.load(path, allow_pickle=True).item()
+    annots = load_npy_object(path)  # pickled dict: numpy arrays and plain values only
     annots["cams"] = cameras_to_annots(cameras)
     backup = root / BACKUP_NAME
     if not backup.exists():
