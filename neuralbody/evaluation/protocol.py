@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from neuralbody.io.atomic import atomic_write_text
+
 log = logging.getLogger(__name__)
 
 SPLITS = ("novel_view", "novel_pose")
@@ -111,6 +113,19 @@ def split_frames(split: str, *, meta: dict, num_frames: int, train_frames: list[
     return [f for f in range(max(start, 0), min(end, num_frames)) if f not in trained]
 
 
+def evaluation_frames(run, split: str, *, frame_stride: int = 30, max_frames: int | None = None) -> list[int]:
+    """The frames :func:`evaluate_run` scores for ``split`` (ValueError when the split has none)."""
+    capture = run.capture
+    meta, train_frames = capture.meta or {}, run.train_frames
+    candidates = split_frames(split, meta=meta, num_frames=capture.num_frames, train_frames=train_frames)
+    if not candidates:
+        raise ValueError(
+            f"split {split!r}: no frames to evaluate (the capture has {capture.num_frames} frames, training used "
+            f"{min(run.train_frames)}..{max(run.train_frames)}); novel_pose needs frames after the training range"
+        )
+    return select_frames(candidates, frame_stride, max_frames=max_frames)
+
+
 # ------------------------------------------------------------------------------------------
 # images
 def error_map(pred: np.ndarray, gt: np.ndarray, *, full_scale: float = ERROR_FULL_SCALE) -> np.ndarray:
@@ -183,13 +198,7 @@ def evaluate_run(
 
     capture = run.capture
     meta = capture.meta or {}
-    candidates = split_frames(split, meta=meta, num_frames=capture.num_frames, train_frames=run.train_frames)
-    if not candidates:
-        raise ValueError(
-            f"split {split!r}: no frames to evaluate (the capture has {capture.num_frames} frames, training used "
-            f"{min(run.train_frames)}..{max(run.train_frames)}); novel_pose needs frames after the training range"
-        )
-    frames = select_frames(candidates, frame_stride, max_frames=max_frames)
+    frames = evaluation_frames(run, split, frame_stride=frame_stride, max_frames=max_frames)
     views = list(views) if views is not None else held_out_views(meta, capture.num_views, run.train_views)
     if not views:
         raise ValueError("no held-out cameras: every camera was used for training; pass views= to evaluate some anyway")
@@ -317,12 +326,7 @@ def results_to_dict(results: list[EvalResult], *, extra: dict | None = None) -> 
 
 def write_eval_json(results: list[EvalResult], path: str | os.PathLike, *, extra: dict | None = None) -> Path:
     """Write :func:`results_to_dict` as indented JSON (atomically)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(results_to_dict(results, extra=extra), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, json.dumps(results_to_dict(results, extra=extra), indent=2) + "\n")
 
 
 def format_table(results: list[EvalResult]) -> str:
