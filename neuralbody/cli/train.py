@@ -183,6 +183,10 @@ def _train(args: argparse.Namespace, context, train) -> int:
     result = train(config, resume=args.resume, progress=not args.no_progress, capture=capture, distributed=context)
     if not context.is_main:
         return 0
+    if result.new_steps == 0:
+        print(f"nothing trained: {result.run_dir} is already at step {result.step} ({result.elapsed_s / 60:.1f} min); "
+              "pass a larger --steps or --minutes to train on")  # fmt: skip
+        return 0
     val = f", held-out box PSNR {result.val_psnr:.2f} dB" if result.val_psnr is not None else ""
     print(
         f"trained {result.step} steps in {result.elapsed_s / 60:.1f} min: loss {result.last_loss:.4f}, "

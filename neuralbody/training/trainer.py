@@ -84,7 +84,11 @@ VAL_FIELDS = ("step", "elapsed_s", "frame", "view", "psnr_box", "psnr_full")
 
 @dataclasses.dataclass
 class TrainResult:
-    """Summary of a finished (or budget-stopped) run."""
+    """Summary of a finished (or budget-stopped) run.
+
+    ``new_steps``: steps trained by this call (0 when a resumed run had already spent its
+    budget; then the losses are NaN and the checkpoint was left as it was).
+    """
 
     run_dir: Path
     step: int
@@ -92,6 +96,7 @@ class TrainResult:
     last_loss: float
     last_psnr: float
     val_psnr: float | None
+    new_steps: int = 0
 
 
 def default_split(capture, *, num_default_frames: int = 300) -> tuple[list[int], list[int], int | None]:
@@ -233,9 +238,6 @@ class Trainer:
         if resume and checkpoint_path.exists():  # read first: a damaged checkpoint fails before images are decoded
             payload = load_checkpoint(checkpoint_path, device=self.device, required=RESUME_KEYS)
             self.step, self.elapsed = int(payload["step"]), float(payload["elapsed_s"])
-            if self.done():
-                problem = f"the run is already at step {self.step} ({self.elapsed / 60:.1f} min)"
-                raise InputError(f"--resume {self.run_dir}", problem, "pass a larger --steps or --minutes to train on")
         self.capture = capture if capture is not None else read_capture(config.data, scale=config.scale)
         self._choose_split()
         background = (self.capture.meta or {}).get("background")
@@ -443,8 +445,9 @@ class Trainer:
         return psnr
 
     def run(self) -> TrainResult:
-        """Train until ``steps`` or ``minutes`` is reached; checkpoint at the end."""
+        """Train until ``steps`` or ``minutes`` is reached; checkpoint at the end (when anything was trained)."""
         config = self.config
+        first_step = self.step
         bar = tqdm(total=config.steps, initial=self.step, desc="train", unit="step", disable=not self.progress)
         metrics = {"loss": float("nan"), "psnr": float("nan")}
         val_psnr = None
@@ -479,11 +482,14 @@ class Trainer:
             if config.ckpt_every and self.step % config.ckpt_every == 0:
                 self.save()
         bar.close()
-        self.save()
+        if self.step > first_step:
+            self.save()
+        else:  # a resumed run whose budget is spent: its checkpoint stays as it is
+            log.info("%s is already at step %d (%.1f min): nothing to train", self.run_dir, self.step, self.elapsed / 60)
         self.sampler.close()
         return TrainResult(
-            run_dir=self.run_dir, step=self.step, elapsed_s=self.elapsed,
-            last_loss=metrics["loss"], last_psnr=metrics["psnr"], val_psnr=val_psnr,
+            run_dir=self.run_dir, step=self.step, elapsed_s=self.elapsed, last_loss=metrics["loss"],
+            last_psnr=metrics["psnr"], val_psnr=val_psnr, new_steps=self.step - first_step,
         )
 
 
