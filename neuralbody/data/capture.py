@@ -246,11 +246,11 @@ class Capture:
         params = {}
         for key, item in value.items():
             try:
-                params[key] = np.asarray(item, dtype=np.float64) if key in PARAMS_KEYS else np.asarray(item)
-            except (TypeError, ValueError):
-                raise InputError(path, f"params[{key!r}] is not numeric", BODY_FIX) from None
+                params[key] = np.asarray(item)  # dtypes as stored
+            except ValueError:  # ragged lists
+                raise InputError(path, f"params[{key!r}] is not an array", BODY_FIX) from None
         for key in PARAMS_KEYS:
-            if params[key].size != 3 or not np.all(np.isfinite(params[key])):
+            if params[key].dtype.kind not in "fiu" or params[key].size != 3 or not np.all(np.isfinite(params[key])):
                 got = params[key].ravel().tolist()[:6]
                 raise InputError(path, f"params[{key!r}] must be 3 finite numbers, got {got}", BODY_FIX)
         return params
