@@ -202,3 +202,17 @@ def test_check_capture_on_some_frames(tmp_path):
     report = check_capture(read_capture(fake.root), frames=[0, 5])
     assert [str(p) for p in report.errors if "behind" not in p.problem] == []
     assert report.frames == [0, 5]
+
+
+def test_info_reads_the_body_files_of_every_frame(tmp_path, capsys):
+    """Images and masks are sampled (frames 0, 2, 5 of 6), vertices and params are read for every frame."""
+    fake = make_capture(tmp_path / "cap", num_views=4, num_frames=6)
+    np.save(fake.root / "vertices" / "1.npy", fake.vertices[1][:30])
+    np.save(fake.root / "params" / "3.npy", {"poses": np.zeros((1, 72))}, allow_pickle=True)
+    _truncate(fake.root / fake.image_relpaths[4][0])  # not sampled: left to `neuralbody check`
+    assert main(["info", str(fake.root), "--no-sheet"]) == 1
+    out = capsys.readouterr().out
+    assert "coverage over frames 0, 2, 5" in out
+    assert "vertices/1.npy: holds 30 vertices" in out and "params/3.npy: params lack Rh, Th" in out
+    assert "000004.jpg" not in out
+    assert "vertices: damaged (see problems), params: damaged (see problems)" in out

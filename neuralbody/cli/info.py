@@ -1,7 +1,8 @@
 """``neuralbody info DATA``: what a capture holds, as a table, and a contact sheet of one frame.
 
-The sampled frames are checked as ``neuralbody check`` checks every frame; problems found
-there are listed under the table and make the exit status 1.
+The capture is checked as ``neuralbody check`` does, but images and masks only in the sampled
+frames (body files and camera views in every frame); problems found are listed under the
+table and make the exit status 1.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def format_summary(summary: CaptureSummary) -> str:
     problems = [problem for found in summary.problems.values() for problem in found]
     if problems:
         frames = ", ".join(str(f) for f in summary.sampled_frames)
-        lines += ["", f"problems in frames {frames} (`neuralbody check {summary.root}` reads every frame):"]
+        lines += ["", f"problems (images and masks of frames {frames} read; `neuralbody check {summary.root}` "
+                  "reads them all):"]  # fmt: skip
         lines += [f"  {problem.severity}: {problem}" for problem in problems]
     return "\n".join(lines)
 
@@ -93,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     print(format_summary(summary))
     errors = sum(p.severity == "error" for found in summary.problems.values() for p in found)
     if errors:
-        log.error("error: %s: %d problem%s in the sampled frames (listed above)", args.data, errors, "s" * (errors > 1))
+        log.error("error: %s: %d problem%s (listed above)", args.data, errors, "s" * (errors > 1))
         return 1
     if not args.no_sheet:
         log.info("drawing the contact sheet of frame %d (%d views)", args.frame, capture.num_views)

@@ -186,7 +186,7 @@ class CheckReport:
     Attributes:
         root: the capture folder.
         by_kind: kind (see ``KINDS``) -> its problems.
-        frames: the frame indices checked.
+        frames: the frame indices whose body files were checked.
         num_frames, num_views: the capture's counts (0 when ``annots.npy`` could not be read).
         vertex_count: vertices per frame (None without readable vertices).
     """
@@ -211,26 +211,37 @@ class CheckReport:
         return [p for p in self.problems if p.severity == "warning"]
 
 
-def check_capture(capture: Capture, *, frames: list[int] | None = None, progress: bool = False) -> CheckReport:
-    """Read every file of ``frames`` (default: all) of a capture and collect what is wrong."""
+def check_capture(
+    capture: Capture, *, frames: list[int] | None = None, image_frames: list[int] | None = None, progress: bool = False
+) -> CheckReport:
+    """Read the files of a capture and collect what is wrong.
+
+    Args:
+        capture: the capture.
+        frames: frames whose body files (vertices, params) and camera views are checked (default: all).
+        image_frames: frames whose images and masks are decoded (default: ``frames``; the
+            expensive part, so ``info`` passes its few sampled frames here).
+        progress: show a progress bar over the decoded frames.
+    """
     frames = list(range(capture.num_frames)) if frames is None else list(frames)
+    image_frames = frames if image_frames is None else list(image_frames)
     views = list(range(capture.num_views))
-    has_masks = any(capture.mask_path(frame, view) is not None for frame in frames[:1] for view in views)
-    images, masks = check_images(capture, frames, views, masks=has_masks, progress=progress)
+    has_masks = any(capture.mask_path(frame, view) is not None for frame in image_frames[:1] for view in views)
+    images, masks = check_images(capture, image_frames, views, masks=has_masks, progress=progress)
     if not has_masks:
         masks = [Problem(str(capture.root), "no masks found (mask_cihp/ or mask/)", "training needs person masks: "
                          "run `neuralbody detect`", "warning")]  # fmt: skip
     body = check_vertices(capture, frames) if (capture.root / "vertices").is_dir() else BodyCheck([], {}, None)
-    params = check_params(capture, frames)
+    params_problems = check_params(capture, frames)
     centres = dict(body.centres)
-    if not centres and not params and (capture.root / "params").is_dir():
+    if not centres and not params_problems and (capture.root / "params").is_dir():  # the body frame origins
         for frame in frames:
             values = capture.load_params(frame)
             if values is not None:
-                centres[frame] = values["Th"].reshape(3)
+                centres[frame] = np.asarray(values["Th"], dtype=np.float64).reshape(3)
     return CheckReport(
         root=capture.root,
-        by_kind={"images": images, "masks": masks, "params": params, "vertices": body.problems,
+        by_kind={"images": images, "masks": masks, "params": params_problems, "vertices": body.problems,
                  "cameras": check_cameras(capture, centres, views)},  # fmt: skip
         frames=frames, num_frames=capture.num_frames, num_views=capture.num_views, vertex_count=body.count,
     )

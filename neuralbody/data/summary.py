@@ -1,8 +1,10 @@
 """What a capture holds, at a glance: cameras, frames, body data, mask coverage (for ``neuralbody info``).
 
-The sampled frames are checked like ``neuralbody check`` does (:func:`neuralbody.data.checks.check_capture`):
-params, vertices and masks count as present only when they read cleanly, and the problems
-found are part of the summary. Damaged files are left out of the figures, not fatal.
+The capture is checked like ``neuralbody check`` does (:func:`neuralbody.data.checks.check_capture`),
+except that images and masks are decoded for the sampled frames only (body files and camera
+views are checked for every frame): params, vertices and masks count as present only when
+they read cleanly, and the problems found are part of the summary. Damaged files are left
+out of the figures, not fatal.
 """
 
 from __future__ import annotations
@@ -59,10 +61,10 @@ class CaptureSummary:
         scale: image scale the capture was read at.
         views: one :class:`ViewSummary` per camera.
         vertex_count: body vertices per frame (None without ``vertices/``).
-        has_params, has_vertices, has_masks: what exists and reads cleanly in the sampled frames.
-        sampled_frames: frame indices used for mask coverage and the checks.
+        has_params, has_vertices, has_masks: what exists and reads cleanly (masks: in the sampled frames).
+        sampled_frames: frame indices whose images and masks were read (mask coverage, checks).
         meta_extras: ``neuralbody.json`` entries other than layout bookkeeping.
-        problems: what the checks of the sampled frames found, by kind ("images", "masks",
+        problems: what the checks found, by kind ("images", "masks",
             "params", "vertices", "cameras"; see :mod:`neuralbody.data.checks`).
     """
 
@@ -111,9 +113,9 @@ def _mask_coverage(capture: "Capture", frame: int, view: int) -> float | None:
 
 
 def summarize_capture(capture: "Capture", *, sample_frames: int = 3) -> CaptureSummary:
-    """Summarise a capture; reads every file of ``sample_frames`` frames (images and masks of every view)."""
+    """Summarise a capture; decodes the images and masks of ``sample_frames`` frames, reads every body file."""
     frames = sample_frame_indices(capture.num_frames, sample_frames)
-    report = check_capture(capture, frames=frames)
+    report = check_capture(capture, image_frames=frames)  # body files of every frame: cheap
     centre = person_centre(capture, frames[0])
     views, any_mask = [], False
     for view, camera in enumerate(capture.cameras):
