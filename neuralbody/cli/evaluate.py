@@ -1,4 +1,9 @@
-"""``neuralbody eval RUN``: Neural Body's metrics on held-out cameras (training and unseen poses)."""
+"""``neuralbody eval RUN``: Neural Body's metrics on held-out cameras (training and unseen poses).
+
+Before rendering anything, the vertices of every frame to evaluate are checked (present,
+finite, the model's vertex count, in front of the evaluated cameras); the metrics JSON is
+rewritten after each split, so a later failure keeps the finished splits' results.
+"""
 
 from __future__ import annotations
 
@@ -50,37 +55,65 @@ def body_faces(capture, frame: int):
     return body.faces.cpu().numpy()
 
 
+def _check_arguments(args: argparse.Namespace) -> None:
+    from neuralbody.io.paths import require_file_path, require_folder_path
+
+    for flag, value in (("--stride", args.stride), ("--max-frames", args.max_frames), ("--samples", args.samples)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
+    if args.json is not None:
+        require_file_path(args.json, "--json")
+    require_folder_path(args.run / "eval", "eval folder")
+
+
+def plan_splits(loaded, args: argparse.Namespace, views: list[int] | None) -> dict[str, list[int]]:
+    """Frames of each split to evaluate, their vertices checked (InputError before anything is rendered)."""
+    from neuralbody.data.checks import validate_frames
+    from neuralbody.evaluation.protocol import evaluation_frames, held_out_views
+
+    splits = ("novel_view", "novel_pose") if args.split == "both" else (args.split,)
+    plans = {}
+    for split in splits:
+        try:
+            plans[split] = evaluation_frames(loaded, split, frame_stride=args.stride, max_frames=args.max_frames)
+        except ValueError as error:  # a split without frames
+            if args.split != "both":
+                raise
+            log.warning("%s skipped: %s", split, error)
+    if not plans:
+        raise ValueError(f"{args.run}: nothing to evaluate")
+    capture = loaded.capture
+    if views is None:
+        views = held_out_views(capture.meta or {}, capture.num_views, loaded.train_views)
+    frames = sorted({frame for chosen in plans.values() for frame in chosen})
+    validate_frames(capture, frames, views, expected_count=loaded.model.num_vertices, masks=False)
+    return plans
+
+
 def run(args: argparse.Namespace) -> int:
     from neuralbody.evaluation.protocol import EvalOptions, evaluate_run, format_table, write_eval_json
     from neuralbody.training.checkpoint import load_run
 
+    _check_arguments(args)
     loaded = load_run(args.run, device=args.device)
     views = parse_index_list(args.views, limit=loaded.capture.num_views, what="views")
     overrides = {"num_samples": args.samples, "density_grid_samples": args.samples} if args.samples else {}
     settings = loaded.render_settings(**overrides)
-    splits = ("novel_view", "novel_pose") if args.split == "both" else (args.split,)
+    plans = plan_splits(loaded, args, views)
     faces = body_faces(loaded.capture, loaded.train_frames[0]) if args.coverage else None
-    results = []
-    for split in splits:
-        try:
-            options = EvalOptions(
-                frame_stride=args.stride, views=views, settings=settings, max_frames=args.max_frames,
-                out_dir=None if args.no_images else args.run / "eval" / split, use_lpips=not args.no_lpips,
-                progress=not args.no_progress, coverage_faces=faces, coverage_tolerance=args.coverage_tolerance,
-            )
-            result = evaluate_run(loaded, split=split, options=options)
-        except ValueError as error:
-            if args.split != "both":
-                raise
-            log.warning("%s skipped: %s", split, error)
-            continue
-        results.append(result)
-        log.info("%s: %d images in %.1f s", split, len(result.rows), result.seconds)
-    if not results:
-        raise ValueError(f"{args.run}: nothing to evaluate")
     path = args.json or args.run / "eval" / "metrics.json"
     extra = {"run": str(args.run), "step": loaded.step, "model": loaded.config.model_kind, "num_samples": settings.num_samples}
-    write_eval_json(results, path, extra=extra)
+    results = []
+    for split in plans:
+        options = EvalOptions(
+            frame_stride=args.stride, views=views, settings=settings, max_frames=args.max_frames,
+            out_dir=None if args.no_images else args.run / "eval" / split, use_lpips=not args.no_lpips,
+            progress=not args.no_progress, coverage_faces=faces, coverage_tolerance=args.coverage_tolerance,
+        )
+        result = evaluate_run(loaded, split=split, options=options)
+        results.append(result)
+        write_eval_json(results, path, extra=extra)  # each finished split is kept, whatever happens next
+        log.info("%s: %d images in %.1f s -> %s", split, len(result.rows), result.seconds, path)
     print(f"{args.run} ({loaded.config.model_kind}, step {loaded.step})")
     print(format_table(results))
     if args.coverage:

@@ -1,4 +1,9 @@
-"""``neuralbody info DATA``: what a capture holds, as a table, and a contact sheet of one frame."""
+"""``neuralbody info DATA``: what a capture holds, as a table, and a contact sheet of one frame.
+
+The capture is checked as ``neuralbody check`` does, but images and masks only in the sampled
+frames (body files and camera views in every frame); problems found are listed under the
+table and make the exit status 1.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from neuralbody.data.capture import read_capture
 from neuralbody.data.contact_sheet import make_contact_sheet
 from neuralbody.data.images import write_png
 from neuralbody.data.summary import CaptureSummary
+from neuralbody.io.paths import require_file_path
 
 HELP = "describe a capture (cameras, frames, body data, masks) and write a contact sheet of its views"
 
@@ -32,15 +38,22 @@ def _short(value, limit: int = 90) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _presence(present: bool, kind: str, summary: CaptureSummary, text: str = "yes") -> str:
+    if kind in summary.problems and any(p.severity == "error" for p in summary.problems[kind]):
+        return "damaged (see problems)"
+    return text if present else "no"
+
+
 def format_summary(summary: CaptureSummary) -> str:
-    """The summary as a plain-text table (what ``neuralbody info`` prints)."""
+    """The summary as a plain-text table (what ``neuralbody info`` prints), then the problems found."""
+    vertices = str(summary.vertex_count)
     lines = [
         f"capture      {summary.root}",
         f"frames       {summary.num_frames} (on-disk numbers {summary.frame_ids[0]}..{summary.frame_ids[1]})",
         f"views        {summary.num_views}" + (f" (read at scale {summary.scale:g})" if summary.scale != 1.0 else ""),
-        f"body         vertices: {summary.vertex_count if summary.vertex_count is not None else 'no'}, "
-        f"params: {'yes' if summary.has_params else 'no'}",
-        f"masks        {'yes' if summary.has_masks else 'no'} "
+        f"body         vertices: {_presence(summary.vertex_count is not None, 'vertices', summary, vertices)}, "
+        f"params: {_presence(summary.has_params, 'params', summary)}",
+        f"masks        {_presence(summary.has_masks, 'masks', summary)} "
         f"(coverage over frames {', '.join(str(f) for f in summary.sampled_frames)})",
         "",
     ]
@@ -62,17 +75,29 @@ def format_summary(summary: CaptureSummary) -> str:
         key_width = max(len(k) for k in summary.meta_extras)
         for key in sorted(summary.meta_extras):
             lines.append(f"  {key:<{key_width}}  {_short(summary.meta_extras[key])}")
+    problems = [problem for found in summary.problems.values() for problem in found]
+    if problems:
+        frames = ", ".join(str(f) for f in summary.sampled_frames)
+        lines += ["", f"problems (images and masks of frames {frames} read; `neuralbody check {summary.root}` "
+                  "reads them all):"]  # fmt: skip
+        lines += [f"  {problem.severity}: {problem}" for problem in problems]
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
+    out = require_file_path(args.out, "--out") if args.out is not None else Path(args.data) / "contact_sheet.png"
     capture = read_capture(args.data, scale=args.scale)
     if not 0 <= args.frame < capture.num_frames:
         raise ValueError(f"--frame {args.frame} out of range: {args.data} has frames 0..{capture.num_frames - 1}")
+    if args.sample_frames < 1:
+        raise ValueError(f"--sample-frames must be >= 1, got {args.sample_frames}")
     summary = capture.summary(sample_frames=args.sample_frames)
     print(format_summary(summary))
+    errors = sum(p.severity == "error" for found in summary.problems.values() for p in found)
+    if errors:
+        log.error("error: %s: %d problem%s (listed above)", args.data, errors, "s" * (errors > 1))
+        return 1
     if not args.no_sheet:
-        out = args.out if args.out is not None else Path(args.data) / "contact_sheet.png"
         log.info("drawing the contact sheet of frame %d (%d views)", args.frame, capture.num_views)
         sheet = make_contact_sheet(capture, args.frame, tile_size=args.tile_size)
         write_png(out, sheet)

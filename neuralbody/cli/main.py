@@ -4,6 +4,11 @@ Each sub-command module defines ``HELP`` (one line), ``add_arguments(parser)`` a
 ``run(args) -> int``. Every sub-command also takes ``--no-progress`` (added here, so a module
 must not declare it): ``run`` then executes with progress bars off
 (:func:`neuralbody.io.progress.progress_setting`), in that command and in any it calls.
+
+Errors of the user's input (:class:`~neuralbody.io.errors.InputError` and the ValueError /
+FileNotFoundError of argument checks) and of the system (other OSError: permissions, a full
+disk) end as one line ``error: ...`` on stderr and exit status 1; ``--verbose`` adds the
+traceback. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ COMMANDS = {
     "detect": "neuralbody.cli.detect",
     "refine-cameras": "neuralbody.cli.refine_cameras",
     "calibrate-colour": "neuralbody.cli.calibrate_colour",
+    "check": "neuralbody.cli.check",
 }
 
 
@@ -84,8 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with progress_setting(not args.no_progress):
             return int(args._module.run(args) or 0)
-    except (FileNotFoundError, ValueError) as error:
-        logging.getLogger("neuralbody").error("error: %s", error)
+    except (ValueError, OSError) as error:  # InputError is a ValueError; FileNotFoundError an OSError
+        from neuralbody.io.errors import one_line
+
+        logger = logging.getLogger("neuralbody")
+        logger.debug("traceback of the error below", exc_info=True)
+        logger.error("error: %s", one_line(error) or type(error).__name__)
         return 1
     except KeyboardInterrupt:
         logging.getLogger("neuralbody").error("interrupted")

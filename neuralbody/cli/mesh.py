@@ -34,17 +34,48 @@ def ground_truth_mesh_path(capture, frame: int) -> Path | None:
     return path if path.is_file() else None
 
 
+def read_ground_truth_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(vertices (V, 3) float64 metres, faces (F, 3) int64) of a ``gt_meshes/*.npz`` (no pickles).
+
+    Raises InputError naming the file when it is damaged or holds other shapes.
+    """
+    import zipfile
+
+    from neuralbody.io.errors import InputError, one_line
+
+    try:
+        with np.load(path, allow_pickle=False) as gt:
+            vertices, faces = gt["vertices"].astype(np.float64), gt["faces"].astype(np.int64)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise InputError(path, f"not a readable ground-truth mesh ({one_line(error)})",
+                         "regenerate the capture or delete the file") from None  # fmt: skip
+    if vertices.ndim != 2 or vertices.shape[1] != 3 or faces.ndim != 2 or faces.shape[1] != 3:
+        problem = f"vertices {vertices.shape} / faces {faces.shape} are not (N, 3)"
+        raise InputError(path, problem, "regenerate the capture")
+    return vertices, faces
+
+
 def run(args: argparse.Namespace) -> int:
 
+    from neuralbody.data.checks import validate_frames
     from neuralbody.evaluation.mesh_extraction import MeshSettings, extract_mesh, write_mesh
     from neuralbody.io.atomic import atomic_write_text
+    from neuralbody.io.paths import require_file_path, require_folder_path
     from neuralbody.training.checkpoint import load_run
 
+    if args.out is not None:
+        require_file_path(args.out, "--out")
+    else:
+        require_folder_path(args.run / "mesh", "mesh folder")
+    for flag, value in (("--voxel", args.voxel), ("--metric-samples", args.metric_samples)):
+        if not value > 0:
+            raise ValueError(f"{flag} must be positive, got {value}")
     loaded = load_run(args.run, device=args.device)
     capture = loaded.capture
     frame = args.frame if args.frame is not None else loaded.train_frames[len(loaded.train_frames) // 2]
     if not 0 <= frame < capture.num_frames:
         raise ValueError(f"--frame {frame}: the capture has frames 0..{capture.num_frames - 1}")
+    validate_frames(capture, [frame], [], expected_count=getattr(loaded.model, "num_vertices", None), masks=False)
     settings = MeshSettings(voxel_size=args.voxel, threshold=args.threshold, largest_component=not args.all_components)
     body = capture.load_body(frame)
     field = loaded.model.compile_frame(frame, body.to(loaded.device))
@@ -73,8 +104,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from neuralbody.evaluation.geometry_metrics import mesh_metrics
 
-    with np.load(gt_path) as gt:
-        gt_mesh = (gt["vertices"].astype(np.float64), gt["faces"].astype(np.int64))
+    gt_mesh = read_ground_truth_mesh(gt_path)
     metrics = mesh_metrics((mesh.vertices, mesh.faces), gt_mesh, num_samples=args.metric_samples)
     values = dataclasses.asdict(metrics)
     document = {"frame": frame, "voxel_size_m": args.voxel, "threshold": args.threshold, "carved": not args.no_carve,

@@ -42,17 +42,28 @@ def _save_png(path: Path, image: np.ndarray) -> None:
     Image.fromarray(to_uint8(image)).save(path)
 
 
+def _check_arguments(args: argparse.Namespace) -> Path:
+    """The output folder; ValueError / InputError for arguments no render can use (before the run is loaded)."""
+    from neuralbody.io.paths import require_folder_path
+
+    for flag, value in (("--res-scale", args.res_scale), ("--fps", args.fps), ("--samples", args.samples),
+                        ("--orbit", args.orbit)):  # fmt: skip
+        if value is not None and not value > 0:
+            raise ValueError(f"{flag} must be positive, got {value}")
+    return require_folder_path(args.out or args.run / "render", "--out")
+
+
 def run(args: argparse.Namespace) -> int:
+    from neuralbody.data.checks import validate_frames
     from neuralbody.evaluation.orbit import orbit_cameras, write_gif, write_mp4
     from neuralbody.evaluation.protocol import held_out_views
     from neuralbody.io.progress import progress_bar
     from neuralbody.rendering.render import frame_occupancy, render_view
     from neuralbody.training.checkpoint import load_run
 
+    out_dir = _check_arguments(args)
     loaded = load_run(args.run, device=args.device)
     capture = loaded.capture
-    if not args.res_scale > 0:
-        raise ValueError(f"--res-scale must be positive, got {args.res_scale}")
     frames = parse_index_list(args.frame, limit=capture.num_frames, what="frame") or [
         loaded.train_frames[len(loaded.train_frames) // 2]
     ]
@@ -67,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         held = held_out_views(capture.meta or {}, capture.num_views, loaded.train_views)
         views = [held[0] if held else 0]
+    validate_frames(capture, frames, views, expected_count=getattr(loaded.model, "num_vertices", None), masks=False)
     cameras = [camera if args.res_scale == 1.0 else camera.scaled(args.res_scale) for camera in capture.cameras]
-    out_dir = args.out or args.run / "render"
     out_dir.mkdir(parents=True, exist_ok=True)
     overrides = {"num_samples": args.samples, "density_grid_samples": args.samples} if args.samples else {}
     settings = loaded.render_settings(**overrides)

@@ -75,12 +75,17 @@ def _parse_options(items: list[str]) -> dict:
 
 
 def build_config(args: argparse.Namespace):
-    """The run's TrainConfig: the saved one on --resume (budget flags override), else from flags."""
+    """The run's TrainConfig: the saved one on --resume (budget flags override), else from flags.
+
+    Arguments are checked before anything is read (``--out`` must be a folder path; numbers
+    in range), the config before anything is trained (:meth:`TrainConfig.validate`).
+    """
     from neuralbody.data.capture import read_capture
+    from neuralbody.io.paths import require_folder_path
     from neuralbody.training.checkpoint import CONFIG_NAME
     from neuralbody.training.config import TrainConfig
 
-    run_dir = Path(args.out)
+    run_dir = require_folder_path(args.out, "--out")
     for flag in ("border_px", "acc_loss_weight", "distortion_loss_weight"):
         if getattr(args, flag) is not None and getattr(args, flag) < 0:
             raise ValueError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
@@ -93,7 +98,7 @@ def build_config(args: argparse.Namespace):
         if args.device != "auto":
             config.device = args.device
         _apply_image_flags(config, args)
-        return config, None
+        return config.validate(), None
     scale = args.scale if args.scale is not None else 1.0
     capture = read_capture(args.data, scale=scale)
     fields = {
@@ -116,13 +121,26 @@ def build_config(args: argparse.Namespace):
         fields["steps"] = 10**9
     frames = parse_index_list(args.frames, limit=capture.num_frames, what="frames")
     views = parse_index_list(args.views, limit=capture.num_views, what="views")
+    _warn_unseen_pose_frames(capture, frames)
     if frames:
         fields["train_frames"] = frames
     if views:
         fields["train_views"] = views
     config = TrainConfig.from_preset(args.config, **fields)
     _apply_image_flags(config, args)
-    return config, capture
+    return config.validate(), capture
+
+
+def _warn_unseen_pose_frames(capture, frames: list[int] | None) -> None:
+    """Say when --frames takes frames the capture keeps for the novel-pose evaluation (``frames.novel_pose``)."""
+    ranges = (capture.meta or {}).get("frames")
+    if not frames or not isinstance(ranges, dict) or not isinstance(ranges.get("novel_pose"), list):
+        return
+    start, end = (int(x) for x in ranges["novel_pose"][:2])
+    taken = [f for f in frames if start <= f < end]
+    if taken:
+        log.warning("--frames includes frames %s that the capture keeps for novel-pose evaluation (%d..%d); "
+                    "`neuralbody eval` will not score them as unseen poses", taken[:8], start, end - 1)  # fmt: skip
 
 
 def _apply_image_flags(config, args: argparse.Namespace) -> None:
@@ -138,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
     from neuralbody.training.distributed import init_distributed, shutdown_distributed
     from neuralbody.training.trainer import train
 
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
     if args.threads:
         import torch
 
@@ -162,6 +182,10 @@ def _train(args: argparse.Namespace, context, train) -> int:
         log.info("data-parallel run: rank %d of %d", context.rank, context.world_size)
     result = train(config, resume=args.resume, progress=not args.no_progress, capture=capture, distributed=context)
     if not context.is_main:
+        return 0
+    if result.new_steps == 0:
+        print(f"nothing trained: {result.run_dir} is already at step {result.step} ({result.elapsed_s / 60:.1f} min); "
+              "pass a larger --steps or --minutes to train on")  # fmt: skip
         return 0
     val = f", held-out box PSNR {result.val_psnr:.2f} dB" if result.val_psnr is not None else ""
     print(

@@ -51,6 +51,12 @@ How the file formats are read:
 Everything in ``annots.npy`` is validated once by :func:`read_capture`; errors name the file,
 what is wrong and how to fix it. Missing images, masks or body files are reported when they
 are loaded, with the exact path.
+
+Capture files are untrusted: ``annots.npy`` and ``params/*.npy`` are unpickled by
+:func:`neuralbody.io.safe_load.load_npy_object` (numpy arrays, dicts, lists and scalars only,
+nothing that runs code), image paths and ``mask_dir`` must stay inside the capture folder
+(relative, no ``..`` climbing out), and damaged files raise :class:`~neuralbody.io.errors.InputError`
+naming the file. :mod:`neuralbody.data.checks` reads a whole capture and lists every problem.
 """
 
 from __future__ import annotations
@@ -67,12 +73,19 @@ from neuralbody.body.frame_body import FrameBody
 from neuralbody.data import images as image_io
 from neuralbody.data.cameras import Camera
 from neuralbody.data.transaction import recover
+from neuralbody.io.errors import InputError, Problem
+from neuralbody.io.paths import contained_relpath
+from neuralbody.io.safe_load import load_npy, load_npy_object
 
 log = logging.getLogger(__name__)
 
 ANNOTS = "annots.npy"
 META = "neuralbody.json"
 MASK_DIRS = ("mask_cihp", "mask")
+BODY_FIX = "fit the body again (`neuralbody fit`) or replace the file"
+CHECK_HINT = "`neuralbody check DATA` lists every problem"
+PARAMS_KEYS = ("Rh", "Th")  # what is read; ZJU-MoCap files also hold poses and shapes
+INSIDE_FIX = "list paths relative to the capture folder, without '..' (a capture must not reach files elsewhere)"
 
 
 class Capture:
@@ -196,10 +209,8 @@ class Capture:
     def _check_size(self, path: Path, shape: tuple[int, ...], view: int) -> None:
         width, height = self._file_sizes[view]
         if shape[:2] != (height, width):
-            raise ValueError(
-                f"{path} is {shape[1]}x{shape[0]} but camera {self.camera_names[view]!r} images are "
-                f"{width}x{height} (from frame 0); all frames of a camera must share one size"
-            )
+            problem = f"is {shape[1]}x{shape[0]} but camera {self.camera_names[view]!r} images are {width}x{height}"
+            raise InputError(path, problem + " (from frame 0)", "all frames of a camera must share one size")
 
     def load_vertices(self, frame: int) -> np.ndarray:
         """(V, 3) float32 posed body vertices of a frame, world coordinates, metres."""
@@ -208,9 +219,14 @@ class Capture:
             raise FileNotFoundError(
                 f"body vertices not found: {path} (frame index {frame}, on-disk number {self.frame_ids[frame]})"
             )
-        vertices = np.load(path, allow_pickle=False)
-        if vertices.ndim != 2 or vertices.shape[1] != 3 or not np.all(np.isfinite(vertices)):
-            raise ValueError(f"{path}: vertices must be a finite (V, 3) array in metres, got shape {vertices.shape}")
+        vertices = load_npy(path)
+        if vertices.dtype.kind not in "fiu" or vertices.ndim != 2 or vertices.shape[1] != 3 or len(vertices) == 0:
+            raise InputError(path, f"vertices must be a (V, 3) array of numbers (metres), got {vertices.dtype} "
+                             f"of shape {vertices.shape}", BODY_FIX)  # fmt: skip
+        bad = ~np.isfinite(vertices).all(axis=1)
+        if bad.any():
+            kind = "NaN" if np.isnan(vertices).any() else "inf"
+            raise InputError(path, f"vertices contain {kind} ({int(bad.sum())} of {len(vertices)} vertices)", BODY_FIX)
         return vertices.astype(np.float32)
 
     def load_params(self, frame: int) -> dict[str, np.ndarray] | None:
@@ -218,15 +234,26 @@ class Capture:
         path = self.params_path(frame)
         if not path.is_file():
             return None
-        value = np.load(path, allow_pickle=True)
-        if value.dtype != object or value.shape != ():
-            raise ValueError(
-                f"{path}: expected a pickled dict (np.save of a dict), got an array of shape {value.shape}"
-            )
-        params = {key: np.asarray(item) for key, item in value.item().items()}
-        for key in ("Rh", "Th"):
-            if key not in params or params[key].size != 3:
-                raise ValueError(f"{path}: params must hold {key} with 3 values, got {params.get(key)!r}")
+        value = load_npy_object(path)
+        if not isinstance(value, dict):
+            shape = getattr(value, "shape", None)
+            raise InputError(path, f"expected a pickled dict (np.save of a dict), got {type(value).__name__}"
+                             + (f" of shape {shape}" if shape is not None else ""), BODY_FIX)  # fmt: skip
+        missing = [key for key in PARAMS_KEYS if key not in value]
+        if missing:
+            found = ", ".join(map(str, value)) or "none"
+            fix = "write Rh (1, 3) axis-angle and Th (1, 3) metres, as ZJU-MoCap does; " + BODY_FIX
+            raise InputError(path, f"params lack {', '.join(missing)} (keys found: {found})", fix)
+        params = {}
+        for key, item in value.items():
+            try:
+                params[key] = np.asarray(item)  # dtypes as stored
+            except ValueError:  # ragged lists
+                raise InputError(path, f"params[{key!r}] is not an array", BODY_FIX) from None
+        for key in PARAMS_KEYS:
+            if params[key].dtype.kind not in "fiu" or params[key].size != 3 or not np.all(np.isfinite(params[key])):
+                got = params[key].ravel().tolist()[:6]
+                raise InputError(path, f"params[{key!r}] must be 3 finite numbers, got {got}", BODY_FIX)
         return params
 
     def load_body(self, frame: int) -> FrameBody:
@@ -256,77 +283,98 @@ class Capture:
 def _load_annots(path: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"not a ZJU-MoCap capture folder: {path} not found")
-    try:
-        try:
-            annots = np.load(path, allow_pickle=True)
-        except UnicodeDecodeError:  # pickled under Python 2
-            annots = np.load(path, allow_pickle=True, encoding="latin1")
-        annots = annots.item() if annots.dtype == object and annots.shape == () else annots
-    except Exception as error:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise ValueError(
-            f"{path}: cannot be read as a pickled dict ({error}); write it with np.save(path, dict)"
-        ) from error
+    annots = load_npy_object(path)  # InputError naming the file when damaged or refused
     if not isinstance(annots, dict) or "cams" not in annots or "ims" not in annots:
-        raise ValueError(
-            f"{path}: must be a dict with keys 'cams' and 'ims' (ZJU-MoCap layout), got {type(annots).__name__}"
-        )
+        problem = f"must be a dict with keys 'cams' and 'ims' (ZJU-MoCap layout), got {type(annots).__name__}"
+        raise InputError(path, problem, "write it with np.save(path, dict)")
     return annots
 
 
-def _camera_arrays(annots: dict, path: Path) -> list[dict[str, np.ndarray]]:
+def _camera_arrays(annots: dict, path: Path, problems: list[Problem] | None = None) -> list[dict | None]:
+    """Per camera its K, D, R, T (and colour_gain) arrays.
+
+    With a ``problems`` list, a camera with a problem is None and its problems are added
+    there; without one, the first problem raises :class:`InputError`.
+    """
+    if problems is None:
+        found: list[Problem] = []
+        result = _camera_arrays(annots, path, found)
+        if found:
+            raise InputError.from_problems(found, more=CHECK_HINT)
+        return result
     cams = annots["cams"]
     if not isinstance(cams, dict) or any(key not in cams for key in "KDRT"):
-        raise ValueError(f"{path}: annots['cams'] must be a dict with lists 'K', 'D', 'R', 'T' (one entry per camera)")
+        raise InputError(path, "annots['cams'] must be a dict with lists 'K', 'D', 'R', 'T' (one entry per camera)",
+                         "write the calibration in ZJU-MoCap layout")  # fmt: skip
+    if any(isinstance(cams[key], (str, bytes)) or not hasattr(cams[key], "__len__") for key in "KDRT"):
+        problem = "annots['cams'] 'K', 'D', 'R', 'T' must be lists or stacked arrays"
+        raise InputError(path, problem, "write one entry per camera")
     counts = {key: len(cams[key]) for key in "KDRT"}
     if len(set(counts.values())) != 1 or counts["K"] == 0:
-        raise ValueError(f"{path}: annots['cams'] lists must have one entry per camera, got lengths {counts}")
+        raise InputError(path, f"annots['cams'] lists must have one entry per camera, got lengths {counts}",
+                         "give every camera its K, D, R and T")  # fmt: skip
     expected = {
         "K": ((3, 3),),
         "R": ((3, 3),),
         "T": ((3,), (3, 1), (1, 3)),
         "D": ((5,), (5, 1), (1, 5), (4,), (4, 1), (1, 4)),
     }
+    gains = cams.get("colour_gain")
+    if gains is not None and len(gains) != counts["K"]:
+        raise InputError(path, f"annots['cams']['colour_gain'] has {len(gains)} entries for {counts['K']} cameras",
+                         "re-run neuralbody calibrate-colour or remove the key")  # fmt: skip
     result = []
     for index in range(counts["K"]):
-        entry = {}
+        entry, before, fix = {}, len(problems), f"fix camera {index}'s calibration"
         for key, shapes in expected.items():
-            value = np.asarray(cams[key][index], dtype=np.float64)
+            name = f"annots['cams']['{key}'][{index}]"
+            try:
+                value = np.asarray(cams[key][index], dtype=np.float64)
+            except (TypeError, ValueError):
+                problems.append(Problem(str(path), f"{name} is not numeric", fix))
+                continue
             if value.shape not in shapes:
-                raise ValueError(
-                    f"{path}: annots['cams']['{key}'][{index}] has shape {value.shape}; expected one of {list(shapes)}"
-                    + (" (T in millimetres)" if key == "T" else "")
-                )
-            if not np.all(np.isfinite(value)):
-                raise ValueError(
-                    f"{path}: annots['cams']['{key}'][{index}] contains NaN or inf; fix camera {index}'s calibration"
-                )
+                units = " (T in millimetres)" if key == "T" else ""
+                problem = f"{name} has shape {value.shape}; expected one of {list(shapes)}{units}"
+                problems.append(Problem(str(path), problem, fix))
+            elif not np.all(np.isfinite(value)):
+                problems.append(Problem(str(path), f"{name} contains NaN or inf", fix))
             entry[key] = value
-        result.append(entry)
-    gains = cams.get("colour_gain")
-    if gains is not None:
-        if len(gains) != counts["K"]:
-            raise ValueError(f"{path}: annots['cams']['colour_gain'] has {len(gains)} entries for {counts['K']} cameras; "
-                             "re-run neuralbody calibrate-colour or remove the key")  # fmt: skip
-        for entry, gain in zip(result, gains, strict=True):
-            entry["colour_gain"] = gain  # checked by Camera
+        if gains is not None:
+            entry["colour_gain"] = gains[index]  # checked by Camera
+        result.append(entry if len(problems) == before else None)
     return result
 
 
-def _image_lists(annots: dict, path: Path, num_cameras: int) -> list[list[str]]:
+def _image_lists(annots: dict, path: Path, num_cameras: int, problems: list[Problem] | None = None) -> list[list[str]]:
+    """Per frame the image paths (relative to the capture, one per camera, staying inside it).
+
+    Problems are added to ``problems`` when given, else the first raises :class:`InputError`.
+    """
+    if problems is None:
+        found: list[Problem] = []
+        frames = _image_lists(annots, path, num_cameras, found)
+        if found:
+            raise InputError.from_problems(found, more=CHECK_HINT)
+        return frames
+    entries = annots["ims"]
+    if isinstance(entries, (str, bytes, dict)) or not hasattr(entries, "__len__") or len(entries) == 0:
+        raise InputError(path, "annots['ims'] lists no frames", "list one {'ims': [paths]} entry per frame")
     frames = []
-    for index, entry in enumerate(annots["ims"]):
+    for index, entry in enumerate(entries):
         paths = entry.get("ims") if isinstance(entry, dict) else None
-        if paths is None:
-            raise ValueError(f"{path}: annots['ims'][{index}] must be a dict with an 'ims' list of image paths")
-        paths = [str(p) for p in paths]
+        if paths is None or isinstance(paths, (str, bytes)) or not hasattr(paths, "__len__"):
+            raise InputError(path, f"annots['ims'][{index}] must be a dict with an 'ims' list of image paths",
+                             "list one image path per camera for every frame")  # fmt: skip
+        paths = [p.decode("utf-8", "replace") if isinstance(p, bytes) else str(p) for p in paths]
         if len(paths) != num_cameras:
-            raise ValueError(
-                f"{path}: frame {index} lists {len(paths)} images but annots['cams'] has {num_cameras} cameras; "
-                "every frame needs one image per camera, in camera order"
-            )
+            problem = f"frame {index} lists {len(paths)} images but annots['cams'] has {num_cameras} cameras"
+            problems.append(Problem(str(path), problem, "every frame needs one image per camera, in camera order"))
+        for view, relpath in enumerate(paths):
+            if contained_relpath(relpath) is None:
+                problem = f"frame {index}, camera {view}: image path {relpath!r} is not inside the capture folder"
+                problems.append(Problem(str(path), problem, INSIDE_FIX))
         frames.append(paths)
-    if not frames:
-        raise ValueError(f"{path}: annots['ims'] lists no frames")
     return frames
 
 
@@ -337,9 +385,13 @@ def _read_meta(root: Path) -> dict:
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: not valid JSON ({error}); fix or delete the file") from error
+        raise InputError(path, f"not valid JSON ({error})", "fix or delete the file") from None
     if not isinstance(meta, dict):
-        raise ValueError(f"{path}: must hold a JSON object, got {type(meta).__name__}")
+        raise InputError(path, f"must hold a JSON object, got {type(meta).__name__}", "fix or delete the file")
+    mask_dir = meta.get("mask_dir")
+    if mask_dir is not None and (not isinstance(mask_dir, str) or contained_relpath(mask_dir) is None):
+        raise InputError(path, f"mask_dir {mask_dir!r} is not a folder inside the capture",
+                         "give a relative folder name such as \"mask\", or remove the key")  # fmt: skip
     return meta
 
 
@@ -358,12 +410,40 @@ def _detect_frame_offset(root: Path, meta: dict) -> int:
     if "frame_offset" in meta:
         offset = meta["frame_offset"]
         if not isinstance(offset, int) or isinstance(offset, bool):
-            raise ValueError(f"{root / META}: 'frame_offset' must be an integer, got {offset!r}")
+            raise InputError(root / META, f"'frame_offset' must be an integer, got {offset!r}", "fix or remove the key")
         return offset
     for offset in (0, 1):
         if any((root / folder / f"{offset}.npy").is_file() for folder in ("params", "vertices")):
             return offset
     return 0
+
+
+def _build_cameras(
+    root: Path, annots_path: Path, arrays: list, image_lists: list[list[str]], names: list[str], problems: list[Problem]
+) -> tuple[list[Camera], list[tuple[int, int]]]:
+    """Cameras (full resolution) and image sizes (from frame 0's image headers); problems are added to ``problems``."""
+    cameras, file_sizes = [], []
+    for index, (entry, name) in enumerate(zip(arrays, names, strict=True)):
+        first_image = root / image_lists[0][index]
+        if not first_image.is_file():
+            raise FileNotFoundError(
+                f"image not found: {first_image} (listed in {annots_path}, frame 0, camera {index})"
+            )
+        try:
+            width, height = image_io.image_size(first_image)
+        except InputError as error:
+            problems.extend(error.problems)
+            continue
+        file_sizes.append((width, height))
+        if entry is None:
+            continue
+        try:
+            camera = Camera(K=entry["K"], R=entry["R"], T=entry["T"].reshape(3) / 1000.0, D=entry["D"], width=width,
+                            height=height, name=name, colour_gain=entry.get("colour_gain"))  # fmt: skip
+            cameras.append(camera)
+        except ValueError as error:
+            problems.append(Problem(str(annots_path), f"camera {index}: {error}", "fix annots['cams'] for this camera"))
+    return cameras, file_sizes
 
 
 def read_capture(root: str | os.PathLike, *, scale: float = 1.0) -> Capture:
@@ -375,46 +455,29 @@ def read_capture(root: str | os.PathLike, *, scale: float = 1.0) -> Capture:
             :meth:`Camera.scaled`).
 
     Returns:
-        A :class:`Capture`. Raises FileNotFoundError / ValueError naming the file and the fix.
+        A :class:`Capture`. Raises FileNotFoundError for a missing ``annots.npy`` or frame-0
+        image, :class:`InputError` naming the file and the fix otherwise (its ``problems``
+        list every problem of ``annots.npy``, its cameras and frame 0's image headers).
     """
     root = Path(root)
     recover(root)  # a killed writer's transaction: finished or discarded (neuralbody.data.transaction)
     image_io.scaled_size(1, 1, scale)  # validates scale
     annots_path = root / ANNOTS
     annots = _load_annots(annots_path)
-    camera_arrays = _camera_arrays(annots, annots_path)
-    image_lists = _image_lists(annots, annots_path, len(camera_arrays))
+    problems: list[Problem] = []
+    camera_arrays = _camera_arrays(annots, annots_path, problems)
+    image_lists = _image_lists(annots, annots_path, len(camera_arrays), problems)
+    if problems:  # the image lists must be sound before any image is opened
+        raise InputError.from_problems(problems, more=CHECK_HINT)
     meta = _read_meta(root)
     names = _camera_names(image_lists, meta)
-
-    file_sizes, cameras = [], []
-    for index, (arrays, name) in enumerate(zip(camera_arrays, names, strict=True)):
-        first_image = root / image_lists[0][index]
-        if not first_image.is_file():
-            raise FileNotFoundError(
-                f"image not found: {first_image} (listed in {annots_path}, frame 0, camera {index})"
-            )
-        width, height = image_io.image_size(first_image)
-        file_sizes.append((width, height))
-        try:
-            camera = Camera(
-                K=arrays["K"],
-                R=arrays["R"],
-                T=arrays["T"].reshape(3) / 1000.0,
-                D=arrays["D"],
-                width=width,
-                height=height,
-                name=name,
-                colour_gain=arrays.get("colour_gain"),
-            )
-        except ValueError as error:
-            raise ValueError(f"{annots_path}: camera {index}: {error}; fix annots['cams'] for this camera") from error
-        cameras.append(camera.scaled(scale) if scale != 1.0 else camera)
-
+    cameras, file_sizes = _build_cameras(root, annots_path, camera_arrays, image_lists, names, problems)
+    if problems:
+        raise InputError.from_problems(problems, more=CHECK_HINT)
     offset = _detect_frame_offset(root, meta)
     capture = Capture(
         root=root,
-        cameras=cameras,
+        cameras=[camera.scaled(scale) if scale != 1.0 else camera for camera in cameras],
         image_relpaths=image_lists,
         file_sizes=file_sizes,
         frame_offset=offset,

@@ -12,8 +12,29 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
+
+from neuralbody.io.errors import InputError, one_line
+
+IMAGE_FIX = "replace the file (copy or export it again); `neuralbody check DATA` lists every damaged file"
+# What PIL raises for empty, foreign, truncated or corrupt files (FileNotFoundError is checked before).
+DECODE_ERRORS = (OSError, SyntaxError, EOFError, ValueError, Image.DecompressionBombError)
+
+
+@contextlib.contextmanager
+def _decoding(path: Path) -> Iterator[None]:
+    """Turn PIL's decoding failures inside the block into an :class:`InputError` naming ``path``."""
+    try:
+        yield
+    except UnidentifiedImageError:
+        raise InputError(path, "not an image file PIL can read (empty, or not PNG / JPEG data)", IMAGE_FIX) from None
+    except DECODE_ERRORS as error:
+        detail = one_line(error) or type(error).__name__
+        raise InputError(path, f"cannot decode the image ({detail})", IMAGE_FIX) from None
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
@@ -21,19 +42,20 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image not found: {path}")
-    with Image.open(path) as image:
+    with _decoding(path), Image.open(path) as image:
         return image.size
 
 
 def read_image(path: str | os.PathLike, *, dtype: type = np.float32) -> np.ndarray:
     """(H, W, 3) RGB image: uint8, or float32 in [0, 1] (``dtype=np.float32``, the default).
 
-    Grey-level and RGBA files are converted to RGB (alpha dropped).
+    Grey-level and RGBA files are converted to RGB (alpha dropped). A file that does not
+    decode completely raises :class:`InputError` naming it.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image not found: {path} (check the path listed in annots.npy)")
-    with Image.open(path) as image:
+    with _decoding(path), Image.open(path) as image:
         rgb = np.asarray(image.convert("RGB"))
     if np.dtype(dtype) == np.uint8:
         return rgb.copy()
@@ -43,11 +65,11 @@ def read_image(path: str | os.PathLike, *, dtype: type = np.float32) -> np.ndarr
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """(H, W) bool mask: True where any channel of the file is non-zero."""
+    """(H, W) bool mask: True where any channel of the file is non-zero (InputError when it does not decode)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"mask not found: {path}")
-    with Image.open(path) as image:
+    with _decoding(path), Image.open(path) as image:
         values = np.asarray(image)
     if values.ndim == 3:
         return np.any(values != 0, axis=2)

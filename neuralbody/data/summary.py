@@ -1,4 +1,11 @@
-"""What a capture holds, at a glance: cameras, frames, body data, mask coverage (for ``neuralbody info``)."""
+"""What a capture holds, at a glance: cameras, frames, body data, mask coverage (for ``neuralbody info``).
+
+The capture is checked like ``neuralbody check`` does (:func:`neuralbody.data.checks.check_capture`),
+except that images and masks are decoded for the sampled frames only (body files and camera
+views are checked for every frame): params, vertices and masks count as present only when
+they read cleanly, and the problems found are part of the summary. Damaged files are left
+out of the figures, not fatal.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from neuralbody.data.checks import check_capture
+from neuralbody.io.errors import InputError, Problem
 
 if TYPE_CHECKING:
     from neuralbody.data.capture import Capture
@@ -51,9 +61,11 @@ class CaptureSummary:
         scale: image scale the capture was read at.
         views: one :class:`ViewSummary` per camera.
         vertex_count: body vertices per frame (None without ``vertices/``).
-        has_params, has_vertices, has_masks: what exists (for frame 0; masks for any sampled image).
-        sampled_frames: frame indices used for mask coverage.
+        has_params, has_vertices, has_masks: what exists and reads cleanly (masks: in the sampled frames).
+        sampled_frames: frame indices whose images and masks were read (mask coverage, checks).
         meta_extras: ``neuralbody.json`` entries other than layout bookkeeping.
+        problems: what the checks found, by kind ("images", "masks",
+            "params", "vertices", "cameras"; see :mod:`neuralbody.data.checks`).
     """
 
     root: Path
@@ -68,6 +80,7 @@ class CaptureSummary:
     has_masks: bool
     sampled_frames: list[int]
     meta_extras: dict
+    problems: dict[str, list[Problem]] = dataclasses.field(default_factory=dict)
 
 
 def sample_frame_indices(num_frames: int, count: int) -> list[int]:
@@ -78,25 +91,39 @@ def sample_frame_indices(num_frames: int, count: int) -> list[int]:
 
 
 def person_centre(capture: "Capture", frame: int) -> np.ndarray | None:
-    """(3,) the person's centre in a frame, world, metres: vertex mean, else params Th, else None."""
-    if capture.vertices_path(frame).is_file():
-        return capture.load_vertices(frame).mean(axis=0, dtype=np.float64)
-    params = capture.load_params(frame)
+    """(3,) the person's centre in a frame, world, metres: vertex mean, else params Th, else None (or damaged)."""
+    try:
+        if capture.vertices_path(frame).is_file():
+            return capture.load_vertices(frame).mean(axis=0, dtype=np.float64)
+        params = capture.load_params(frame)
+    except InputError:
+        return None
     if params is not None:
         return np.asarray(params["Th"], dtype=np.float64).reshape(3)
     return None
 
 
+def _mask_coverage(capture: "Capture", frame: int, view: int) -> float | None:
+    if capture.mask_path(frame, view) is None:
+        return None
+    try:
+        return float(capture.load_mask(frame, view).mean())
+    except InputError:
+        return None
+
+
 def summarize_capture(capture: "Capture", *, sample_frames: int = 3) -> CaptureSummary:
-    """Summarise a capture; reads the masks of ``sample_frames`` frames for every view."""
+    """Summarise a capture; decodes the images and masks of ``sample_frames`` frames, reads every body file."""
     frames = sample_frame_indices(capture.num_frames, sample_frames)
+    report = check_capture(capture, image_frames=frames)  # body files of every frame: cheap
     centre = person_centre(capture, frames[0])
     views, any_mask = [], False
     for view, camera in enumerate(capture.cameras):
         coverages = []
         for frame in frames:
-            if capture.mask_path(frame, view) is not None:
-                coverages.append(float(capture.load_mask(frame, view).mean()))
+            coverage = _mask_coverage(capture, frame, view)
+            if coverage is not None:
+                coverages.append(coverage)
         any_mask = any_mask or bool(coverages)
         views.append(
             ViewSummary(
@@ -109,7 +136,7 @@ def summarize_capture(capture: "Capture", *, sample_frames: int = 3) -> CaptureS
                 colour_gain=tuple(float(g) for g in camera.colour_gain),
             )
         )
-    vertex_count = len(capture.load_vertices(0)) if capture.has_vertices else None
+    damaged = {kind for kind, found in report.by_kind.items() if any(p.severity == "error" for p in found)}
     return CaptureSummary(
         root=capture.root,
         num_views=capture.num_views,
@@ -117,10 +144,11 @@ def summarize_capture(capture: "Capture", *, sample_frames: int = 3) -> CaptureS
         frame_ids=(capture.frame_ids[0], capture.frame_ids[-1]),
         scale=capture.scale,
         views=views,
-        vertex_count=vertex_count,
-        has_params=capture.has_params,
-        has_vertices=capture.has_vertices,
-        has_masks=any_mask,
+        vertex_count=report.vertex_count if capture.has_vertices and "vertices" not in damaged else None,
+        has_params=capture.has_params and "params" not in damaged,
+        has_vertices=capture.has_vertices and "vertices" not in damaged,
+        has_masks=any_mask and "masks" not in damaged,
         sampled_frames=frames,
         meta_extras={k: v for k, v in capture.meta.items() if k not in LAYOUT_META_KEYS},
+        problems={kind: found for kind, found in report.by_kind.items() if found},
     )

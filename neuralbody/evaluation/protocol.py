@@ -118,6 +118,19 @@ def split_frames(split: str, *, meta: dict, num_frames: int, train_frames: list[
     return [f for f in range(max(start, 0), min(end, num_frames)) if f not in trained]
 
 
+def evaluation_frames(run, split: str, *, frame_stride: int = 30, max_frames: int | None = None) -> list[int]:
+    """The frames :func:`evaluate_run` scores for ``split`` (ValueError when the split has none)."""
+    capture = run.capture
+    meta, train_frames = capture.meta or {}, run.train_frames
+    candidates = split_frames(split, meta=meta, num_frames=capture.num_frames, train_frames=train_frames)
+    if not candidates:
+        raise ValueError(
+            f"split {split!r}: no frames to evaluate (the capture has {capture.num_frames} frames, training used "
+            f"{min(run.train_frames)}..{max(run.train_frames)}); novel_pose needs frames after the training range"
+        )
+    return select_frames(candidates, frame_stride, max_frames=max_frames)
+
+
 # ------------------------------------------------------------------------------------------
 # images
 def error_map(pred: np.ndarray, gt: np.ndarray, *, full_scale: float = ERROR_FULL_SCALE) -> np.ndarray:
@@ -187,13 +200,7 @@ def evaluation_plan(run, split: str, options: EvalOptions) -> tuple[list[int], l
     """The frames and cameras :func:`evaluate_run` scores for ``split``, checked (ValueError says why none)."""
     capture = run.capture
     meta = capture.meta or {}
-    candidates = split_frames(split, meta=meta, num_frames=capture.num_frames, train_frames=run.train_frames)
-    if not candidates:
-        raise ValueError(
-            f"split {split!r}: no frames to evaluate (the capture has {capture.num_frames} frames, training used "
-            f"{min(run.train_frames)}..{max(run.train_frames)}); novel_pose needs frames after the training range"
-        )
-    frames = select_frames(candidates, options.frame_stride, max_frames=options.max_frames)
+    frames = evaluation_frames(run, split, frame_stride=options.frame_stride, max_frames=options.max_frames)
     views = list(options.views) if options.views is not None else held_out_views(meta, capture.num_views, run.train_views)
     if not views:
         raise ValueError("no held-out cameras: every camera was used for training; pass views= to evaluate some anyway")

@@ -25,6 +25,8 @@ import torch
 from neuralbody.body.base import BodyModel
 from neuralbody.fitting import nbf_parts
 from neuralbody.fitting.nbf_data import NBF_BONES, NBF_JOINTS, NBFDataset
+from neuralbody.io.errors import InputError
+from neuralbody.io.safe_load import load_torch
 from neuralbody.fitting.nbf_network import (
     INPUT_KINDS,
     BodyJoints,
@@ -130,12 +132,25 @@ def _config_from(saved: dict) -> NBFTrainConfig:
     return NBFTrainConfig(**saved)
 
 
+NBF_KEYS = ("model", "optimizer", "step", "config", "resolution", "bones", "joints")
+
+
+def _load_state(path: str | Path) -> dict:
+    """A saved NBF state (tensors and plain values only: ``weights_only``); InputError naming the file otherwise."""
+    fix = "train the NBF weights again with this version (bench/bench_nbf.py or nbf_train.train_nbf)"
+    state = load_torch(path, map_location="cpu", fix=fix)
+    missing = [key for key in NBF_KEYS if key not in state] if isinstance(state, dict) else list(NBF_KEYS)
+    if missing:
+        raise InputError(path, f"not NBF weights (no {', '.join(missing)})", fix)
+    return state
+
+
 def load_nbf(path: str | Path, body: BodyModel) -> tuple[NBFNetwork, NBFTrainConfig]:
     """The trained network (eval mode) and its training config from a checkpoint / weights file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no NBF weights at {path}; train them with bench/bench_nbf.py or nbf_train.train_nbf")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = _load_state(path)
     if state.get("bones") != list(NBF_BONES) or state.get("joints") != list(NBF_JOINTS):
         raise ValueError(f"{path}: trained for other bones/joints than this version's NBF_BONES / NBF_JOINTS")
     config = _config_from(state["config"])
@@ -163,7 +178,7 @@ def train_nbf(
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start = 0
     if resume and checkpoint is not None and Path(checkpoint).is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        state = _load_state(checkpoint)
         model.load_state_dict(state["model"])
         if state["optimizer"] is not None:
             optimizer.load_state_dict(state["optimizer"])

@@ -2,8 +2,13 @@
 
 A run folder holds ``config.json`` (the :class:`TrainConfig`, human-readable) and
 ``checkpoint.pt`` (model and optimiser state, step, elapsed seconds, random states, model
-construction arguments). Both are written atomically (:mod:`neuralbody.io.atomic`: a temporary
-file in the same folder moved into place), so a crash mid-write never leaves a partial file.
+construction arguments). Checkpoints are written atomically (:func:`neuralbody.io.atomic.atomic_path`),
+so a crash mid-write never leaves a partial checkpoint.
+
+A checkpoint holds only tensors, dicts, lists, tuples, strings, numbers and None (random
+states included: numpy's generator state is a dict of ints, Python's a tuple of ints) and is
+read with ``torch.load(weights_only=True)``: a file crafted to run code is refused, and a
+damaged or foreign one is reported in one line naming it.
 """
 
 from __future__ import annotations
@@ -15,26 +20,43 @@ from pathlib import Path
 import torch
 
 from neuralbody.io.atomic import atomic_path
+from neuralbody.io.errors import InputError, one_line
+from neuralbody.io.safe_load import load_torch
 from neuralbody.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CONFIG_NAME = "config.json"
+CHECKPOINT_FIX = (
+    "train the run again (or re-save its checkpoint with this version), or restore checkpoint.pt from a copy"
+)
+RUN_KEYS = ("model", "step", "model_kind", "model_options", "num_vertices", "num_frames")  # what load_run reads
+RESUME_KEYS = (*RUN_KEYS, "optimizer", "elapsed_s", "torch_rng", "numpy_rng", "python_rng")  # and a resumed run
 
 
 def save_checkpoint(path: str | Path, payload: dict) -> None:
-    """Write ``payload`` with ``torch.save`` atomically (into :func:`neuralbody.io.atomic.atomic_path`'s temporary)."""
+    """Write ``payload`` (tensors and plain values only) with ``torch.save`` atomically."""
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
 
-def load_checkpoint(path: str | Path, device=None) -> dict:
-    """Read a checkpoint payload (tensors mapped to ``device``)."""
+def load_checkpoint(path: str | Path, device=None, *, required: tuple[str, ...] = ()) -> dict:
+    """Read a checkpoint payload (tensors mapped to ``device``).
+
+    Raises FileNotFoundError when missing and InputError naming the file when it is refused
+    (anything but tensors and plain values), damaged, not a dict, or lacks a ``required`` key.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no checkpoint; train first (`neuralbody train DATA --out RUN`)")
-    return torch.load(path, map_location=device, weights_only=False)
+    payload = load_torch(path, map_location=device, fix=CHECKPOINT_FIX)
+    if not isinstance(payload, dict):
+        raise InputError(path, f"holds a {type(payload).__name__}, not a checkpoint dict", CHECKPOINT_FIX)
+    missing = [key for key in required if key not in payload]
+    if missing:
+        raise InputError(path, f"not a training checkpoint (no {', '.join(missing)})", CHECKPOINT_FIX)
+    return payload
 
 
 def resolve_device(name: str | None) -> torch.device:
@@ -85,7 +107,8 @@ def load_run(run_dir: str | Path, device=None) -> LoadedRun:
     run_dir = Path(run_dir)
     config = TrainConfig.from_json(run_dir / CONFIG_NAME)
     device = resolve_device(device if device is not None else config.device)
-    payload = load_checkpoint(run_dir / CHECKPOINT_NAME, device=device)
+    path = run_dir / CHECKPOINT_NAME
+    payload = load_checkpoint(path, device=device, required=RUN_KEYS)
     options = dict(payload["model_options"] or {})
     model = build_model(payload["model_kind"], num_vertices=payload["num_vertices"],
                         num_frames=payload["num_frames"], options=options)
@@ -95,7 +118,10 @@ def load_run(run_dir: str | Path, device=None) -> LoadedRun:
         options.update(texture_cells=[], canonical_freqs=0)
         model = build_model(payload["model_kind"], num_vertices=payload["num_vertices"],
                             num_frames=payload["num_frames"], options=options)
-    model.load_state_dict(payload["model"], strict=not legacy)  # legacy: the unused reference buffers are absent
+    try:  # legacy: the unused reference buffers are absent
+        model.load_state_dict(payload["model"], strict=not legacy)
+    except RuntimeError as error:  # missing / unexpected keys, shape mismatches: the file does not fit its config
+        raise InputError(path, f"does not match its model ({one_line(error)[:300]})", CHECKPOINT_FIX) from None
     model.to(device).eval()
     capture = read_capture(config.data, scale=config.scale)
     return LoadedRun(

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 from neuralbody.io.atomic import atomic_write_text
+from neuralbody.io.errors import InputError
 
 PRESETS = {
     "fast": {"rays_per_step": 512, "lr": 5e-3, "code_lr_scale": 5.0, "num_samples": 32, "lr_final_ratio": 0.1},
@@ -110,6 +112,26 @@ class TrainConfig:
         model_values = MODEL_PRESETS.get(fields.get("model_kind", "neuralbody"), {}).get(preset, {})
         return cls(preset=preset, **{**PRESETS[preset], **model_values, **fields})
 
+    def validate(self) -> "TrainConfig":
+        """Raise :class:`InputError` for values no run can use (each message names the field and its flag)."""
+        positive = {"steps": "--steps", "rays_per_step": "--rays", "num_samples": "--samples", "lr": "--lr",
+                    "scale": "--scale", "code_lr_scale": "--code-lr-scale", "preload_budget_gb": "--preload-budget-gb",
+                    "cache_gb": "--cache-gb", "grad_clip": "grad_clip"}  # fmt: skip
+        if self.minutes is not None:
+            positive["minutes"] = "--minutes"
+        for name, flag in positive.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise InputError(flag, f"must be a positive number, got {value!r}", f"pass {flag} > 0")
+        non_negative = {"val_every": "--val-every", "ckpt_every": "--ckpt-every", "log_every": "log_every",
+                        "acc_loss_weight": "--acc-loss-weight", "distortion_loss_weight": "--distortion-loss-weight",
+                        "lr_final_ratio": "lr_final_ratio", "border_px": "--border-px"}  # fmt: skip
+        for name, flag in non_negative.items():
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0):
+                raise InputError(flag, f"must be >= 0, got {value!r}", f"pass {flag} >= 0")
+        return self
+
     def full_model_options(self) -> dict:
         """Options passed to build_model: the preset (for Neural Body) plus overrides."""
         if self.model_kind == "neuralbody":
@@ -128,9 +150,19 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, path: str | Path) -> "TrainConfig":
+        """Read a run's config.json (InputError naming the file when it is not a valid config)."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no run config here; is this a folder written by `neuralbody train`?")
-        values = json.loads(path.read_text())
+        fix = "restore it from a copy, or train the run again"
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise InputError(path, f"not valid JSON ({error})", fix) from None
+        if not isinstance(values, dict):
+            raise InputError(path, f"must hold a JSON object, got {type(values).__name__}", fix)
         names = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in values.items() if key in names})
+        try:
+            return cls(**{key: value for key, value in values.items() if key in names})
+        except TypeError as error:  # a required field (data, out) is missing
+            raise InputError(path, f"not a run config ({error})", fix) from None

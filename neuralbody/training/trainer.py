@@ -15,7 +15,12 @@ step and time fractions), gradient values clipped at ``grad_clip``.
 The run folder gets config.json, checkpoint.pt (atomic, every ``ckpt_every`` steps and at the
 end; ``resume=True`` carries on with optimiser, step, elapsed time and random states),
 log.csv (per ``log_every`` steps), val.csv and val/step_XXXXXX.png (held-out camera: ground
-truth | render).
+truth | render). Before anything is written there, the configuration, the frame and view
+indices and the training frames' data (vertices, masks, cameras; see
+:func:`neuralbody.data.checks.validate_frames`) are checked, so bad input fails in one line
+without leaving a folder that looks like a run. Starting or resuming removes the temporaries
+of killed checkpoint writes and the log rows after the checkpoint's step (a resumed run
+logs those steps again).
 
 Training images are preloaded or streamed through a bounded cache (``config.image_source``,
 see :mod:`neuralbody.training.image_source`); when streaming, the next step's frame is
@@ -34,6 +39,7 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
+import io
 import logging
 import math
 import random
@@ -45,13 +51,17 @@ import torch
 from tqdm import tqdm
 
 from neuralbody.data.cameras import project_box_mask
+from neuralbody.data.checks import validate_frames
 from neuralbody.geometry.box import body_box
+from neuralbody.io.atomic import atomic_write_text, remove_stale_temporaries
+from neuralbody.io.errors import InputError, one_line
 from neuralbody.metrics import psnr, psnr_from_mse
 from neuralbody.models import build_model
 from neuralbody.rendering.render import RenderSettings, render_rays, render_view
 from neuralbody.training.checkpoint import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
+    RESUME_KEYS,
     load_checkpoint,
     resolve_device,
     save_checkpoint,
@@ -77,7 +87,11 @@ VAL_FIELDS = ("step", "elapsed_s", "frame", "view", "psnr_box", "psnr_full")
 
 @dataclasses.dataclass
 class TrainResult:
-    """Summary of a finished (or budget-stopped) run."""
+    """Summary of a finished (or budget-stopped) run.
+
+    ``new_steps``: steps trained by this call (0 when a resumed run had already spent its
+    budget; then the losses are NaN and the checkpoint was left as it was).
+    """
 
     run_dir: Path
     step: int
@@ -85,6 +99,7 @@ class TrainResult:
     last_loss: float
     last_psnr: float
     val_psnr: float | None
+    new_steps: int = 0
 
 
 def default_split(capture, *, num_default_frames: int = 300) -> tuple[list[int], list[int], int | None]:
@@ -106,6 +121,31 @@ def default_split(capture, *, num_default_frames: int = 300) -> tuple[list[int],
     ] or [0]
     tests = [int(v) for v in meta.get("test_cameras", [])] or [v for v in range(capture.num_views) if v not in views]
     return frames, views, (tests[0] if tests else None)
+
+
+def truncate_log(path: Path, fields: tuple[str, ...], step: int) -> int:
+    """Drop the rows of a log CSV after ``step`` (and torn ones); returns how many were dropped.
+
+    A run killed after its last checkpoint logged steps that a resumed run does again.
+    """
+    if not path.is_file():
+        return 0
+    with path.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+
+    def kept(row: dict) -> bool:
+        value = row.get("step")
+        return value is not None and value.isdigit() and int(value) <= step and None not in row.values()
+
+    keep = [row for row in rows if kept(row)]
+    if len(keep) == len(rows):
+        return 0
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(keep)
+    atomic_write_text(path, buffer.getvalue())
+    return len(rows) - len(keep)
 
 
 def _append_csv(path: Path, fields: tuple[str, ...], row: dict) -> None:
@@ -138,25 +178,30 @@ class Trainer:
     ) -> None:
         from neuralbody.data.capture import read_capture
 
-        self.config = config
+        self.config = config.validate()
         self.dist = distributed if distributed is not None else DistributedContext()
         self.progress = progress and self.dist.is_main
         self.run_dir = Path(config.out)
         checkpoint_path = self.run_dir / CHECKPOINT_NAME
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise InputError(f"--out {self.run_dir}", "is an existing file, not a folder", "choose a folder path")
+        if self.dist.is_main and (checkpoint_path.exists() or (self.run_dir / CONFIG_NAME).exists()):
+            remove_stale_temporaries(self.run_dir)  # of killed atomic writes (checkpoint, config, logs)
         if checkpoint_path.exists() and not resume:
             raise ValueError(f"{self.run_dir} already holds a run; pass --resume to continue it or choose another --out")
         self.device = rank_device(resolve_device(config.device), self.dist)
+        self.step, self.elapsed, payload = 0, 0.0, None
+        if resume and checkpoint_path.exists():  # read first: a damaged checkpoint fails before images are decoded
+            payload = load_checkpoint(checkpoint_path, device=self.device, required=RESUME_KEYS)
+            self.step, self.elapsed = int(payload["step"]), float(payload["elapsed_s"])
         self.capture = capture if capture is not None else read_capture(config.data, scale=config.scale)
-        frames, views, val_view = default_split(self.capture)
-        config.train_frames = list(config.train_frames) or frames
-        config.train_views = list(config.train_views) or views
-        if config.val_view is None:
-            held_out = [v for v in range(self.capture.num_views) if v not in config.train_views]
-            config.val_view = val_view if val_view not in (None, *config.train_views) else (held_out[0] if held_out else None)
+        self._choose_split()
         background = (self.capture.meta or {}).get("background")
         if background is not None:
             config.background = [float(x) for x in background]
         self.background = torch.tensor(config.background, dtype=torch.float32, device=self.device)
+        checked_views = list(dict.fromkeys([*config.train_views, *([] if config.val_view is None else [config.val_view])]))
+        validate_frames(self.capture, config.train_frames, checked_views)  # before anything is decoded or written
         torch.manual_seed(config.seed)
         random.seed(config.seed)
         self.rng = np.random.default_rng(config.seed + self.dist.rank)
@@ -178,16 +223,37 @@ class Trainer:
         if self.dist.rank > 0:  # own stratified jitter per rank; rank 0 keeps the single-process stream
             torch.manual_seed(config.seed + self.dist.rank)
         self.optimizer = torch.optim.Adam(self._param_groups(), lr=config.lr)
-        self.step = 0
-        self.elapsed = 0.0
+        if payload is not None:
+            self._restore(payload)
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "val").mkdir(exist_ok=True)
-        if resume and checkpoint_path.exists():
-            self._restore(load_checkpoint(checkpoint_path, device=self.device))
-        if self.dist.is_main:
+            for name, fields in (("log.csv", LOG_FIELDS), ("val.csv", VAL_FIELDS)):
+                if truncate_log(self.run_dir / name, fields, self.step):
+                    log.info("%s: dropped the rows after step %d (the checkpoint's)", self.run_dir / name, self.step)
             config.to_json(self.run_dir / CONFIG_NAME)
         barrier(self.dist)
+
+    def _choose_split(self) -> None:
+        """Training frames and views (the config's, else the capture's split) and the validation view, checked."""
+        config, capture = self.config, self.capture
+        frames, views, val_view = default_split(capture)
+        config.train_frames = list(config.train_frames) or frames
+        config.train_views = list(config.train_views) or views
+        if config.val_view is None:
+            held_out = [v for v in range(capture.num_views) if v not in config.train_views]
+            fallback = held_out[0] if held_out else None
+            config.val_view = val_view if val_view not in (None, *config.train_views) else fallback
+        val_views = [] if config.val_view is None else [config.val_view]
+        for name, values, limit in (("frames", config.train_frames, capture.num_frames),
+                                    ("views", config.train_views, capture.num_views),
+                                    ("val-view", val_views, capture.num_views)):  # fmt: skip
+            bad = [v for v in values if not (isinstance(v, int) and 0 <= v < limit)]
+            if bad:
+                raise InputError(f"--{name}", f"{bad} not in 0..{limit - 1} of {config.data}",
+                                 f"pass --{name} within 0..{limit - 1}")  # fmt: skip
+        if not config.train_frames or not config.train_views:
+            raise InputError(config.data, "no training frames or views", "pass --frames and --views")
 
     def _param_groups(self) -> list[dict]:
         """Latent codes (``codes_per_vertex``, ``appearance``, the hash-grid texture) get ``code_lr_scale`` times the rate."""
@@ -225,6 +291,15 @@ class Trainer:
         return payload
 
     def _restore(self, payload: dict) -> None:
+        try:
+            self._restore_states(payload)
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as error:  # the file, not our code
+            raise InputError(self.run_dir / CHECKPOINT_NAME, f"does not fit this run ({type(error).__name__}: "
+                             f"{one_line(error)[:300]})", "resume with the data and options the run was "
+                             "trained with, or train a new run in another --out") from None  # fmt: skip
+        log.info("resumed %s at step %d (%.1f min trained)", self.run_dir, self.step, self.elapsed / 60)
+
+    def _restore_states(self, payload: dict) -> None:
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.step = int(payload["step"])
@@ -240,7 +315,6 @@ class Trainer:
         else:  # another world size saved this run: fresh, distinct streams per rank
             torch.manual_seed(self.config.seed + 7919 * self.step + self.dist.rank)
             self.rng = np.random.default_rng([self.config.seed, self.step, self.dist.rank])
-        log.info("resumed %s at step %d (%.1f min trained)", self.run_dir, self.step, self.elapsed / 60)
 
     def save(self) -> None:
         """Write the checkpoint (rank 0; collective under torchrun: call on every rank)."""
@@ -330,8 +404,9 @@ class Trainer:
         return box
 
     def run(self) -> TrainResult:
-        """Train until ``steps`` or ``minutes`` is reached; checkpoint at the end."""
+        """Train until ``steps`` or ``minutes`` is reached; checkpoint at the end (when anything was trained)."""
         config = self.config
+        first_step = self.step
         bar = tqdm(total=config.steps, initial=self.step, desc="train", unit="step", disable=not self.progress)
         metrics = {"loss": float("nan"), "psnr": float("nan")}
         val_psnr = None
@@ -366,11 +441,14 @@ class Trainer:
             if config.ckpt_every and self.step % config.ckpt_every == 0:
                 self.save()
         bar.close()
-        self.save()
+        if self.step > first_step:
+            self.save()
+        else:  # a resumed run whose budget is spent: its checkpoint stays as it is
+            log.info("%s is already at step %d (%.1f min): nothing to train", self.run_dir, self.step, self.elapsed / 60)
         self.sampler.close()
         return TrainResult(
-            run_dir=self.run_dir, step=self.step, elapsed_s=self.elapsed,
-            last_loss=metrics["loss"], last_psnr=metrics["psnr"], val_psnr=val_psnr,
+            run_dir=self.run_dir, step=self.step, elapsed_s=self.elapsed, last_loss=metrics["loss"],
+            last_psnr=metrics["psnr"], val_psnr=val_psnr, new_steps=self.step - first_step,
         )
 
 
