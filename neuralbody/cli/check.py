@@ -20,7 +20,6 @@ log = logging.getLogger("neuralbody.check")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", type=Path, help="capture folder in ZJU-MoCap layout (holds annots.npy)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
