@@ -1,12 +1,22 @@
 """Shared test configuration.
 
-Expensive fixtures are session-scoped and live in one module per layer, loaded here as
-plugins: ``fixtures_body`` (the Anny model, built once per machine and loaded once per
-session) and ``fixtures_capture`` (a tiny synthetic capture, made once per session).
+Tests mirror the package: ``tests/<package>/test_*.py`` for ``neuralbody/<package>/``, and
+``tests/test_<module>.py`` for a top-level module. Helpers shared by several folders stay here
+(``fake_zju``, ``toy_fields``, ``shared_data``). Expensive fixtures are session-scoped and
+live in one module per layer, loaded here as plugins: ``fixtures_body`` (the Anny model, built
+once per machine and loaded once per session) and ``fixtures_capture`` (a tiny synthetic
+capture, made once per session).
 """
 
 import os
+import sys
+from pathlib import Path
 
 os.environ.setdefault("WARP_CACHE_PATH", os.path.join(os.path.expanduser("~"), ".cache", "warp"))
 
 pytest_plugins = ["fixtures_body", "fixtures_capture"]
+
+# Tests mirror the package (tests/<package>/test_*.py); some reuse another folder's helpers
+# (``from test_eval_protocol import _hand_made_run``), so every folder is importable.
+_HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(folder) for folder in sorted(_HERE.iterdir()) if folder.is_dir() and folder.name.isidentifier()]
