@@ -115,7 +115,7 @@ def nearest_group_bones(points: torch.Tensor, groups: BoneGroups, heads: torch.T
         count: K, at most the number of groups.
     """
     if not 1 <= count <= groups.num_groups:
-        raise ValueError(f"choose_bones: K must be in [1, {groups.num_groups}] (the skeleton's groups), got {count}")
+        raise ValueError(f"nearest_group_bones: K must be in [1, {groups.num_groups}] (the skeleton's groups), got {count}")
     device = points.device
     segment_group = groups.group.to(device)[groups.segment_start.to(device)]  # (S,)
     distances = segment_distances(points, heads[groups.segment_start.to(device)], heads[groups.segment_end.to(device)])

@@ -19,7 +19,7 @@ from neuralbody.geometry.box import body_box
 from neuralbody.skinning.forward_skinning import SkinningField, blend_transforms, check_bone_transforms
 from neuralbody.skinning.trilinear import check_grid, trilinear
 
-WEIGHT_FLOOR = 1e-6  # smallest initial weight: logits stay finite, far bones move points by < 0.1 mm
+WEIGHT_FLOOR = 1e-6  # smallest initial weight: finite logits; all far bones together shift points by ~0.1 mm
 DEFAULT_VOXEL_SIZE = 0.025  # metres between nodes
 DEFAULT_PADDING = 0.15  # metres of canonical space kept around the rest mesh
 
@@ -54,7 +54,10 @@ class SkinningWeightGrid(torch.nn.Module):
         return torch.softmax(self.logits, dim=3)
 
     def weights(self, points: torch.Tensor) -> torch.Tensor:
-        """(N, B) skinning weights at canonical points (N, 3), metres (the nearest grid point's outside)."""
+        """(N, B) skinning weights at canonical points (N, 3), metres (the nearest grid point's outside).
+
+        Takes the softmax of every node: for repeated lookups interpolate :meth:`node_weights` once.
+        """
         if points.ndim != 2 or points.shape[1] != 3:
             raise ValueError(f"SkinningWeightGrid.weights: points must be (N, 3), got {tuple(points.shape)}")
         return trilinear(self.node_weights(), (points - self.origin) / self.spacing).values
@@ -68,7 +71,7 @@ class SkinningWeightGrid(torch.nn.Module):
 
 def grid_nodes(origin: torch.Tensor, spacing: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
     """(X, Y, Z, 3) canonical positions of the nodes of a grid, metres."""
-    axes = [origin[a] + spacing[a] * torch.arange(shape[a], dtype=origin.dtype) for a in range(3)]
+    axes = [origin[a] + spacing[a] * torch.arange(shape[a], dtype=origin.dtype, device=origin.device) for a in range(3)]
     return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
 
 
@@ -109,8 +112,9 @@ def weight_grid_from_mesh(
     spacing = (high - low) / (torch.tensor(shape, dtype=torch.float64) - 1)
     nodes = grid_nodes(low, spacing, shape).reshape(-1, 3)
     closest = closest_points(vertices, faces.cpu(), nodes)
-    corner_weights = skinning_weights.detach().double().cpu()[faces.cpu()[closest.face_ids]]  # (M, 3, B)
-    node_weights = torch.einsum("mk,mkb->mb", closest.barycentrics.double(), corner_weights)
+    corners = faces.cpu()[closest.face_ids]  # (M, 3) vertices of each node's closest face
+    per_vertex = skinning_weights.detach().float().cpu()
+    node_weights = sum(closest.barycentrics[:, k, None].float() * per_vertex[corners[:, k]] for k in range(3))
     node_weights = node_weights / node_weights.sum(dim=1, keepdim=True)
     logits = torch.log(node_weights.clamp_min(WEIGHT_FLOOR)).reshape(*shape, -1)
     return SkinningWeightGrid(logits.float(), low.float(), spacing.float())
