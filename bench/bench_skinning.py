@@ -11,8 +11,10 @@ For Anny (104 bones) with its skinning-weight grid initialised from the mesh (2.
   degrees, left hip flexed 90 degrees), ``--points`` posed points are drawn uniformly on the
   posed surface and moved by a random vector of length up to 5 cm. A point has converged when
   at least one of its K candidates is valid (residual below 0.01 mm, inside the grid's box).
-  Also: the share of candidates that converged, of points with several distinct
-  correspondences, and the mean Broyden steps per candidate.
+  Also: the share of candidates that converged, of points with several distinct valid
+  candidates, of points with several inside the canonical body (where the maximum over
+  candidates decides: elsewhere the extra ones lie in empty canonical space), and the mean
+  Broyden steps per candidate.
 * **Round trip.** Canonical points within 2 cm (per axis) of the rest surface are skinned
   forward by the grid and searched back: the share whose own canonical point is among the
   valid candidates (within 1 mm).
@@ -88,12 +90,14 @@ def poses(body):
 
 
 def convergence_table(body, grid, groups, rest, count: int) -> None:
+    from neuralbody.geometry.queries import WarpMesh
     from neuralbody.models.skinning_deformer import ForwardSkinningDeformer
 
+    canonical_mesh = WarpMesh(rest.rest_vertices[0], body.faces)
     generator = torch.Generator().manual_seed(0)
     print(f"\nconvergence, {count} points within 5 cm of the posed surface, K = 3")
-    print(f"{'pose':10s} {'converged %':>12s} {'candidates %':>13s} {'several %':>10s} {'steps':>6s} "
-          f"{'round trip %':>13s}")
+    print(f"{'pose':10s} {'converged %':>12s} {'candidates %':>13s} {'several %':>10s} {'in body %':>10s} "
+          f"{'steps':>6s} {'round trip %':>13s}")
     for name, pose, Rh, Th in poses(body):
         out = body(pose, Rh=Rh, Th=Th)
         deformer = ForwardSkinningDeformer.for_frame(grid, groups, out.bone_transforms[0])
@@ -104,9 +108,11 @@ def convergence_table(body, grid, groups, rest, count: int) -> None:
             canonical = canonical + 0.02 * (2 * torch.rand(count, 3, generator=generator) - 1)
             back = deformer.correspondences(deformer.field.skin(canonical))
         found = (((back.points - canonical[:, None]).norm(dim=2) < 1e-3) & back.valid).any(dim=1)
+        in_body = canonical_mesh.inside(result.points.reshape(-1, 3)).reshape(result.valid.shape) & result.valid
         print(f"{name:10s} {100 * result.valid.any(1).float().mean():12.2f} "
               f"{100 * result.converged.float().mean():13.2f} {100 * (result.valid.sum(1) > 1).float().mean():10.2f} "
-              f"{result.iterations.float().mean():6.2f} {100 * found.float().mean():13.2f}")
+              f"{100 * (in_body.sum(1) > 1).float().mean():10.2f} {result.iterations.float().mean():6.2f} "
+              f"{100 * found.float().mean():13.2f}")
 
 
 def timing_table(body, grid, groups, count: int, threads: list[int], candidates: list[int], repeats: int) -> None:
