@@ -31,7 +31,9 @@ import torch
 from neuralbody.body.base import BodyModel
 from neuralbody.geometry.rotations import matrix_to_axis_angle
 
-MOTIONS = ("sway", "wave", "walk")
+MOTIONS = ("sway", "wave", "walk", "arms_overhead", "squat", "kick", "turn")
+# motions far outside the everyday ones: for testing animation out of distribution (feet kept on the ground)
+GROUNDED_MOTIONS = ("squat", "kick")
 FPS = 10.0
 
 
@@ -169,7 +171,90 @@ def _anatomy_walk(t: np.ndarray, rng: np.random.Generator) -> dict[str, list[tup
     }
 
 
-_ANATOMY = {"sway": _anatomy_sway, "wave": _anatomy_wave, "walk": _anatomy_walk}
+def _anatomy_arms_overhead(t: np.ndarray, rng: np.random.Generator) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """Both arms raised from the sides to straight overhead and back (about 3 s a cycle)."""
+    phase = rng.uniform(0, 2 * math.pi)
+    lift = 0.5 - 0.5 * np.cos(2 * math.pi * 0.33 * t + phase)  # 0 .. 1
+    return {
+        "upperarm01.L": [("abduct", -0.2 + 2.9 * lift)],
+        "upperarm01.R": [("abduct", -0.2 + 2.9 * lift)],
+        "lowerarm01.L": [("flex", 0.3 * (1 - lift))],
+        "lowerarm01.R": [("flex", 0.3 * (1 - lift))],
+        "spine03": [("flex", -0.1 * lift)],
+        "neck02": [("flex", -0.2 * lift)],
+    }
+
+
+def _anatomy_squat(t: np.ndarray, rng: np.random.Generator) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """Deep knee bends (hips to knee height), arms forward for balance."""
+    phase = rng.uniform(0, 2 * math.pi)
+    depth = 0.5 - 0.5 * np.cos(2 * math.pi * 0.3 * t + phase)  # 0 .. 1
+    return {
+        "upperleg01.L": [("flex", 1.7 * depth), ("abduct", 0.15 * depth)],
+        "upperleg01.R": [("flex", 1.7 * depth), ("abduct", 0.15 * depth)],
+        "lowerleg01.L": [("flex", -2.1 * depth)],
+        "lowerleg01.R": [("flex", -2.1 * depth)],
+        "foot.L": [("flex", 0.45 * depth)],
+        "foot.R": [("flex", 0.45 * depth)],
+        "spine03": [("flex", 0.45 * depth)],
+        "upperarm01.L": [("flex", 1.4 * depth), ("abduct", -0.2)],
+        "upperarm01.R": [("flex", 1.4 * depth), ("abduct", -0.2)],
+    }
+
+
+def _anatomy_kick(t: np.ndarray, rng: np.random.Generator) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """Front kicks with the right leg to hip height, arms swinging against it."""
+    phase = rng.uniform(0, 2 * math.pi)
+    kick = np.clip(np.sin(2 * math.pi * 0.25 * t + phase), 0.0, None) ** 2  # 0 .. 1, rests between kicks
+    chamber = np.clip(np.sin(2 * math.pi * 0.25 * t + phase - 0.5), 0.0, None)
+    return {
+        "upperleg01.R": [("flex", 1.5 * kick)],
+        "lowerleg01.R": [("flex", -1.4 * chamber * (1 - kick))],
+        "upperleg01.L": [("flex", 0.1 * kick)],
+        "lowerleg01.L": [("flex", -0.2 * kick)],
+        "spine03": [("flex", -0.2 * kick)],
+        "upperarm01.L": [("flex", 0.8 * kick), ("abduct", -0.3)],
+        "upperarm01.R": [("flex", -0.6 * kick), ("abduct", -0.3)],
+    }
+
+
+def _anatomy_turn(t: np.ndarray, rng: np.random.Generator) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """Standing, arms out to the sides, turning on the spot (the turn itself is the global yaw)."""
+    ph = rng.uniform(0, 2 * math.pi, 2)
+    return {
+        "upperarm01.L": [("abduct", 1.2 + _series(t, [(0.2, 0.3, ph[0])]))],
+        "upperarm01.R": [("abduct", 1.2 + _series(t, [(0.2, 0.3, ph[1])]))],
+        "spine03": [("twist", 0.25 * np.sin(2 * math.pi * 0.25 * t))],
+    }
+
+
+_ANATOMY = {
+    "sway": _anatomy_sway,
+    "wave": _anatomy_wave,
+    "walk": _anatomy_walk,
+    "arms_overhead": _anatomy_arms_overhead,
+    "squat": _anatomy_squat,
+    "kick": _anatomy_kick,
+    "turn": _anatomy_turn,
+}
+
+
+def grounding_offsets(body: BodyModel, poses: np.ndarray, shapes: torch.Tensor | None = None) -> np.ndarray:
+    """(T,) vertical offsets (metres) that keep each posed frame's lowest vertex at the rest pose's height.
+
+    Args:
+        body: the body model.
+        poses: (T, P) axis-angle pose vectors.
+        shapes: (S,) shape parameters; None: the mean shape.
+    """
+    with torch.no_grad():
+        batch = torch.as_tensor(poses, dtype=torch.float32)
+        zeros = torch.zeros(1, body.pose_dim)
+        shape = None if shapes is None else shapes.reshape(1, -1).float()
+        rest_low = body(zeros, shape).vertices[0, :, 2].min()
+        shape = None if shape is None else shape.expand(batch.shape[0], -1)
+        low = body(batch, shape).vertices[..., 2].min(dim=1).values
+    return (rest_low - low).double().numpy()
 
 
 def anatomical_poses(
@@ -236,8 +321,12 @@ def make_motion(
     program = _ANATOMY[name](t, rng)
     poses, axes = anatomical_poses(body, program, num_frames=num_frames, shapes=shapes)
     yaw = _series(t, [(0.6, 0.05, rng.uniform(0, 6.3))]) + 0.25 * t
+    if name == "turn":  # a whole turn on the spot every 4 s
+        yaw = 2 * math.pi * t / 4.0 + rng.uniform(0, 2 * math.pi)
     Rh = np.stack([np.zeros_like(t), np.zeros_like(t), yaw], axis=1)
     Th = np.zeros((num_frames, 3))
+    if name in GROUNDED_MOTIONS:
+        Th[:, 2] = grounding_offsets(body, poses, shapes)
     if name == "walk":  # walk along an arc of radius 0.6 m, facing along it (front turns with yaw)
         radius, speed = 0.6, 0.35
         arc = speed * t / radius

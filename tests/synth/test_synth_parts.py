@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -111,7 +113,7 @@ def test_anatomical_rotations_move_limbs_the_named_way(anny_body):
 
 
 @pytest.mark.anny
-@pytest.mark.parametrize("name", ["sway", "wave", "walk"])
+@pytest.mark.parametrize("name", ["sway", "wave", "walk", "arms_overhead", "squat", "kick", "turn"])
 def test_motions_are_deterministic_and_plausible(anny_body, name):
     from neuralbody.synth.motion import make_motion
 
@@ -119,7 +121,7 @@ def test_motions_are_deterministic_and_plausible(anny_body, name):
     again = make_motion(name, body=anny_body, num_frames=12, seed=0)
     assert torch.equal(motion.poses, again.poses) and torch.equal(motion.Th, again.Th)
     assert motion.poses.shape == (12, anny_body.pose_dim) and motion.Rh.shape == (12, 3)
-    assert torch.isfinite(motion.poses).all() and motion.poses.abs().max() < 2.5
+    assert torch.isfinite(motion.poses).all() and motion.poses.abs().max() < math.pi
     out = anny_body(motion.poses, None, motion.Rh, motion.Th)
     heights = out.vertices[..., 2]
     assert heights.min() > -0.12 and heights.max() < 2.3  # stays on and above the floor, roughly
@@ -128,6 +130,36 @@ def test_motions_are_deterministic_and_plausible(anny_body, name):
         assert (motion.Th[-1, :2] - motion.Th[0, :2]).norm() > 0.2
     with pytest.raises(ValueError, match="unknown motion"):
         make_motion("dance", body=anny_body, num_frames=2)
+
+
+@pytest.mark.anny
+def test_motions_outside_the_everyday_ones_reach_where_they_say(anny_body):
+    """Known answers over a cycle: hands over the head, hips down to knee level with the feet on the
+    floor, a foot at hip height, a whole turn; the grounded motions keep the lowest vertex at rest height."""
+    from neuralbody.synth.motion import make_motion
+
+    names = anny_body.joint_names
+    joint = lambda out, name: out.joints[:, names.index(name)]  # noqa: E731
+    rest = anny_body(torch.zeros(1, anny_body.pose_dim))
+    head_top = rest.vertices[0, :, 2].max()
+    rest_low = rest.vertices[0, :, 2].min()
+
+    def run(name):
+        motion = make_motion(name, body=anny_body, num_frames=40, seed=1)
+        return motion, anny_body(motion.poses, None, motion.Rh, motion.Th)
+
+    _, overhead = run("arms_overhead")
+    assert (joint(overhead, "wrist.L")[:, 2].max() > head_top) and (joint(overhead, "wrist.R")[:, 2].max() > head_top)
+    _, squat = run("squat")
+    pelvis = joint(squat, "upperleg01.L")[:, 2]
+    knee = joint(squat, "lowerleg01.L")[:, 2]
+    assert pelvis.max() - pelvis.min() > 0.25 and (pelvis - knee).min() < 0.15  # hips down to near knee height
+    kick_motion, kick = run("kick")
+    assert joint(kick, "foot.R")[:, 2].max() > 0.6 * joint(kick, "upperleg01.R")[:, 2].max()
+    for out in (squat, kick):
+        torch.testing.assert_close(out.vertices[..., 2].min(dim=1).values, rest_low.expand(40), atol=1e-4, rtol=0)
+    turn_motion, _ = run("turn")
+    assert turn_motion.Rh[-1, 2] - turn_motion.Rh[0, 2] > math.pi and torch.all(turn_motion.Th == 0)
 
 
 @pytest.mark.anny
