@@ -28,7 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from neuralbody.data.cameras import Camera, project_points
-from neuralbody.geometry.triangulation import reprojection_residuals, triangulate
+from neuralbody.data.triangulation import reprojection_residuals, triangulate
 
 MIN_KEYPOINTS = 6  # a view's median residual needs at least this many confident keypoints
 

@@ -2,7 +2,7 @@
 
 Pipeline (``neuralbody fit DATA``): per-frame COCO keypoints in every view
 (:mod:`~neuralbody.fitting.keypoints` gives the vertex->keypoint regressors) are triangulated
-(:mod:`~neuralbody.geometry.triangulation`), the body's global rotation/translation is
+(:mod:`~neuralbody.data.triangulation`), the body's global rotation/translation is
 initialised by a Procrustes alignment, then pose (a subset of bones), global transform and,
 on a few frames first, shape are optimised against robust reprojection, silhouette and prior
 terms (:mod:`~neuralbody.fitting.objectives`, :mod:`~neuralbody.fitting.optimize`);

@@ -14,7 +14,7 @@ Unknowns, all float64: per camera c a small rigid motion in its own frame, ``ome
 
 (world-to-camera, OpenCV axes; intrinsics and distortion are kept), and per frame f and keypoint
 k a world point ``X_fk`` (metres), started from the robust triangulation
-(:mod:`neuralbody.geometry.triangulation`). Minimised with L-BFGS::
+(:mod:`neuralbody.data.triangulation`). Minimised with L-BFGS::
 
     E = sum_{f,c,k} conf_fck rho(|pi_c'(X_fk) - u_fck|^2)
         + sum_c (|omega_c|^2 / sigma_omega^2 + |tau_c|^2 / sigma_tau^2)
@@ -43,7 +43,7 @@ import torch
 from neuralbody.data.cameras import Camera, project_points
 from neuralbody.fitting.objectives import CameraTensors, geman_mcclure
 from neuralbody.geometry.rotations import axis_angle_to_matrix
-from neuralbody.geometry.triangulation import triangulate
+from neuralbody.data.triangulation import triangulate
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 For each frame (world coordinates, metres; pixels are distorted image pixels):
 
-1. triangulate the keypoints (:func:`~neuralbody.geometry.triangulation.triangulate`);
+1. triangulate the keypoints (:func:`~neuralbody.data.triangulation.triangulate`);
 2. initialise ``Rh, Th`` by a weighted Procrustes (Kabsch) alignment of the body's keypoints
    (rest pose on the first frame, the previous frame's pose afterwards) to the triangulated
    ones: ``min_{R, t} sum_k w_k |R p_k + t - q_k|^2``;
@@ -40,7 +40,7 @@ from neuralbody.data.cameras import Camera
 from neuralbody.fitting import objectives
 from neuralbody.fitting.keypoints import KeypointRegressor
 from neuralbody.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
-from neuralbody.geometry.triangulation import Triangulation, check_keypoints2d, triangulate
+from neuralbody.data.triangulation import Triangulation, check_keypoints2d, triangulate
 from neuralbody.io.progress import progress_bar
 
 log = logging.getLogger(__name__)

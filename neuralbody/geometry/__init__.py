@@ -2,12 +2,13 @@
 
 ``rotations``: axis-angle <-> matrix and look-at (one implementation each). ``box``: the
 padded box around a posed body. ``normals``: face and vertex normals of triangle meshes.
-``triangulation``: multi-view DLT triangulation of 2D keypoints. ``queries``: closest points, winding-number inside tests and
-signed distances on triangle meshes with NVIDIA Warp (:class:`WarpMesh` holds the BVH for
-repeated queries). ``raycast``: first ray hits, for rendering synthetic images.
+``queries``: closest points, winding-number inside tests and signed distances on triangle
+meshes with NVIDIA Warp (:class:`WarpMesh` holds the BVH for repeated queries). ``raycast``:
+first ray hits, for rendering synthetic images. (Triangulation needs cameras: it lives in
+:mod:`neuralbody.data.triangulation`.)
 
-The Warp-backed names are imported on first use, so ``rotations``, ``box``, ``normals`` and
-``triangulation`` load without Warp.
+The Warp-backed names are imported on first use, so ``rotations``, ``box`` and ``normals``
+load without Warp. Nothing here imports another ``neuralbody`` package.
 """
 
 from __future__ import annotations

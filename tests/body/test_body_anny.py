@@ -137,7 +137,7 @@ def test_input_guards(anny_body):
 
 
 def test_first_build_notice_and_cache_detection(tmp_path, monkeypatch, caplog):
-    anny = pytest.importorskip("anny")
+    pytest.importorskip("anny")
     import anny.paths
 
     from neuralbody.body import anny as anny_adapter

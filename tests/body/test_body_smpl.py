@@ -13,7 +13,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from neuralbody.body import load_body_model
-from neuralbody.body.smpl import SmplBody, load_smpl, load_smpl_file
+from neuralbody.body.smpl import load_smpl, load_smpl_file
 
 SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
 NUM_VERTS = 50

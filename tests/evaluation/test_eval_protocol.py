@@ -142,7 +142,7 @@ def test_oracle_scores_high_and_constant_scores_low(fake_capture, tmp_path):
 
     strip = np.asarray(Image.open(oracle.rows[0].image))
     assert strip.shape == (32, 3 * 40, 3)
-    render, truth, error = strip[:, :40], strip[:, 40:80], strip[:, 80:]
+    truth = strip[:, 40:80]  # render | ground truth | error
     gt = np.round(fake_capture.load_image(6, 1) * 255)
     assert np.abs(truth.astype(int) - gt).max() <= 1
     # json + table

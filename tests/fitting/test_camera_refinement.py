@@ -9,7 +9,7 @@ import pytest
 
 from neuralbody.fitting.camera_refinement import refine_extrinsics, signed_bias
 from neuralbody.fitting.keypoints import keypoints2d_from_points
-from test_geometry_triangulation import _rotation, ring_cameras
+from test_data_triangulation import _rotation, ring_cameras
 
 
 def _keypoints(cameras, frames: int = 30, noise_px: float = 0.3, seed: int = 0) -> np.ndarray:

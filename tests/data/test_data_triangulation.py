@@ -11,7 +11,7 @@ from neuralbody.fitting import objectives
 from neuralbody.fitting.keypoints import keypoints2d_from_points
 from neuralbody.fitting.optimize import kabsch
 from neuralbody.geometry.rotations import look_at_rotation
-from neuralbody.geometry.triangulation import _camera_matrices, dlt, reference_dlt, triangulate
+from neuralbody.data.triangulation import _camera_matrices, dlt, reference_dlt, triangulate
 
 
 def _rotation(axis_angle) -> np.ndarray:
