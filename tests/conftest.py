@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 os.environ.setdefault("WARP_CACHE_PATH", os.path.join(os.path.expanduser("~"), ".cache", "warp"))
 
 pytest_plugins = ["fixtures_body", "fixtures_capture"]
@@ -20,3 +22,15 @@ pytest_plugins = ["fixtures_body", "fixtures_capture"]
 # (``from test_eval_protocol import _hand_made_run``), so every folder is importable.
 _HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(folder) for folder in sorted(_HERE.iterdir()) if folder.is_dir() and folder.name.isidentifier()]
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny tensors: one torch thread is faster, and immune to OpenMP spinning on a busy machine
+    (``pytestmark = pytest.mark.usefixtures("one_torch_thread")`` in a module that wants it)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

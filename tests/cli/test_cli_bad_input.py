@@ -31,12 +31,7 @@ TRAIN_FLAGS = ["--rays", "64", "--samples", "8", "--no-progress", "--device", "c
                *[f"--option={key}={json.dumps(value)}" for key, value in TINY.items()]]  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class _Payload:

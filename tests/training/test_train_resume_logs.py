@@ -18,12 +18,7 @@ TINY = {"voxel_size": 0.03, "level_channels": [8, 8, 8, 8], "stage_layers": [1, 
         "occupancy_cell": 0.04, "occupancy_margin": 0.06, "texture_log2": 10}  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _config(data, out, steps, **fields):
