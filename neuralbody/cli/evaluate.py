@@ -19,6 +19,8 @@ log = logging.getLogger("neuralbody.eval")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from neuralbody.evaluation.image_metrics import DEFAULT_PROTOCOL, PROTOCOLS
+
     parser.add_argument("run", type=Path, help="run folder written by `neuralbody train`")
     parser.add_argument("--split", choices=("novel_view", "novel_pose", "both"), default="both",
                         help="novel_view: training frames, held-out cameras; novel_pose: later frames (default both)")
@@ -35,6 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "camera in that frame (fitted body mesh, ray casting); table, JSON and *_coverage.png")
     parser.add_argument("--coverage-tolerance", type=float, default=None,
                         help="metres a training ray may stop short of the point and still see it (default 0.015)")
+    parser.add_argument("--protocol", choices=tuple(PROTOCOLS), default=DEFAULT_PROTOCOL,
+                        help="zju (default): Neural Body's ZJU-MoCap evaluator, box padded 5 cm along z only, SSIM "
+                             "7x7 uniform window, data range 2; nb-custom: its custom-data box, padded on every axis; "
+                             "padded-box: this project's earlier figures (every axis, 11x11 Gaussian SSIM, range 1)")
 
 
 def body_faces(capture, frame: int):
@@ -109,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
             frame_stride=args.stride, views=views, settings=settings, max_frames=args.max_frames,
             out_dir=None if args.no_images else args.run / "eval" / split, use_lpips=not args.no_lpips,
             progress=not args.no_progress, coverage_faces=faces, coverage_tolerance=args.coverage_tolerance,
+            protocol=args.protocol,
         )
         result = evaluate_run(loaded, split=split, options=options)
         results.append(result)

@@ -6,13 +6,14 @@ On disk (paths relative to the capture folder; ``<cam>`` is the camera name, e.g
     annots.npy                  pickled dict (np.save, allow_pickle):
                                   cams = {K: [(3, 3)], D: [(5, 1)], R: [(3, 3)], T: [(3, 1)] millimetres}
                                   ims  = [{ims: ['<cam>/<f>.png', ...one per camera]} ...one per frame]
-    <cam>/<f>.png               RGB image, 8 bit (PNG, lossless; ZJU ships JPEG)
+    <cam>/<f>.png               RGB image, 8 bit (PNG, lossless; or <cam>/<f>.jpg: JPEG, as ZJU ships)
     mask_cihp/<cam>/<f>.png     person mask, uint8 0 / 255 (ZJU rule: 'mask_cihp/' + image path, .png)
     params/{i}.npy              dict: poses (1, P), Rh (1, 3) axis-angle, Th (1, 3) metres, shapes (1, S)
     vertices/{i}.npy            (V, 3) float32 posed vertices, world, metres
     gt_meshes/{i}.npz           vertices (V, 3) float32 metres, faces (F, 3) int32     [ours]
     depth/<cam>/<f>.png         z-depth in camera coordinates, uint16 MILLIMETRES, 0 = no surface [ours]
-    neuralbody.json             capture description (body model, cameras split, frames split, ...) [ours]
+    neuralbody.json             capture description (body model, cameras split, frames split, ...) [ours;
+                                left out on request, as in real ZJU-MoCap data]
 
 The same arrays always give the same bytes: PNGs carry no metadata chunks, the ``.npz`` members
 carry a fixed 1980-01-01 timestamp, JSON keys are sorted. ``annots.npy`` and
@@ -49,9 +50,12 @@ DEPTH_DIR = "depth"
 DEPTH_SCALE_MM = 1000.0  # depth PNG value = round(z metres * 1000)
 
 
-def image_relpath(camera_name: str, frame: int) -> str:
+IMAGE_FORMATS = {"png": ".png", "jpg": ".jpg"}
+
+
+def image_relpath(camera_name: str, frame: int, suffix: str = ".png") -> str:
     """Image path relative to the capture folder, as listed in ``annots.npy``."""
-    return f"{camera_name}/{frame:06d}.png"
+    return f"{camera_name}/{frame:06d}{suffix}"
 
 
 def mask_relpath(image_path: str) -> str:
@@ -75,6 +79,15 @@ def write_png(path: Path, array: np.ndarray) -> None:
         raise ValueError(f"write_png({path}): dtype must be uint8 or uint16, got {array.dtype}")
     with open(path, "wb") as handle:
         image.save(handle, format="PNG", compress_level=6)
+
+
+def write_jpeg(path: Path, array: np.ndarray, quality: int = JPEG_QUALITY) -> None:
+    """Write (H, W, 3) uint8 RGB as a baseline JPEG at ``quality`` (1-95; 4:2:0 chroma), no metadata."""
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"write_jpeg({path}): expected (H, W, 3) uint8, got {array.shape} {array.dtype}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:
+        Image.fromarray(np.ascontiguousarray(array)).save(handle, format="JPEG", quality=int(quality))
 
 
 def read_depth_png(path: str | os.PathLike) -> np.ndarray:
@@ -199,9 +212,22 @@ class CaptureWriter:
         cameras: one :class:`Camera` per view; names become image folders and must be unique.
         meta: JSON-serialisable description written to ``neuralbody.json`` (``num_frames``
             and ``cameras`` names are added by :meth:`close`).
+        image_format: "png" (lossless, default) or "jpg" (JPEG at ``jpeg_quality``).
+        jpeg_quality: 1-95, for "jpg".
+        write_meta: write ``neuralbody.json`` (False: the capture holds only what real
+            ZJU-MoCap data holds, and ``meta`` is not written anywhere).
     """
 
-    def __init__(self, root: str | os.PathLike, cameras: list[Camera], meta: dict) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        cameras: list[Camera],
+        meta: dict,
+        *,
+        image_format: str = "png",
+        jpeg_quality: int = JPEG_QUALITY,
+        write_meta: bool = True,
+    ) -> None:
         names = [c.name for c in cameras]
         if not cameras:
             raise ValueError("CaptureWriter: at least one camera is needed")
@@ -210,6 +236,13 @@ class CaptureWriter:
         sizes = {(c.width, c.height) for c in cameras}
         if len(sizes) != 1:
             raise ValueError(f"CaptureWriter: all cameras must share one image size, got {sorted(sizes)}")
+        if image_format not in IMAGE_FORMATS:
+            raise ValueError(f"CaptureWriter: image_format must be one of {sorted(IMAGE_FORMATS)}, got {image_format!r}")
+        if not 1 <= int(jpeg_quality) <= 95:
+            raise ValueError(f"CaptureWriter: jpeg_quality must be in 1..95, got {jpeg_quality}")
+        self.image_suffix = IMAGE_FORMATS[image_format]
+        self.jpeg_quality = int(jpeg_quality)
+        self.write_meta = bool(write_meta)
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.cameras = list(cameras)
@@ -231,6 +264,7 @@ class CaptureWriter:
         params: dict,
         vertices: np.ndarray,
         faces: np.ndarray,
+        mesh_vertices: np.ndarray | None = None,
     ) -> int:
         """Write one frame for every camera; returns its frame index.
 
@@ -241,7 +275,9 @@ class CaptureWriter:
             params: dict with ``poses`` (P,), ``Rh`` (3,), ``Th`` (3,) metres, ``shapes`` (S,);
                 saved as (1, n) float32 rows like ZJU-MoCap.
             vertices: (V, 3) posed vertices, world, metres.
-            faces: (F, 3) triangle indices.
+            faces: (F, 3) triangle indices into ``mesh_vertices``.
+            mesh_vertices: (M, 3) vertices of the true surface ``gt_meshes/`` (None: ``vertices``;
+                differs when ``vertices/`` hold a subset of the mesh's vertices).
         """
         if self._closed:
             raise ValueError(f"CaptureWriter({self.root}): add_frame after close()")
@@ -270,9 +306,12 @@ class CaptureWriter:
         paths = []
         depth_mm = np.round(np.clip(depths, 0.0, 65.535) * DEPTH_SCALE_MM).astype(np.uint16)
         for view, camera in enumerate(self.cameras):
-            rel = image_relpath(camera.name, frame)
+            rel = image_relpath(camera.name, frame, self.image_suffix)
             paths.append(rel)
-            write_png(self.root / rel, images[view])
+            if self.image_suffix == ".png":
+                write_png(self.root / rel, images[view])
+            else:
+                write_jpeg(self.root / rel, images[view], self.jpeg_quality)
             write_png(self.root / mask_relpath(rel), (masks[view] != 0).astype(np.uint8) * 255)
             write_png(self.root / depth_relpath(rel), np.where(masks[view] != 0, depth_mm[view], 0).astype(np.uint16))
         save_npy(
@@ -281,14 +320,13 @@ class CaptureWriter:
             allow_pickle=True,
         )
         save_npy(self.root / "vertices" / f"{frame}.npy", vertices)
-        save_npz_reproducible(
-            self.root / "gt_meshes" / f"{frame}.npz", vertices=vertices, faces=faces.astype(np.int32)
-        )
+        mesh = vertices if mesh_vertices is None else np.asarray(mesh_vertices, dtype=np.float32).reshape(-1, 3)
+        save_npz_reproducible(self.root / "gt_meshes" / f"{frame}.npz", vertices=mesh, faces=faces.astype(np.int32))
         self._ims.append({"ims": paths})
         return frame
 
     def close(self) -> Path:
-        """Write ``annots.npy`` and ``neuralbody.json`` (atomically); returns the capture folder."""
+        """Write ``annots.npy`` and ``neuralbody.json`` (unless ``write_meta`` is off; atomically); returns the folder."""
         if self._closed:
             return self.root
         if not self._ims:
@@ -303,7 +341,8 @@ class CaptureWriter:
             mask_dir=MASK_DIR,
             depth={"dir": DEPTH_DIR, "format": "png uint16", "unit": "millimetre", "empty": 0, "kind": "camera z"},
         )
-        atomic_write_text(self.root / "neuralbody.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        if self.write_meta:
+            atomic_write_text(self.root / "neuralbody.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
         self._closed = True
         log.info("wrote %d frames x %d views to %s", len(self._ims), len(self.cameras), self.root)
         return self.root

@@ -13,9 +13,13 @@ train on, else every camera it did not train on. Frames are taken every ``frame_
 captures still evaluate several frames, and ``max_frames`` optionally thins them evenly.
 
 Per image, :func:`neuralbody.evaluation.image_metrics.box_mask_metrics` scores the render
-against the ground truth inside the projection of the posed body's 3D box (the vertices' box
-padded :data:`neuralbody.geometry.box.BODY_BOX_PADDING` = 5 cm, as in Neural Body), plus whole-image figures; LPIPS is added
-where its weights are available. A strip ``render | ground truth | error`` is written per
+against the ground truth inside the projection of the posed body's 3D box, plus whole-image
+figures, under a named protocol (:data:`neuralbody.evaluation.image_metrics.PROTOCOLS`):
+``zju`` by default, as Neural Body's evaluator on ZJU-MoCap (the vertices' box padded
+:data:`neuralbody.geometry.box.BODY_BOX_PADDING` = 5 cm along world z only; SSIM with a 7 x 7
+uniform window, data range 2); ``nb-custom`` (its custom-data box, padded on every axis) and
+``padded-box`` (this project's earlier figures: every axis, 11 x 11 Gaussian SSIM, data range 1)
+on request. LPIPS is added where its weights are available. A strip ``render | ground truth | error`` is written per
 image to ``out_dir``. Optionally (``coverage_faces``) the box PSNR is split by whether the
 training cameras saw the body point a pixel shows (:mod:`neuralbody.evaluation.coverage`).
 """
@@ -33,7 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from neuralbody.geometry.box import BODY_BOX_PADDING, body_box
+from neuralbody.evaluation.image_metrics import DEFAULT_PROTOCOL, get_protocol
 from neuralbody.io.atomic import atomic_write_text
 from neuralbody.io.progress import progress_bar
 
@@ -66,7 +70,8 @@ class EvalRow:
 
 @dataclasses.dataclass
 class EvalResult:
-    """All images of one split and their means (``means[metric]``; LPIPS None when unavailable)."""
+    """All images of one split and their means (``means[metric]``; LPIPS None when unavailable),
+    scored under the protocol called ``protocol`` (:data:`~neuralbody.evaluation.image_metrics.PROTOCOLS`)."""
 
     split: str
     frames: list[int]
@@ -76,6 +81,7 @@ class EvalResult:
     seconds: float
     out_dir: str | None = None
     coverage: dict | None = None  # neuralbody.evaluation.coverage.summarize_coverage over the images, if asked
+    protocol: str = DEFAULT_PROTOCOL
 
 
 # ------------------------------------------------------------------------------------------
@@ -183,6 +189,9 @@ class EvalOptions:
             in ``out_dir``: the real frame with uncovered pixels tinted magenta, off-body ones blue).
         coverage_tolerance: metres, see :func:`neuralbody.evaluation.coverage.ray_coverage`
             (None: its default).
+        protocol: name of the box-and-SSIM protocol
+            (:data:`~neuralbody.evaluation.image_metrics.PROTOCOLS`): "zju" (default, Neural
+            Body's ZJU-MoCap evaluator), "nb-custom" or "padded-box".
     """
 
     frame_stride: int = 30
@@ -194,6 +203,7 @@ class EvalOptions:
     progress: bool = True
     coverage_faces: np.ndarray | None = None
     coverage_tolerance: float | None = None
+    protocol: str = DEFAULT_PROTOCOL
 
 
 def evaluation_plan(run, split: str, options: EvalOptions) -> tuple[list[int], list[int]]:
@@ -237,7 +247,7 @@ class _Scorer:
     def prepare(self, frame: int) -> _FrameTarget:
         body = self.run.capture.load_body(frame)
         vertices = body.vertices.detach().cpu().numpy().astype(np.float64)
-        box_min, box_max = body_box(vertices)
+        box_min, box_max = get_protocol(self.options.protocol).box(vertices)
         from neuralbody.rendering.render import frame_occupancy
 
         field = self.run.model.compile_frame(frame, body.to(self.run.device))
@@ -253,7 +263,8 @@ class _Scorer:
                                occupancy=target.occupancy)
         pred = rendered.rgb.float().clamp(0, 1).cpu().numpy()
         gt = np.asarray(self.run.capture.load_image(frame, view), dtype=np.float32)
-        metrics = box_mask_metrics(pred, gt, camera, target.box_min, target.box_max)
+        window = get_protocol(self.options.protocol).ssim_window
+        metrics = box_mask_metrics(pred, gt, camera, target.box_min, target.box_max, ssim_window=window)
         lpips_value = None
         if self.lpips_fn is not None:
             value = self.lpips_fn(pred, gt)
@@ -285,6 +296,7 @@ def evaluate_run(run, *, split: str, options: EvalOptions | None = None) -> Eval
             :class:`EvalOptions`).
     """
     options = options if options is not None else EvalOptions()
+    protocol = get_protocol(options.protocol).name  # an unknown name fails before any rendering
     frames, views = evaluation_plan(run, split, options)
     out_path = Path(options.out_dir) if options.out_dir is not None else None
     if out_path is not None:
@@ -294,7 +306,8 @@ def evaluate_run(run, *, split: str, options: EvalOptions | None = None) -> Eval
         lpips_fn=_lpips_function(run.device) if options.use_lpips else None, out_path=out_path,
         train_cameras=[run.capture.cameras[v] for v in run.train_views],
     )
-    log.info("%s: %d frames x %d views (frames %s, views %s)", split, len(frames), len(views), frames, views)
+    log.info("%s: %d frames x %d views (frames %s, views %s), protocol %s", split, len(frames), len(views), frames,
+             views, protocol)
     run.model.eval()
     rows: list[EvalRow] = []
     coverage_sums: list[dict] = []
@@ -319,6 +332,7 @@ def evaluate_run(run, *, split: str, options: EvalOptions | None = None) -> Eval
     return EvalResult(
         split=split, frames=frames, views=views, rows=rows, means=means,
         seconds=time.perf_counter() - started, out_dir=None if out_path is None else str(out_path), coverage=coverage,
+        protocol=protocol,
     )
 
 
@@ -351,13 +365,21 @@ def _json_number(value):
     return round(value, 5)
 
 
+def _protocol_of(results: list[EvalResult]):
+    """The one :class:`~neuralbody.evaluation.image_metrics.ImageProtocol` all ``results`` were scored under."""
+    names = sorted({result.protocol for result in results}) or [DEFAULT_PROTOCOL]
+    if len(names) != 1:
+        raise ValueError(f"results scored under different protocols {names} cannot share one table or file")
+    return get_protocol(names[0])
+
+
 def results_to_dict(results: list[EvalResult], *, extra: dict | None = None) -> dict:
-    """JSON-able dict: per split the means, frames, views, seconds and per-image rows (inf written as "inf")."""
+    """JSON-able dict: the protocol's name and description, then per split the means, frames, views,
+    seconds and per-image rows (inf written as "inf")."""
+    protocol = _protocol_of(results)
     document = dict(extra or {})
-    document["protocol"] = (
-        "Neural Body box-mask protocol: PSNR inside the projection of the posed body's 3D box "
-        f"(vertices' box padded {BODY_BOX_PADDING} m), SSIM over its bounding rectangle; *_full: whole image"
-    )
+    document["protocol"] = protocol.name
+    document["protocol_description"] = protocol.description + "; *_full: the same metrics over the whole image"
     for result in results:
         document[result.split] = {
             "images": len(result.rows),
@@ -388,7 +410,7 @@ def write_eval_json(results: list[EvalResult], path: str | os.PathLike, *, extra
 
 
 def format_table(results: list[EvalResult]) -> str:
-    """A plain-text table: one line per split with the mean metrics."""
+    """A plain-text table: one line per split with the mean metrics, then the protocol's name and description."""
 
     def cell(value, digits):
         if value is None:
@@ -403,5 +425,7 @@ def format_table(results: list[EvalResult]) -> str:
             f"{r.split:<11} {len(r.rows):>6} {cell(m['psnr_box'], 2):>9} {cell(m['ssim_box'], 4):>9} "
             f"{cell(m['psnr_full'], 2):>10} {cell(m['ssim_full'], 4):>10} {cell(m['lpips'], 4):>7}"
         )
-    lines.append("PSNR in dB. box: inside the projection of the body's 3D box (Neural Body protocol); full: whole image.")
+    protocol = _protocol_of(results)
+    lines.append(f"protocol {protocol.name}: {protocol.description}.")
+    lines.append("PSNR in dB. box: inside the projection of the body's 3D box; full: whole image.")
     return "\n".join(lines)

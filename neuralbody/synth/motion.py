@@ -15,9 +15,11 @@ joint's rest frame). :func:`joint_frames` measures ``M_j`` by posing each joint 
 each local axis, and a world-axis rotation ``theta a`` becomes ``w = theta M_j^{-1} a``.
 Composed down the kinematic chain this is "about the canonical axis as carried by the parent".
 
-Motions ('walk', 'wave', 'sway') are sums of sinusoids of time ``t = frame / fps`` with
+Motions ('walk', 'wave', 'sway', 'dance') are sums of sinusoids of time ``t = frame / fps`` with
 seeded phases; the body turns slowly about z (``Rh``) and, for 'walk', moves along an arc
-(``Th``).
+(``Th``). 'sway' is small; 'dance' is large: arms swung overhead in turn, deep knee bends,
+a leg kicked forwards, a big torso twist, a full turn about z in about 10 s and a side-to-side
+step (the body is lowered by the knee bend so the feet stay near the floor).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import torch
 from neuralbody.body.base import BodyModel
 from neuralbody.geometry.rotations import matrix_to_axis_angle
 
-MOTIONS = ("sway", "wave", "walk", "arms_overhead", "squat", "kick", "turn")
+MOTIONS = ("sway", "wave", "walk", "dance", "arms_overhead", "squat", "kick", "turn")
 # motions far outside the everyday ones: for testing animation out of distribution (feet kept on the ground)
 GROUNDED_MOTIONS = ("squat", "kick")
 FPS = 10.0
@@ -171,6 +173,35 @@ def _anatomy_walk(t: np.ndarray, rng: np.random.Generator) -> dict[str, list[tup
     }
 
 
+def _dance_knees(t: np.ndarray, phase: float) -> np.ndarray:
+    """(T,) knee-bend amount of 'dance' in [0, 1.1] radians (deep bends at 0.35 Hz)."""
+    return 0.55 + 0.55 * np.sin(2 * math.pi * 0.35 * t + phase)
+
+
+def _anatomy_dance(t: np.ndarray, rng: np.random.Generator) -> dict[str, list[tuple[str, np.ndarray]]]:
+    ph = rng.uniform(0, 2 * math.pi, 10)
+    knees = _dance_knees(t, ph[0])
+    beat = 2 * math.pi * 0.45 * t
+    raise_l = 1.3 + 1.15 * np.sin(beat + ph[1])  # 0.15 .. 2.45 rad: down to overhead
+    raise_r = 1.3 + 1.15 * np.sin(beat + ph[1] + math.pi)
+    kick = np.clip(np.sin(2 * math.pi * 0.3 * t + ph[2]), 0.0, None) ** 2  # one leg forwards now and then
+    return {
+        "upperarm01.L": [("abduct", raise_l), ("flex", 0.4 * np.sin(beat * 0.5 + ph[3]))],
+        "upperarm01.R": [("abduct", raise_r), ("flex", 0.4 * np.sin(beat * 0.5 + ph[3] + 1.0))],
+        "lowerarm01.L": [("flex", 0.8 + 0.7 * np.sin(beat * 1.5 + ph[4]))],
+        "lowerarm01.R": [("flex", 0.8 + 0.7 * np.sin(beat * 1.5 + ph[4] + 2.0))],
+        "spine04": [("twist", 0.45 * np.sin(2 * math.pi * 0.25 * t + ph[5])), ("bend", 0.2 * np.sin(beat + ph[6]))],
+        "spine02": [("flex", 0.15 + 0.15 * np.sin(2 * math.pi * 0.2 * t + ph[7]))],
+        "neck02": [("twist", 0.5 * np.sin(2 * math.pi * 0.3 * t + ph[8])), ("flex", 0.2 * np.sin(beat + ph[9]))],
+        "upperleg01.L": [("flex", 0.8 * knees + 1.0 * kick), ("abduct", 0.15 + 0.1 * np.sin(beat))],
+        "upperleg01.R": [("flex", 0.8 * knees), ("abduct", 0.15 - 0.1 * np.sin(beat))],
+        "lowerleg01.L": [("flex", -1.6 * knees - 0.4 * kick)],
+        "lowerleg01.R": [("flex", -1.6 * knees)],
+        "foot.L": [("flex", 0.8 * knees)],
+        "foot.R": [("flex", 0.8 * knees)],
+    }
+
+
 def _anatomy_arms_overhead(t: np.ndarray, rng: np.random.Generator) -> dict[str, list[tuple[str, np.ndarray]]]:
     """Both arms raised from the sides to straight overhead and back (about 3 s a cycle)."""
     phase = rng.uniform(0, 2 * math.pi)
@@ -232,6 +263,7 @@ _ANATOMY = {
     "sway": _anatomy_sway,
     "wave": _anatomy_wave,
     "walk": _anatomy_walk,
+    "dance": _anatomy_dance,
     "arms_overhead": _anatomy_arms_overhead,
     "squat": _anatomy_squat,
     "kick": _anatomy_kick,
@@ -339,6 +371,12 @@ def make_motion(
         Th[:, 0] = radius * np.cos(heading - math.pi / 2) + centre_offset[0]
         Th[:, 1] = radius * np.sin(heading - math.pi / 2) + centre_offset[1]
         Th[:, 2] = 0.015 * np.abs(np.sin(2 * math.pi * 0.85 * t))
+    if name == "dance":  # a full turn in ~10 s, a side step, lowered by the knee bend (~0.9 m of leg)
+        Rh[:, 2] = yaw + 0.6 * t
+        Th[:, 0] = 0.2 * np.sin(2 * math.pi * 0.15 * t + rng.uniform(0, 2 * math.pi))
+        knee_phase = np.random.default_rng([seed, 31337]).uniform(0, 2 * math.pi, 10)[0]  # _anatomy_dance's ph[0]
+        knees = _dance_knees(t, knee_phase)
+        Th[:, 2] = -0.9 * (1.0 - np.cos(0.8 * knees))
     return Motion(
         name=name,
         poses=torch.tensor(poses, dtype=torch.float32),

@@ -14,9 +14,13 @@ deterministic ingredients (all seeded):
 * value noise ``n(p)`` on an integer lattice with a hashed permutation table, trilinearly
   interpolated with smoothstep weights, and its fractal sum ``fbm``.
 
-top: a plaid of 6 cm checks plus fabric grain; trousers: diagonal twill ridges (3 cm) and
-mottling; shoes: a dark upper with a white sole; skin: a base tone with a few per cent of
-low-frequency variation; hair: streaks around the head; eyes: near black.
+top: by default a plaid of 6 cm checks plus fabric grain (:data:`TOP_PATTERNS` has finer ones:
+scattered 1 cm dots about 3 cm apart, 4 mm pinstripes 1.5 cm apart, a small-scale print with
+5 mm detail);
+trousers: diagonal twill ridges (3 cm) and mottling; shoes: a dark upper with a white sole;
+skin: a base tone with a few per cent of low-frequency variation; hair: streaks around the
+head; eyes: near black. The skin tone and the trousers' colour are drawn from the seed unless
+a :class:`TextureStyle` names them (:data:`SKIN_TONES`, :data:`TROUSER_COLOURS`).
 """
 
 from __future__ import annotations
@@ -106,6 +110,7 @@ class SolidTexture:
         lattice_values: (256,) lattice values in [0, 1].
         phases: (8,) pattern offsets, metres.
         floor_z: canonical height of the sole's top edge, metres.
+        pattern: the top's pattern, one of :data:`TOP_PATTERNS`.
     """
 
     palette: torch.Tensor
@@ -113,6 +118,7 @@ class SolidTexture:
     lattice_values: torch.Tensor
     phases: torch.Tensor
     floor_z: float
+    pattern: str = "plaid"
 
     def to(self, device) -> "SolidTexture":
         return dataclasses.replace(
@@ -132,13 +138,61 @@ _TROUSER_COLOURS = np.array([[0.16, 0.22, 0.42], [0.55, 0.48, 0.35], [0.25, 0.25
 _HAIR_COLOURS = np.array([[0.10, 0.07, 0.05], [0.30, 0.18, 0.09], [0.65, 0.50, 0.28], [0.08, 0.08, 0.08]])
 
 
-def make_texture(seed: int, *, floor_z: float) -> SolidTexture:
-    """Seeded appearance. ``floor_z``: canonical z of the soles plus the sole height, metres."""
+TOP_PATTERNS = ("plaid", "dots", "pinstripe", "print")
+SKIN_TONES = {
+    "light": (0.96, 0.80, 0.69),
+    "medium": (0.87, 0.67, 0.53),
+    "tan": (0.74, 0.53, 0.39),
+    "brown": (0.55, 0.37, 0.26),
+    "dark": (0.42, 0.27, 0.18),
+    "deep": (0.30, 0.19, 0.13),
+}
+TROUSER_COLOURS = {
+    "navy": (0.16, 0.22, 0.42),
+    "khaki": (0.55, 0.48, 0.35),
+    "charcoal": (0.25, 0.25, 0.27),
+    "brown": (0.36, 0.24, 0.16),
+    "light": (0.80, 0.77, 0.68),
+    "white": (0.90, 0.90, 0.87),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class TextureStyle:
+    """Choices that override the seed's draw (None: the seed's choice, as without a style).
+
+    Attributes:
+        top_pattern: one of :data:`TOP_PATTERNS`.
+        skin_tone: a key of :data:`SKIN_TONES`, or None.
+        trousers: a key of :data:`TROUSER_COLOURS`, or None.
+    """
+
+    top_pattern: str = "plaid"
+    skin_tone: str | None = None
+    trousers: str | None = None
+
+    def __post_init__(self) -> None:
+        choices = ((self.top_pattern, TOP_PATTERNS, "top_pattern"), (self.skin_tone, SKIN_TONES, "skin_tone"),
+                   (self.trousers, TROUSER_COLOURS, "trousers"))  # fmt: skip
+        for value, table, what in choices:
+            if value is not None and value not in table:
+                raise ValueError(f"TextureStyle: unknown {what} {value!r}; choose one of {', '.join(table)}")
+
+
+def make_texture(seed: int, *, floor_z: float, style: TextureStyle | None = None) -> SolidTexture:
+    """Seeded appearance. ``floor_z``: canonical z of the soles plus the sole height, metres.
+
+    ``style`` overrides the pattern of the top and, where it names them, the skin tone and the
+    trousers' colour; the seed's other draws are the same with or without it.
+    """
+    style = style if style is not None else TextureStyle()
     rng = np.random.default_rng([seed, 104729])
     skin = _SKIN_TONES[rng.integers(len(_SKIN_TONES))]
     top = _TOP_COLOURS[rng.permutation(len(_TOP_COLOURS))[:2]]
     trousers = _TROUSER_COLOURS[rng.integers(len(_TROUSER_COLOURS))]
     hair = _HAIR_COLOURS[rng.integers(len(_HAIR_COLOURS))]
+    skin = np.array(SKIN_TONES[style.skin_tone]) if style.skin_tone else skin
+    trousers = np.array(TROUSER_COLOURS[style.trousers]) if style.trousers else trousers
     palette = np.stack(
         [
             [skin, skin * np.array([1.0, 0.85, 0.85]), skin * 0.8],
@@ -155,6 +209,7 @@ def make_texture(seed: int, *, floor_z: float) -> SolidTexture:
         lattice_values=torch.tensor(rng.uniform(0.0, 1.0, 256), dtype=torch.float32),
         phases=torch.tensor(rng.uniform(0.0, 0.1, 8), dtype=torch.float32),
         floor_z=float(floor_z),
+        pattern=style.top_pattern,
     )
 
 
@@ -177,6 +232,23 @@ def value_noise(texture: SolidTexture, points: torch.Tensor) -> torch.Tensor:
                 wz = weight[:, 2] if dz else 1.0 - weight[:, 2]
                 out = out + wx * wy * wz * values[hz]
     return out
+
+
+def feature_distance(texture: SolidTexture, points: torch.Tensor, *, cell: float) -> torch.Tensor:
+    """(N,) distance, metres, from points (N, 3) to the nearest of the seeded feature points, one
+    per cube of side ``cell`` metres (cellular noise: the 27 neighbouring cubes are searched)."""
+    base = torch.floor(points / cell).long()
+    perm, values = texture.permutation, texture.lattice_values
+    best = torch.full((points.shape[0],), float("inf"), dtype=points.dtype, device=points.device)
+    for dx in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            for dz in (-1, 0, 1):
+                c = base + torch.tensor([dx, dy, dz], device=points.device)
+                h = perm[(perm[(perm[c[:, 0] & 255] + c[:, 1]) & 255] + c[:, 2]) & 255]
+                jitter = torch.stack([values[h], values[(h + 85) & 255], values[(h + 170) & 255]], dim=1)
+                feature = (c.to(points.dtype) + jitter.to(points.dtype)) * cell
+                best = torch.minimum(best, (points - feature).norm(dim=1))
+    return best
 
 
 def fbm(texture: SolidTexture, points: torch.Tensor, *, scale: float, octaves: int = 3) -> torch.Tensor:
@@ -225,15 +297,7 @@ def albedo(texture: SolidTexture, points_canonical: torch.Tensor, regions: torch
     blobs = fbm(texture, p + 3.0, scale=0.08)
     colour = base.clone()
 
-    # top: plaid of 6 cm checks (bands along x and z), thin accent lines, fabric grain.
-    band_x = pulse(x + ph[0], period=0.06, width=0.025)
-    band_z = pulse(z + ph[1], period=0.06, width=0.025)
-    line = torch.maximum(
-        pulse(x + ph[0] + 0.03, period=0.06, width=0.006), pulse(z + ph[1] + 0.03, period=0.06, width=0.006)
-    )
-    plaid = _mix(base, second, 0.55 * band_x + 0.45 * band_z)
-    plaid = _mix(plaid, accent, 0.7 * line)
-    plaid = plaid * (1.0 + 0.25 * grain)[:, None]
+    top = _top_pattern(texture, p, base, second, accent, grain)
 
     # trousers: diagonal twill ridges every 3 cm, mottled.
     twill = pulse(x + y + 0.5 * z + ph[2], period=0.03, width=0.012, softness=0.006)
@@ -252,10 +316,38 @@ def albedo(texture: SolidTexture, points_canonical: torch.Tensor, regions: torch
     streak = 0.5 + 0.5 * torch.sin(angle * 90.0 + 8.0 * blobs + z * 40.0)
     hair = _mix(base, second, 0.6 * streak) * (1.0 + 0.2 * grain)[:, None]
 
-    for region, value in ((TOP, plaid), (TROUSERS, trousers), (SHOES, shoes), (SKIN, skin), (HAIR, hair)):
+    for region, value in ((TOP, top), (TROUSERS, trousers), (SHOES, shoes), (SKIN, skin), (HAIR, hair)):
         chosen = regions == region
         colour = torch.where(chosen[:, None], value, colour)
     return colour.clamp(0.0, 1.0)
+
+
+def _top_pattern(texture: SolidTexture, p: torch.Tensor, base, second, accent, grain) -> torch.Tensor:
+    """(N, 3) colour of the top's pattern at canonical points p (N, 3), metres (see the module docstring)."""
+    x, z, ph = p[:, 0], p[:, 2], texture.phases
+    if texture.pattern == "plaid":  # 6 cm checks (bands along x and z), thin accent lines, fabric grain
+        band_x = pulse(x + ph[0], period=0.06, width=0.025)
+        band_z = pulse(z + ph[1], period=0.06, width=0.025)
+        line = torch.maximum(
+            pulse(x + ph[0] + 0.03, period=0.06, width=0.006), pulse(z + ph[1] + 0.03, period=0.06, width=0.006)
+        )
+        plaid = _mix(_mix(base, second, 0.55 * band_x + 0.45 * band_z), accent, 0.7 * line)
+        return plaid * (1.0 + 0.25 * grain)[:, None]
+    if texture.pattern == "dots":  # 1 cm dots: balls around one random point per 2 cm cell, cut by the surface
+        distance = feature_distance(texture, p + ph[:3], cell=0.02)
+        dot = torch.clamp((0.005 - distance) / 0.0015 + 0.5, 0.0, 1.0)
+        return _mix(base, accent, dot) * (1.0 + 0.15 * grain)[:, None]
+    if texture.pattern == "pinstripe":  # 4 mm stripes every 1.5 cm around the body, a 1 mm thread between
+        angle_u = torch.atan2(x, p[:, 1]) * 0.15  # metres along the circumference of a ~15 cm radius
+        stripe = pulse(angle_u + x * 0.2 + ph[3], period=0.015, width=0.004, softness=0.001)
+        thread = pulse(angle_u + x * 0.2 + ph[3] + 0.0075, period=0.015, width=0.001, softness=0.0005)
+        return _mix(_mix(base, second, stripe), accent, 0.6 * thread) * (1.0 + 0.2 * grain)[:, None]
+    # print: a small-scale two-colour print (5 mm blobs), a 1 cm check underneath
+    fine = fbm(texture, p + 7.0, scale=0.005, octaves=2)
+    check = pulse(x + ph[4], period=0.02, width=0.01, softness=0.001)
+    check = check * pulse(z + ph[5], period=0.02, width=0.01, softness=0.001)
+    blots = torch.clamp(fine * 6.0 + 0.5, 0.0, 1.0)
+    return _mix(_mix(base, second, blots), accent, 0.5 * check)
 
 
 def flat_albedo(texture: SolidTexture, regions: torch.Tensor) -> torch.Tensor:

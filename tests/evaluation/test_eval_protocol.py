@@ -221,3 +221,21 @@ def test_eval_and_render_commands(fake_capture, tmp_path, capsys):
     assert len(list(out.glob("frame000[01]_view*.png"))) == 12
     assert len(imageio.mimread(out / "view05_frames0000-0001.gif")) == 2
     assert main(["render", str(run_dir), "--frame", "99"]) == 1  # out of range: a clear error, exit 1
+
+
+def test_protocol_is_named_in_results_json_and_table(fake_capture, tmp_path):
+    """Default zju; padded-box on request; the box PSNR differs, the whole-image PSNR does not."""
+    run = _run(ConstantModel(fake_capture), fake_capture)
+    zju = evaluate_run(run, split="novel_view", options=EvalOptions(max_frames=1, views=[1], progress=False))
+    padded = evaluate_run(run, split="novel_view",
+                          options=EvalOptions(max_frames=1, views=[1], progress=False, protocol="padded-box"))
+    assert zju.protocol == "zju" and padded.protocol == "padded-box"
+    assert zju.means["psnr_full"] == pytest.approx(padded.means["psnr_full"], abs=1e-9)
+    assert abs(zju.means["psnr_box"] - padded.means["psnr_box"]) > 1e-3
+    document = json.loads(write_eval_json([zju], tmp_path / "zju.json").read_text())
+    assert document["protocol"] == "zju" and "along world z only" in document["protocol_description"]
+    assert "protocol zju:" in format_table([zju]) and "protocol padded-box:" in format_table([padded])
+    with pytest.raises(ValueError, match="different protocols"):
+        format_table([zju, padded])
+    with pytest.raises(ValueError, match="unknown evaluation protocol"):
+        evaluate_run(run, split="novel_view", options=EvalOptions(progress=False, protocol="zju-mocap"))

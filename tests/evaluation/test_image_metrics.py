@@ -13,7 +13,7 @@ from skimage.metrics import structural_similarity
 
 from neuralbody.data.cameras import Camera, project_box_mask
 from neuralbody.evaluation import lpips_metric
-from neuralbody.evaluation.image_metrics import box_mask_metrics, mask_bounding_rect, ssim
+from neuralbody.evaluation.image_metrics import SSIM_GAUSSIAN, box_mask_metrics, mask_bounding_rect, ssim
 from neuralbody.metrics import psnr
 
 
@@ -78,7 +78,7 @@ def test_box_mask_protocol_against_manual_computation():
     pred, gt = _images(4, size=(48, 48))
     box = project_box_mask(camera, box_min, box_max)
     assert 0 < box.sum() < box.size
-    result = box_mask_metrics(pred, gt, camera, box_min, box_max)
+    result = box_mask_metrics(pred, gt, camera, box_min, box_max, ssim_window=SSIM_GAUSSIAN)
     assert set(result) == {"psnr_box", "ssim_box", "psnr_full", "ssim_full"}
     mse_box = np.mean((pred[box] - gt[box]) ** 2)
     assert result["psnr_box"] == pytest.approx(-10 * np.log10(mse_box), abs=1e-9)

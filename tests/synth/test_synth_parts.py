@@ -113,7 +113,7 @@ def test_anatomical_rotations_move_limbs_the_named_way(anny_body):
 
 
 @pytest.mark.anny
-@pytest.mark.parametrize("name", ["sway", "wave", "walk", "arms_overhead", "squat", "kick", "turn"])
+@pytest.mark.parametrize("name", ["sway", "wave", "walk", "dance", "arms_overhead", "squat", "kick", "turn"])
 def test_motions_are_deterministic_and_plausible(anny_body, name):
     from neuralbody.synth.motion import make_motion
 
@@ -129,7 +129,7 @@ def test_motions_are_deterministic_and_plausible(anny_body, name):
     if name == "walk":
         assert (motion.Th[-1, :2] - motion.Th[0, :2]).norm() > 0.2
     with pytest.raises(ValueError, match="unknown motion"):
-        make_motion("dance", body=anny_body, num_frames=2)
+        make_motion("moonwalk", body=anny_body, num_frames=2)
 
 
 @pytest.mark.anny
