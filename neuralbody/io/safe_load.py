@@ -23,6 +23,7 @@ import os
 import pickle
 import re
 import struct
+import tokenize
 import types
 import zipfile
 from pathlib import Path
@@ -87,7 +88,7 @@ def safe_unpickle(data: bytes, *, encoding: str = "ASCII"):
 
 # Errors a damaged or crafted pickle stream raises from inside ``load`` (our find_class is the only code of ours there).
 _PICKLE_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-                  struct.error, MemoryError)  # fmt: skip
+                  struct.error, MemoryError, OverflowError, RecursionError)  # fmt: skip
 
 
 def _read_header(handle) -> tuple[tuple[int, ...], bool, np.dtype] | None:
@@ -135,7 +136,7 @@ def load_npy(path: str | os.PathLike) -> np.ndarray:
                 return np.lib.format.read_array(handle, allow_pickle=False)
             shape, _, dtype = header
             data = handle.read()
-    except (ValueError, EOFError, OSError, SyntaxError, struct.error) as error:  # read_magic/header: ValueError
+    except (ValueError, EOFError, OSError, SyntaxError, struct.error, tokenize.TokenError) as error:  # a damaged header
         raise InputError(path, f"not a readable .npy file ({one_line(error)})", "re-write it with np.save") from None
     array = _unpickle_array(data, path)
     if array.shape != tuple(shape) or array.dtype != dtype:
@@ -176,6 +177,7 @@ def load_torch(path: str | os.PathLike, *, map_location=None, fix: str):
                        "(the file may be crafted to run code, or written by an older version)")  # fmt: skip
             raise InputError(path, problem, fix) from None
         raise InputError(path, "damaged: not a torch file this version can read", fix) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, IndexError, KeyError, TypeError,
+            AttributeError, MemoryError, OverflowError) as error:  # what the unpickler trips on in random bytes
         detail = one_line(error).split(". ")[0] or type(error).__name__
         raise InputError(path, f"damaged or truncated ({detail})", fix) from None
