@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from neuralbody.cli.arguments import parse_index_list
+
 HELP = "fit the body model (pose, global transform, shape) to multi-view 2D keypoints of a capture"
 
 log = logging.getLogger("neuralbody.fit")
@@ -74,19 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_frames(text: str | None, count: int) -> list[int]:
-    """Frame indices of an ``A:B`` (or ``A:B:S``, or ``A``) slice over ``range(count)``."""
-    if not text:
-        return list(range(count))
-    try:
-        parts = [int(p) if p else None for p in text.split(":")]
-    except ValueError as error:
-        raise ValueError(f"--frames must look like A:B (e.g. 0:30), got {text!r}") from error
-    if len(parts) == 1:
-        return [range(count)[parts[0]]]
-    frames = list(range(count))[slice(*parts)]
-    if not frames:
-        raise ValueError(f"--frames {text!r} selects no frame of the {count} in the capture")
-    return frames
+    """``--frames`` of the commands that change a capture: every frame when absent, else
+    :func:`~neuralbody.cli.arguments.parse_index_list` (never clamped)."""
+    return list(range(count)) if not text else parse_index_list(text, limit=count, what="frames")
 
 
 def _keypoint_loader(capture, regressor, args):

@@ -12,7 +12,8 @@ from PIL import Image
 from shared_data import POSE2SIM_DEMO, needs_shared
 
 from neuralbody.capture_import.calibration import read_qualisys, write_qualisys
-from neuralbody.capture_import.importer import ImportConfig, import_capture, parse_frames, parse_offsets
+from neuralbody.capture_import.importer import ImportConfig, import_capture
+from neuralbody.cli.import_capture import parse_frames, parse_offsets
 from neuralbody.capture_import.opencv_yaml import write_easymocap
 from neuralbody.cli.main import main
 from neuralbody.data.cameras import Camera, distort_image, project_points

@@ -23,9 +23,12 @@ def test_parse_frames():
     assert fit_cli.parse_frames(None, 4) == [0, 1, 2, 3]
     assert fit_cli.parse_frames("1:3", 4) == [1, 2]
     assert fit_cli.parse_frames("2", 4) == [2]
-    with pytest.raises(ValueError):
+    assert fit_cli.parse_frames("0,3", 4) == [0, 3]
+    with pytest.raises(ValueError, match=r"--frames: range '5:9' is not within 0\.\.3"):
         fit_cli.parse_frames("5:9", 4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"--frames: range '2:9' is not within"):  # never clamped to 2:4
+        fit_cli.parse_frames("2:9", 4)
+    with pytest.raises(ValueError, match="expected indices"):
         fit_cli.parse_frames("a:b", 4)
 
 
