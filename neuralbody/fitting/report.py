@@ -1,7 +1,7 @@
 """Fitting residuals per frame (a dataclass and a printed table) and PNG overlays of fitted bodies.
 
 Residuals are in pixels (distorted image pixels) and, where a reference mesh of the same
-topology exists (e.g. the ground truth moved aside to ``vertices_prev/``), in millimetres.
+topology exists (the frame's body before the fit, e.g. the ground truth of a synthetic capture), in millimetres.
 """
 
 from __future__ import annotations
