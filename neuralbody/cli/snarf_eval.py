@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--max-frames and --samples must be >= 1, --band and --voxel positive metres")
     loaded = load_run(args.run)
     data_root = args.data if args.data is not None else Path(loaded.payload["data"])
+    if args.data is None and not data_root.is_dir():
+        raise FileNotFoundError(f"{data_root}: the run's training data is not there any more; pass --data FOLDER")
     frames = parse_index_list(args.frames, limit=read_posed_meshes(data_root).num_frames, what="frames")
     settings = EvalSettings(volume_samples=args.samples, surface_samples=args.samples, band=args.band, voxel=args.voxel)
     result = evaluate_run(loaded, data_root, frames, settings=settings, max_frames=args.max_frames,

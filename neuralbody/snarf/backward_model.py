@@ -149,7 +149,13 @@ class BackwardOccupancy(PosedOccupancy):
         """(N, 3) canonical points of posed points (N, 3), metres, by :func:`inverse_skin`."""
         return inverse_skin(points, self.skinning_weights(points, frame), frame.bone_transforms)
 
-    def logits(self, points: torch.Tensor, frame: FramePose) -> torch.Tensor:
+    def logits_and_weight_logits(self, points: torch.Tensor, frame: FramePose) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N,) occupancy logits and (N, B) skinning-weight logits of posed points (N, 3), metres."""
         if points.ndim != 2 or points.shape[1] != 3:
             raise ValueError(f"BackwardOccupancy: points must be (N, 3), got {tuple(points.shape)}")
-        return self.occupancy(self.canonical(points, frame))
+        weight_logits = self.weights(points, frame.pose)
+        canonical = inverse_skin(points, torch.softmax(weight_logits, dim=1), frame.bone_transforms)
+        return self.occupancy(canonical), weight_logits
+
+    def logits(self, points: torch.Tensor, frame: FramePose) -> torch.Tensor:
+        return self.logits_and_weight_logits(points, frame)[0]

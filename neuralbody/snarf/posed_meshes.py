@@ -156,8 +156,11 @@ def _read_meta(root: Path) -> tuple[str | None, dict[str, tuple[int, int]]]:
     body = meta.get("body_model")
     if body is not None and not isinstance(body, str):
         raise InputError(path, f"body_model must be a name, got {body!r}", "write e.g. \"anny\"")
+    frames = meta.get("frames") or {}
+    if not isinstance(frames, dict):
+        raise InputError(path, f"frames must map split names to [start, stop], got {frames!r}", "fix or delete it")
     splits = {}
-    for name, span in (meta.get("frames") or {}).items():
+    for name, span in frames.items():
         if not (isinstance(span, list) and len(span) == 2 and all(isinstance(v, int) for v in span)):
             raise InputError(path, f"frames.{name} must be [start, stop], got {span!r}", "fix or delete it")
         splits[str(name)] = (span[0], span[1])

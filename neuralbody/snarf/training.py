@@ -126,13 +126,13 @@ def step_loss(model: PosedOccupancy, frame: PreparedFrame, mesh: WarpMesh, subje
               settings: TrainSettings, warm_up: bool) -> torch.Tensor:
     """The loss of one step on ``frame`` (points drawn with ``seed``), see the module docstring."""
     labelled = training_points(mesh, settings.points_per_step, seed, settings.mix)
-    logits = model.logits(labelled.points, frame.pose)
-    loss = F.binary_cross_entropy_with_logits(logits, labelled.inside.float())
-    if warm_up and isinstance(model, BackwardOccupancy):
-        target = surface_weights(frame.body_vertices, subject.faces, subject.vertex_weights, labelled.points)
-        log_weights = torch.log_softmax(model.weights(labelled.points, frame.pose.pose), dim=1)
-        loss = loss - (target * log_weights).sum(dim=1).mean()
-    return loss
+    labels = labelled.inside.float()
+    if not (warm_up and isinstance(model, BackwardOccupancy)):
+        return F.binary_cross_entropy_with_logits(model.logits(labelled.points, frame.pose), labels)
+    logits, weight_logits = model.logits_and_weight_logits(labelled.points, frame.pose)
+    target = surface_weights(frame.body_vertices, subject.faces, subject.vertex_weights, labelled.points)
+    weight_loss = -(target * torch.log_softmax(weight_logits, dim=1)).sum(dim=1).mean()
+    return F.binary_cross_entropy_with_logits(logits, labels) + weight_loss
 
 
 def train_model(model: PosedOccupancy, optimizer: torch.optim.Optimizer, state: TrainState, subject: Subject,
