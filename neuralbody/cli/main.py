@@ -33,6 +33,8 @@ COMMANDS = {
     "refine-cameras": "neuralbody.cli.refine_cameras",
     "calibrate-colour": "neuralbody.cli.calibrate_colour",
     "check": "neuralbody.cli.check",
+    "snarf": "neuralbody.cli.snarf",
+    "snarf-eval": "neuralbody.cli.snarf_eval",
 }
 
 
