@@ -8,7 +8,6 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
 
 HELP = "extract a mesh (PLY/OBJ, world coordinates in metres) from a trained run; scored against ground truth when present"
 
@@ -34,30 +33,9 @@ def ground_truth_mesh_path(capture, frame: int) -> Path | None:
     return path if path.is_file() else None
 
 
-def read_ground_truth_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(vertices (V, 3) float64 metres, faces (F, 3) int64) of a ``gt_meshes/*.npz`` (no pickles).
-
-    Raises InputError naming the file when it is damaged or holds other shapes.
-    """
-    import zipfile
-
-    from neuralbody.io.errors import InputError, one_line
-
-    try:
-        with np.load(path, allow_pickle=False) as gt:
-            vertices, faces = gt["vertices"].astype(np.float64), gt["faces"].astype(np.int64)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-        raise InputError(path, f"not a readable ground-truth mesh ({one_line(error)})",
-                         "regenerate the capture or delete the file") from None  # fmt: skip
-    if vertices.ndim != 2 or vertices.shape[1] != 3 or faces.ndim != 2 or faces.shape[1] != 3:
-        problem = f"vertices {vertices.shape} / faces {faces.shape} are not (N, 3)"
-        raise InputError(path, problem, "regenerate the capture")
-    return vertices, faces
-
-
 def run(args: argparse.Namespace) -> int:
-
     from neuralbody.data.checks import validate_frames
+    from neuralbody.data.meshes import read_mesh_npz
     from neuralbody.evaluation.mesh_extraction import MeshSettings, extract_mesh, write_mesh
     from neuralbody.io.atomic import atomic_write_text
     from neuralbody.io.paths import require_file_path, require_folder_path
@@ -104,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from neuralbody.evaluation.geometry_metrics import mesh_metrics
 
-    gt_mesh = read_ground_truth_mesh(gt_path)
+    gt_mesh = read_mesh_npz(gt_path, fix="regenerate the capture or delete the file")
     metrics = mesh_metrics((mesh.vertices, mesh.faces), gt_mesh, num_samples=args.metric_samples)
     values = dataclasses.asdict(metrics)
     document = {"frame": frame, "voxel_size_m": args.voxel, "threshold": args.threshold, "carved": not args.no_carve,

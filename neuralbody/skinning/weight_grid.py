@@ -75,6 +75,28 @@ def grid_nodes(origin: torch.Tensor, spacing: torch.Tensor, shape: tuple[int, in
     return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
 
 
+def surface_weights(vertices: torch.Tensor, faces: torch.Tensor, vertex_weights: torch.Tensor,
+                    points: torch.Tensor) -> torch.Tensor:
+    """(N, B) weights of the closest surface point of a mesh to each of points (N, 3), metres.
+
+    Args:
+        vertices: (V, 3) mesh vertices, metres (same frame as the points).
+        faces: (F, 3) int64 triangles.
+        vertex_weights: (V, B) per-vertex skinning weights.
+        points: (N, 3) query points, metres.
+    """
+    from neuralbody.geometry.queries import closest_points
+
+    if vertex_weights.ndim != 2 or vertex_weights.shape[0] != vertices.shape[0]:
+        raise ValueError(f"surface_weights: vertex_weights must be ({vertices.shape[0]}, B), got "
+                         f"{tuple(vertex_weights.shape)}")
+    closest = closest_points(vertices.detach().cpu(), faces.cpu(), points.detach().cpu())
+    corners = faces.cpu()[closest.face_ids]  # (N, 3) vertices of each point's closest face
+    per_vertex = vertex_weights.detach().float().cpu()
+    blended = sum(closest.barycentrics[:, k, None].float() * per_vertex[corners[:, k]] for k in range(3))
+    return (blended / blended.sum(dim=1, keepdim=True)).to(points.device)
+
+
 def weight_grid_from_mesh(
     rest_vertices: torch.Tensor,
     faces: torch.Tensor,
@@ -95,7 +117,6 @@ def weight_grid_from_mesh(
     Returns:
         A float32 :class:`SkinningWeightGrid` on the CPU.
     """
-    from neuralbody.geometry.queries import closest_points
 
     if rest_vertices.ndim != 2 or rest_vertices.shape[1] != 3:
         raise ValueError(f"weight_grid_from_mesh: rest_vertices must be (V, 3), got {tuple(rest_vertices.shape)}")
@@ -111,10 +132,6 @@ def weight_grid_from_mesh(
     shape = tuple(int(n) for n in (torch.ceil((high - low) / voxel_size).long() + 1).clamp_min(2))
     spacing = (high - low) / (torch.tensor(shape, dtype=torch.float64) - 1)
     nodes = grid_nodes(low, spacing, shape).reshape(-1, 3)
-    closest = closest_points(vertices, faces.cpu(), nodes)
-    corners = faces.cpu()[closest.face_ids]  # (M, 3) vertices of each node's closest face
-    per_vertex = skinning_weights.detach().float().cpu()
-    node_weights = sum(closest.barycentrics[:, k, None].float() * per_vertex[corners[:, k]] for k in range(3))
-    node_weights = node_weights / node_weights.sum(dim=1, keepdim=True)
+    node_weights = surface_weights(vertices, faces, skinning_weights, nodes)
     logits = torch.log(node_weights.clamp_min(WEIGHT_FLOOR)).reshape(*shape, -1)
     return SkinningWeightGrid(logits.float(), low.float(), spacing.float())

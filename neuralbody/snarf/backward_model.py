@@ -13,7 +13,7 @@ through the same canonical occupancy network as SNARF's. This is the baseline SN
 compares with: the weights of a posed point change with the pose, so the network must learn
 them for every pose, and a pose far from the training ones asks it to extrapolate.
 
-:func:`inverse_skin` is the closed form; :func:`surface_weights` gives the body model's own
+:func:`inverse_skin` is the closed form; :func:`~neuralbody.skinning.weight_grid.surface_weights` gives the body model's own
 weights at posed points (those of the closest point of the posed body-model mesh), the
 counterpart of the canonical grid's initialisation that the training warm-up regresses to.
 """
@@ -49,28 +49,6 @@ def inverse_skin(points: torch.Tensor, weights: torch.Tensor, bone_transforms: t
     blend = torch.einsum("nb,bij->nij", weights, bone_transforms[:, :3, :].to(weights.dtype))  # (N, 3, 4)
     inverse, _ = invert_jacobians(blend[:, :, :3])
     return (inverse @ (points.to(blend.dtype) - blend[:, :, 3])[:, :, None])[:, :, 0]
-
-
-def surface_weights(vertices: torch.Tensor, faces: torch.Tensor, vertex_weights: torch.Tensor,
-                    points: torch.Tensor) -> torch.Tensor:
-    """(N, B) weights of the closest surface point of a mesh to each of points (N, 3), metres.
-
-    Args:
-        vertices: (V, 3) mesh vertices, metres (same frame as the points).
-        faces: (F, 3) int64 triangles.
-        vertex_weights: (V, B) per-vertex skinning weights.
-        points: (N, 3) query points, metres.
-    """
-    from neuralbody.geometry.queries import closest_points
-
-    if vertex_weights.ndim != 2 or vertex_weights.shape[0] != vertices.shape[0]:
-        raise ValueError(f"surface_weights: vertex_weights must be ({vertices.shape[0]}, B), got "
-                         f"{tuple(vertex_weights.shape)}")
-    closest = closest_points(vertices.detach().cpu(), faces.cpu(), points.detach().cpu())
-    corners = faces.cpu()[closest.face_ids]  # (N, 3) vertices of each point's closest face
-    per_vertex = vertex_weights.detach().float().cpu()
-    blended = sum(closest.barycentrics[:, k, None].float() * per_vertex[corners[:, k]] for k in range(3))
-    return (blended / blended.sum(dim=1, keepdim=True)).to(points.device)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,12 +25,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from neuralbody.data import meshes
 from neuralbody.io.errors import InputError, one_line
 from neuralbody.io.safe_load import load_npy_object
 
@@ -95,27 +95,9 @@ class PosedMeshes:
 
 
 def read_mesh_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(vertices (V, 3) float32 metres, faces (F, 3) int64) of a mesh ``.npz`` (no pickles), checked."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            vertices, faces = np.asarray(archive["vertices"]), np.asarray(archive["faces"])
-    except FileNotFoundError:
-        raise InputError(path, "not found", LAYOUT_FIX) from None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-        raise InputError(path, f"not a readable mesh ({one_line(error)})", "write it with np.savez(path, "
-                         "vertices=(V, 3) floats, faces=(F, 3) ints)") from None  # fmt: skip
-    if vertices.ndim != 2 or vertices.shape[1] != 3 or faces.ndim != 2 or faces.shape[1] != 3 or len(faces) == 0:
-        raise InputError(path, f"vertices {vertices.shape} and faces {faces.shape} must be (V, 3) and (F > 0, 3)",
-                         LAYOUT_FIX)
-    if vertices.dtype.kind != "f" or faces.dtype.kind not in "iu":
-        raise InputError(path, f"vertices must be floats and faces integers, got {vertices.dtype}, {faces.dtype}",
-                         LAYOUT_FIX)
-    if not np.isfinite(vertices).all():
-        raise InputError(path, "vertices contain NaN or inf", LAYOUT_FIX)
-    if int(faces.min()) < 0 or int(faces.max()) >= len(vertices):
-        raise InputError(path, f"face indices span [{int(faces.min())}, {int(faces.max())}], outside the "
-                         f"{len(vertices)} vertices", LAYOUT_FIX)  # fmt: skip
-    return vertices.astype(np.float32), faces.astype(np.int64)
+    """(vertices (V, 3) float32 metres, faces (F, 3) int64) of a posed mesh (:func:`neuralbody.data.meshes.read_mesh_npz`)."""
+    vertices, faces = meshes.read_mesh_npz(path, fix=LAYOUT_FIX)
+    return vertices.astype(np.float32), faces
 
 
 def read_params(path: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -81,7 +81,7 @@ def check_frame(subject: Subject, frame: PosedMeshFrame, root) -> None:
     body = subject.body
     if frame.poses.shape[0] != body.pose_dim:
         raise InputError(path, f"poses has {frame.poses.shape[0]} values, {body.name} takes {body.pose_dim}",
-                         f"use the body model the poses were made for (--body), or rewrite poses")
+                         "use the body model the poses were made for (--body), or rewrite poses")
     if frame.shapes.shape != subject.shapes.shape or float((frame.shapes - subject.shapes).abs().max()) > SAME_SHAPE_TOLERANCE:
         raise InputError(path, f"shapes {frame.shapes.tolist()[:4]}... differ from the person's "
                          f"{subject.shapes.tolist()[:4]}...", "give frames of one person (the same --seed for synth)")

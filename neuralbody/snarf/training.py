@@ -10,7 +10,7 @@ network).
 The backward model's weight network starts at random, where the forward grid starts from
 the body model; its counterpart is a warm-up: for the first ``warmup_fraction`` of the budget
 its loss adds the cross-entropy between its weights and the body model's own weights at the
-posed points (:func:`~neuralbody.snarf.backward_model.surface_weights`, those of the closest
+posed points (:func:`~neuralbody.skinning.weight_grid.surface_weights`, those of the closest
 point of the posed body-model mesh). After that both models learn from the occupancy alone.
 
 The budget is seconds of ``clock``: "wall" (elapsed time) or "cpu" (this process's CPU time,
@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,7 +32,8 @@ import torch.nn.functional as F
 
 from neuralbody.geometry.queries import WarpMesh
 from neuralbody.io.progress import progress_bar
-from neuralbody.snarf.backward_model import BackwardOccupancy, surface_weights
+from neuralbody.skinning.weight_grid import surface_weights
+from neuralbody.snarf.backward_model import BackwardOccupancy
 from neuralbody.snarf.posed_occupancy import PosedOccupancy
 from neuralbody.snarf.samples import TrainingMix, training_points
 from neuralbody.snarf.subject import PreparedFrame, Subject

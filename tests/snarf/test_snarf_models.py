@@ -11,12 +11,12 @@ import torch.nn.functional as F
 from neuralbody.models.skinning_deformer import SearchOptions
 from neuralbody.skinning.forward_skinning import skin_points
 from neuralbody.skinning.initial_guesses import bone_groups
+from neuralbody.skinning.weight_grid import surface_weights
 from neuralbody.snarf.backward_model import (
     BackwardOccupancy,
     PoseConditionedWeights,
     PoseWeightsOptions,
     inverse_skin,
-    surface_weights,
 )
 from neuralbody.snarf.canonical_occupancy import CanonicalOccupancy, OccupancyOptions
 from neuralbody.snarf.forward_model import ForwardOccupancy
