@@ -33,6 +33,8 @@ COMMANDS = {
     "refine-cameras": "neuralbody.cli.refine_cameras",
     "calibrate-colour": "neuralbody.cli.calibrate_colour",
     "check": "neuralbody.cli.check",
+    "animate": "neuralbody.cli.animate",
+    "export": "neuralbody.cli.export",
 }
 
 
