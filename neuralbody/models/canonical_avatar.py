@@ -86,12 +86,7 @@ class AvatarConfig:
         hidden: width of the density MLP's hidden layer.
         feature_dim: features passed from the density MLP to the colour MLP.
         colour_hidden, shading_hidden: hidden widths of the colour and shading MLPs.
-        candidates: canonical candidates (search starts) per point, at most.
-        prune_starts: skip the starts after a point's first that lead nowhere new: where the
-            start's part holds under 5 % of the skinning weight (the search would slide to
-            another part's root, found from that part's own start) or the start lies further
-            outside the canonical body than ``occupancy_margin`` (no density there); see
-            :meth:`CanonicalAvatar.useful_starts`.
+        candidates: canonical candidates (search starts) per point.
         tolerance: residual of a valid candidate, metres.
         train_iterations, iterations: most Broyden steps per start in training / inference.
         occupancy_cell, occupancy_margin: the posed vertices' occupancy grid, metres.
@@ -114,7 +109,6 @@ class AvatarConfig:
     colour_hidden: int = 32
     shading_hidden: int = 16
     candidates: int = 3
-    prune_starts: bool = True
     tolerance: float = 1e-4
     train_iterations: int = 6
     iterations: int = 15
@@ -141,17 +135,6 @@ class AvatarConfig:
         if bad:
             raise ValueError(f"avatar options {bad} must be positive")
         return config
-
-
-MIN_START_WEIGHT = 0.05  # a search start's part must hold this much skinning weight where it starts
-
-
-def _nearest_node(points: torch.Tensor, origin: torch.Tensor, spacing: torch.Tensor, shape) -> torch.Tensor:
-    """(M,) flat index of the grid node nearest to points (M, 3), metres (clamped into the grid)."""
-    index = torch.round((points - origin) / spacing).long()
-    upper = torch.tensor(list(shape), device=points.device) - 1
-    index = torch.minimum(index.clamp_min(0), upper)
-    return (index[:, 0] * shape[1] + index[:, 1]) * shape[2] + index[:, 2]
 
 
 def _mlp(inputs: int, hidden: int, outputs: int) -> torch.nn.Sequential:
@@ -192,7 +175,7 @@ class CanonicalAvatar(RadianceFieldModel):
             self.shading_mlp[2].weight.mul_(0.1)
             self.shading_mlp[2].bias.fill_(0.5413)  # softplus(0.5413) = 1
         self._groups: BoneGroups | None = None
-        self._node_weights: tuple[int, torch.Tensor, torch.Tensor] | None = None
+        self._node_weights: tuple[int, torch.Tensor] | None = None
 
     # -- the rig -------------------------------------------------------------------------------
     @property
@@ -265,38 +248,13 @@ class CanonicalAvatar(RadianceFieldModel):
         grid = self.skinning
         if grid.logits.requires_grad and torch.is_grad_enabled():
             return grid.field(bones)
-        transforms = blend_transforms(self._weight_tables()[0], bones.to(grid.logits.dtype))
-        return SkinningField(transforms, grid.origin, grid.spacing)
-
-    def _weight_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Node weights (X, Y, Z, B) and each node's weight per bone group (X Y Z, G), computed once per
-        value of the weight grid (no gradients)."""
-        grid = self.skinning
         version = grid.logits._version
         if self._node_weights is None or self._node_weights[0] != version or (
                 self._node_weights[1].device != grid.logits.device):
             with torch.no_grad():
-                weights = grid.node_weights()
-                groups = self.bone_groups()
-                member = F.one_hot(groups.group.to(weights.device), groups.num_groups).to(weights.dtype)  # (B, G)
-                self._node_weights = (version, weights, weights.reshape(-1, grid.num_bones) @ member)
-        return self._node_weights[1], self._node_weights[2]
-
-    def useful_starts(self, starts: torch.Tensor, bones: torch.Tensor) -> torch.Tensor:
-        """(M,) bool: search starts (M, 3), canonical metres, of bones (M,) worth searching (see ``prune_starts``).
-
-        Read at the nearest node of the weight grid and of the surface prior: a start whose
-        part holds under 5 % of the weight there, or that lies more than ``occupancy_margin``
-        plus a prior cell outside the rest surface, is skipped.
-        """
-        _, group_weights = self._weight_tables()
-        grid = self.skinning
-        node = _nearest_node(starts, grid.origin, grid.spacing, grid.logits.shape[:3])
-        group = self.bone_groups().group.to(bones.device)[bones]
-        held = group_weights[node, group]
-        prior = _nearest_node(starts, self.prior_origin, self.prior_spacing, self.prior_values.shape[:3])
-        reach = self.config.occupancy_margin + float(self.prior_spacing.max())
-        return (held >= MIN_START_WEIGHT) & (self.prior_values[..., 0].reshape(-1)[prior] <= reach)
+                self._node_weights = (version, grid.node_weights())
+        transforms = blend_transforms(self._node_weights[1], bones.to(grid.logits.dtype))
+        return SkinningField(transforms, grid.origin, grid.spacing)
 
     # -- the canonical networks ----------------------------------------------------------------
     def canonical(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -341,8 +299,7 @@ class CanonicalAvatar(RadianceFieldModel):
         bones = bone_transforms(self.rest_joints, self.parents.tolist(), body.pose.poses.to(device))
         rigid = RigidDeformer(axis_angle_to_matrix(body.Rh.to(device=device, dtype=torch.float32).reshape(3)),
                               body.Th.to(device=device, dtype=torch.float32).reshape(3))
-        deformer = ForwardSkinningDeformer(self.skinning_field(bones), bones, self.bone_groups(), self.search_options(),
-                                           self.useful_starts if config.prune_starts else None)
+        deformer = ForwardSkinningDeformer(self.skinning_field(bones), bones, self.bone_groups(), self.search_options())
         occupancy = occupancy_grid(rigid.to_body(vertices), cell=config.occupancy_cell, margin=config.occupancy_margin)
         box_min, box_max = body_box(vertices, config.box_padding)
         return AvatarField(model=self, frame_index=int(frame_index), box_min=box_min, box_max=box_max,

@@ -10,8 +10,7 @@ the canonical candidates of a posed point ``x'`` are the roots of ``d(x) - x' = 
    Jacobian started at ``A(x_0)^{-1}``, the inverse of the blended rotation-and-scale part of
    the skinning map at the start (the full Jacobian there adds the weights' slope, which
    points away from the root more often than it helps: measured on Anny, 97.6 % against
-   96.1 % of starts converge); a caller's ``start_filter`` may skip starts it knows lead
-   nowhere new (never a point's first);
+   96.1 % of starts converge);
 3. a candidate is valid when its residual ``|d(x) - x'|`` is below the tolerance, it lies
    inside the grid's box, and no earlier valid candidate of the same point is within
    ``distinct`` of it (the same correspondence found twice counts once);
@@ -27,12 +26,11 @@ frame of the bone transforms (world for ``BodyOutput.bone_transforms``); metres 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
 import torch
 
 from neuralbody.models.deformer import CanonicalPoints, Deformer
-from neuralbody.skinning.broyden import RootResult, broyden
+from neuralbody.skinning.broyden import broyden
 from neuralbody.skinning.forward_skinning import SkinningField, invert_jacobians
 from neuralbody.skinning.implicit_grad import implicit_root
 from neuralbody.skinning.initial_guesses import DEFAULT_CELL, BoneGroups, choose_bones, posed_heads, rigid_guesses
@@ -118,16 +116,12 @@ class ForwardSkinningDeformer(Deformer):
         bone_transforms: (B, 4, 4) the frame's bone transforms, canonical to posed.
         groups: the skeleton's bone groups (starts of the search).
         options: search settings.
-        start_filter: ``(starts (M, 3) canonical metres, bones (M,) int64) -> (M,) bool``, the starts
-            worth searching from; the others are not searched (their candidates are invalid). A
-            point's first start (its nearest part) is always searched. None: every start.
     """
 
     field: SkinningField
     bone_transforms: torch.Tensor
     groups: BoneGroups
     options: SearchOptions = SearchOptions()
-    start_filter: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
     @classmethod
     def for_frame(
@@ -158,16 +152,17 @@ class ForwardSkinningDeformer(Deformer):
             bones = choose_bones(posed, self.groups, posed_heads(self.groups, transforms), k, options.cell)
             starts = rigid_guesses(posed, bones, transforms).reshape(-1, 3)
             detached = SkinningField(field.transforms.detach(), field.origin, field.spacing)
+            blend, _ = detached.blended(starts)
             targets = posed.repeat_interleave(k, dim=0)  # (N K, 3)
-            searched = None
-            if self.start_filter is not None and k > 1:
-                keep = self.start_filter(starts, bones.reshape(-1)).reshape(count, k)
-                keep[:, 0] = True
-                searched = torch.nonzero(keep.reshape(-1)).squeeze(1)
-            result = _search(detached, starts if searched is None else starts[searched],
-                             targets if searched is None else targets[searched], options)
-            if searched is not None:
-                result = _scatter_result(result, searched, starts)
+            result = broyden(
+                lambda x, rows: detached.skin(x) - targets[rows],
+                starts,
+                invert_jacobians(blend[:, :, :3])[0],
+                tolerance=options.tolerance,
+                max_iterations=options.max_iterations,
+                max_step=options.max_step,
+                initial_residual=(blend[:, :, :3] @ starts[:, :, None])[:, :, 0] + blend[:, :, 3] - targets,
+            )
         usable = result.converged & field.inside(result.solution)
         solution = result.solution
         if torch.is_grad_enabled() and (field.transforms.requires_grad or points.requires_grad):
@@ -186,31 +181,6 @@ class ForwardSkinningDeformer(Deformer):
             bones=bones,
             iterations=result.iterations.reshape(count, k),
         )
-
-
-def _search(field: SkinningField, starts: torch.Tensor, targets: torch.Tensor, options: SearchOptions) -> RootResult:
-    """Broyden from starts (M, 3) towards posed targets (M, 3), the inverse Jacobian started at ``A(x_0)^{-1}``."""
-    blend, _ = field.blended(starts)
-    return broyden(
-        lambda x, rows: field.skin(x) - targets[rows],
-        starts,
-        invert_jacobians(blend[:, :, :3])[0],
-        tolerance=options.tolerance,
-        max_iterations=options.max_iterations,
-        max_step=options.max_step,
-        initial_residual=(blend[:, :, :3] @ starts[:, :, None])[:, :, 0] + blend[:, :, 3] - targets,
-    )
-
-
-def _scatter_result(result: RootResult, rows: torch.Tensor, starts: torch.Tensor) -> RootResult:
-    """The result of the searched ``rows`` (S,) of all M starts (M, 3); the others unsearched and not converged."""
-    count = starts.shape[0]
-    solution = starts.clone().index_copy_(0, rows, result.solution)
-    residual = torch.full((count,), float("inf"), dtype=result.residual.dtype, device=starts.device)
-    converged = torch.zeros(count, dtype=torch.bool, device=starts.device)
-    iterations = torch.zeros(count, dtype=result.iterations.dtype, device=starts.device)
-    return RootResult(solution, residual.index_copy_(0, rows, result.residual),
-                      converged.index_copy_(0, rows, result.converged), iterations.index_copy_(0, rows, result.iterations))
 
 
 def max_over_candidates(values: torch.Tensor, valid: torch.Tensor, empty: float = 0.0) -> torch.Tensor:
