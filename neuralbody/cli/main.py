@@ -35,6 +35,8 @@ COMMANDS = {
     "check": "neuralbody.cli.check",
     "snarf": "neuralbody.cli.snarf",
     "snarf-eval": "neuralbody.cli.snarf_eval",
+    "animate": "neuralbody.cli.animate",
+    "export": "neuralbody.cli.export",
 }
 
 

@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="optimisation steps (default 20000)")
     parser.add_argument("--minutes", type=float, default=None, help="wall-clock training budget in minutes")
     parser.add_argument("--config", choices=("fast", "faithful"), default="fast", help="preset (default fast)")
-    parser.add_argument("--model", choices=("neuralbody", "frame_nerf"), default="neuralbody", help="model kind")
+    parser.add_argument("--model", choices=("neuralbody", "frame_nerf", "avatar"), default="neuralbody",
+                        help="model kind: neuralbody, frame_nerf (baseline) or avatar (animatable, canonical space)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=JSON",
                         help="model option override, e.g. --option voxel_size=0.008 (repeatable)")
     parser.add_argument("--scale", type=float, default=None, help="image scale (0.5 = half resolution)")

@@ -20,7 +20,8 @@ API::
     capture.load_mask(frame, view)            (H, W) bool at the capture's scale
     capture.load_vertices(frame)              (V, 3) float32, world, metres
     capture.load_params(frame)                dict of arrays, or None without params/
-    capture.load_body(frame)                  FrameBody (vertices, Rh, Th as float32 tensors)
+    capture.load_body(frame)                  FrameBody (vertices, Rh, Th as float32 tensors; the body
+                                              model's poses and shapes too when params/ has them)
     capture.summary()                         CaptureSummary (see :mod:`neuralbody.data.summary`)
 
 How the file formats are read:
@@ -69,7 +70,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neuralbody.body.frame_body import FrameBody
+from neuralbody.body.frame_body import BodyPose, FrameBody
 from neuralbody.data import images as image_io
 from neuralbody.data.cameras import Camera
 from neuralbody.data.transaction import recover
@@ -260,23 +261,51 @@ class Capture:
         """FrameBody of a frame: vertices (V, 3), Rh (3,) axis-angle, Th (3,) metres, float32 tensors.
 
         Without params, ``Rh = 0`` and ``Th`` = mean of the vertices (an unrotated body frame
-        centred on the person).
+        centred on the person), and no pose; with params, the body-model pose
+        (:func:`body_pose`: no body model is loaded, the arrays are only read).
         """
         vertices = self.load_vertices(frame)
         params = self.load_params(frame)
+        pose = None
         if params is None:
             rh = np.zeros(3, dtype=np.float32)
             th = vertices.mean(axis=0, dtype=np.float64).astype(np.float32)
         else:
             rh = params["Rh"].reshape(3).astype(np.float32)
             th = params["Th"].reshape(3).astype(np.float32)
-        return FrameBody(vertices=torch.from_numpy(vertices), Rh=torch.from_numpy(rh), Th=torch.from_numpy(th))
+            pose = body_pose(params, self.meta)
+        return FrameBody(vertices=torch.from_numpy(vertices), Rh=torch.from_numpy(rh), Th=torch.from_numpy(th),
+                         pose=pose)
 
     def summary(self, *, sample_frames: int = 3):
         """A :class:`~neuralbody.data.summary.CaptureSummary` (mask coverage on ``sample_frames`` frames)."""
         from neuralbody.data.summary import summarize_capture
 
         return summarize_capture(self, sample_frames=sample_frames)
+
+
+def body_pose(params: dict[str, np.ndarray], meta: dict) -> BodyPose | None:
+    """The body-model pose of a frame's params (:meth:`Capture.load_body`), or None without usable poses.
+
+    ``poses`` (any shape, P numbers, radians) and, when present, ``shapes`` become float32
+    tensors; the body model is ``neuralbody.json``'s ``body_model``, else SMPL for 72 pose
+    values (ZJU-MoCap), else Anny. Poses that are not finite numbers give None: models that
+    need them say so; the others do not look.
+    """
+    poses = params.get("poses")
+    if poses is None or poses.dtype.kind not in "fiu" or poses.size == 0 or not np.all(np.isfinite(poses)):
+        return None
+    shapes = params.get("shapes")
+    if shapes is not None and (shapes.dtype.kind not in "fiu" or not np.all(np.isfinite(shapes))):
+        shapes = None
+    meta = meta or {}
+    name = meta.get("body_model") if isinstance(meta.get("body_model"), str) else None
+    name = name or ("smpl" if poses.size == 72 else "anny")
+    return BodyPose(
+        model=name.lower(),
+        poses=torch.from_numpy(poses.reshape(-1).astype(np.float32)),
+        shapes=None if shapes is None else torch.from_numpy(shapes.reshape(-1).astype(np.float32)),
+    )
 
 
 # reading ----------------------------------------------------------------------------------

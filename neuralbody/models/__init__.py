@@ -11,7 +11,7 @@ from neuralbody.body.frame_body import FrameBody
 from neuralbody.models.base import DensityQuery, FrameField, RadianceFieldModel
 from neuralbody.models.deformer import CanonicalPoints, Deformer
 
-MODEL_KINDS = ("neuralbody", "frame_nerf")
+MODEL_KINDS = ("neuralbody", "frame_nerf", "avatar")
 
 
 def build_model(kind: str, *, num_vertices: int, num_frames: int, options: dict | None = None) -> RadianceFieldModel:
@@ -21,8 +21,11 @@ def build_model(kind: str, *, num_vertices: int, num_frames: int, options: dict 
         kind: "neuralbody" (:class:`neuralbody.models.neural_body.NeuralBody`; options: a
             ``preset`` "fast" | "faithful" plus :class:`NeuralBodyConfig` field overrides) or
             "frame_nerf" (the frame-conditioned NeRF baseline; options: FrameNerfConfig fields,
-            a ``preset`` key is ignored).
-        num_vertices: body vertices per frame (6890 for SMPL, 13718 for Anny).
+            a ``preset`` key is ignored) or "avatar" (the animatable canonical avatar,
+            :class:`neuralbody.models.canonical_avatar.CanonicalAvatar`; options: AvatarConfig
+            fields, a ``preset`` key is ignored; built without its body rig, which
+            ``set_reference`` or a checkpoint gives it).
+        num_vertices: body vertices per frame (6890 for SMPL, 13718 for Anny; the avatar takes any).
         num_frames: appearance codes; frames at or beyond it use the last one.
         options: model options (JSON-able dict), stored in the run's config.
     """
@@ -34,6 +37,10 @@ def build_model(kind: str, *, num_vertices: int, num_frames: int, options: dict 
         from neuralbody.models.frame_nerf import FrameNerf, FrameNerfConfig
 
         return FrameNerf(num_frames, FrameNerfConfig.from_options(options))
+    if kind == "avatar":
+        from neuralbody.models.canonical_avatar import AvatarConfig, CanonicalAvatar
+
+        return CanonicalAvatar(num_frames, AvatarConfig.from_options(options))
     raise ValueError(f"unknown model kind {kind!r}; choose one of {MODEL_KINDS}")
 
 
