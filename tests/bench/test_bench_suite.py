@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_suite.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_suite.py"  # tests/bench/ -> the repository root
 
 
 @pytest.fixture(scope="module")

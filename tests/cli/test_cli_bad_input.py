@@ -293,7 +293,7 @@ def test_stderr_is_one_line_without_traceback(tmp_path):
     fake = _capture(tmp_path)
     run = _hand_made_run(fake, tmp_path / "run")
     _truncate(run / "checkpoint.pt")
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-m", "neuralbody.cli.main", "render", str(run)], capture_output=True,
                           text=True, env=env, timeout=300)  # fmt: skip

@@ -58,7 +58,7 @@ WORKER = textwrap.dedent('''
 
 def _env() -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", NEURALBODY_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")])
     return env
 
 
