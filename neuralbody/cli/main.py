@@ -17,6 +17,7 @@ import sys
 COMMANDS = {
     "demo": "neuralbody.cli.demo",
     "synth": "neuralbody.cli.synth",
+    "synth-corpus": "neuralbody.cli.synth_corpus",
     "info": "neuralbody.cli.info",
     "train": "neuralbody.cli.train",
     "render": "neuralbody.cli.render",

@@ -231,6 +231,7 @@ class CaptureWriter:
         params: dict,
         vertices: np.ndarray,
         faces: np.ndarray,
+        gt_mesh: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> int:
         """Write one frame for every camera; returns its frame index.
 
@@ -242,6 +243,8 @@ class CaptureWriter:
                 saved as (1, n) float32 rows like ZJU-MoCap.
             vertices: (V, 3) posed vertices, world, metres.
             faces: (F, 3) triangle indices.
+            gt_mesh: the ground-truth surface ``(vertices (N, 3) metres, faces (M, 3))`` for
+                ``gt_meshes/`` when it is not the body's (a clothed person); None: the body.
         """
         if self._closed:
             raise ValueError(f"CaptureWriter({self.root}): add_frame after close()")
@@ -281,8 +284,11 @@ class CaptureWriter:
             allow_pickle=True,
         )
         save_npy(self.root / "vertices" / f"{frame}.npy", vertices)
+        gt_vertices, gt_faces = (vertices, faces) if gt_mesh is None else gt_mesh
         save_npz_reproducible(
-            self.root / "gt_meshes" / f"{frame}.npz", vertices=vertices, faces=faces.astype(np.int32)
+            self.root / "gt_meshes" / f"{frame}.npz",
+            vertices=np.asarray(gt_vertices, dtype=np.float32),
+            faces=np.asarray(gt_faces).astype(np.int32),
         )
         self._ims.append({"ims": paths})
         return frame

@@ -1,7 +1,7 @@
 """neuralbody.geometry: the geometric primitives every other layer builds on.
 
 ``rotations``: axis-angle <-> matrix and look-at (one implementation each). ``box``: the
-padded box around a posed body. ``normals``: face and vertex normals of triangle meshes.
+padded box around a posed body. ``normals``: face and vertex normals of triangle meshes. ``surface_sampling``: area-uniform points on a mesh.
 ``triangulation``: multi-view DLT triangulation of 2D keypoints. ``queries``: closest points, winding-number inside tests and
 signed distances on triangle meshes with NVIDIA Warp (:class:`WarpMesh` holds the BVH for
 repeated queries). ``raycast``: first ray hits, for rendering synthetic images.
