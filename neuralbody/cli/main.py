@@ -20,6 +20,8 @@ COMMANDS = {
     "synth-corpus": "neuralbody.cli.synth_corpus",
     "info": "neuralbody.cli.info",
     "train": "neuralbody.cli.train",
+    "train-recon": "neuralbody.cli.train_recon",
+    "reconstruct": "neuralbody.cli.reconstruct",
     "render": "neuralbody.cli.render",
     "eval": "neuralbody.cli.evaluate",
     "mesh": "neuralbody.cli.mesh",
