@@ -24,7 +24,7 @@ Usage::
 
     . .venv/bin/activate          # from the repository root
     NEURALBODY_THREADS=1 OMP_NUM_THREADS=1 python bench/bench_recon.py --work /tmp/nbrecon --minutes 30
-    python bench/bench_recon.py --work /tmp/nbrecon --minutes 5 --max-frames 6 --json recon.json
+    python bench/bench_recon.py --work /tmp/nbrecon --minutes 5 --max-frames 6 --json recon.json --meshes /tmp/nbrecon/meshes
 """
 
 from __future__ import annotations
@@ -189,11 +189,20 @@ def evaluate(corpus_dir: Path, runs: dict[str, Path], args) -> list[Row]:
                 mesh = (result.mesh.vertices, result.mesh.faces)
             seconds = time.perf_counter() - started
             scores.setdefault((label, count), []).append((*score(mesh, gt, args.samples), seconds))
+            if args.meshes is not None and index == 0:
+                save_mesh(args.meshes / f"{label.replace(' ', '_')}_{count}views.ply", mesh)
+                save_mesh(args.meshes / "ground_truth.ply", gt)
     rows = []
     for (label, count), values in scores.items():
         mean = np.mean(np.array(values), axis=0)
         rows.append(Row(label, count, *[float(x) for x in mean], frames=len(values)))
     return rows
+
+
+def save_mesh(path: Path, mesh) -> None:
+    from neuralbody.evaluation.mesh_extraction import Mesh, write_mesh
+
+    write_mesh(Mesh(vertices=np.asarray(mesh[0], dtype=np.float64), faces=np.asarray(mesh[1], dtype=np.int64)), path)
 
 
 def format_table(rows: list[Row]) -> str:
@@ -218,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keypoint-noise", type=float, default=2.0, help="pixel noise of the fitted body's keypoints")
     parser.add_argument("--device", default="cpu", help="training device (default cpu)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--meshes", type=Path, default=None, help="write every method's mesh of the first frame here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     models = [m for m in args.models.split(",") if m]

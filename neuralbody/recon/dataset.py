@@ -79,7 +79,7 @@ def load_example(
     rng: np.random.Generator | None,
 ) -> tuple[ViewInputs, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Crops (V, ...), centre (3,), points (N, 3) and labels (N,) of one frame; ``rng`` None: no
-    jitter and the first ``settings.points`` samples (validation)."""
+    jitter and ``settings.points`` samples evenly spread over the frame's (validation)."""
     capture = corpus.capture(sample.subject)
     box_min, box_max = surface_box(corpus, sample)
     if rng is not None:
@@ -90,8 +90,8 @@ def load_example(
                           size=settings.size, padding=settings.padding)  # fmt: skip
     occupancy = corpus.load_occupancy(sample)
     count = len(occupancy.points)
-    if rng is None:
-        chosen = np.arange(min(settings.points, count))
+    if rng is None:  # spread evenly over the file: every kind of sample in proportion
+        chosen = np.unique(np.linspace(0, count - 1, min(settings.points, count)).round().astype(np.int64))
     else:
         chosen = rng.choice(count, size=settings.points, replace=settings.points > count)
     return (

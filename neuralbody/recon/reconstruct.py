@@ -3,8 +3,8 @@
 1. Where: the person's box from the masks of ``locate_views`` (default every camera of the capture;
    :func:`neuralbody.recon.locate.locate_person`), grown by ``padding``; with a single camera, the
    fitted body's box grown by 15 cm (``vertices/``). Its centre is the depth reference.
-2. The model's views are cropped around that box (:func:`neuralbody.recon.views.prepare_views`)
-   and encoded once.
+2. The model's views are cropped around the unpadded box (:func:`neuralbody.recon.views.prepare_views`,
+   as in training) and encoded once.
 3. Occupancy ``sigmoid(logit)`` on the grid, coarse to fine (:func:`neuralbody.recon.grid.coarse_to_fine`),
    in chunks of ``chunk_points``; with ``carve``, points outside any of the model's views' masks
    are empty (what the network sees of the silhouettes, enforced exactly).
@@ -90,11 +90,11 @@ def chamfer_l2_seed(metrics: GeometryMetrics) -> float:
 
 
 def person_region(capture, frame: int, locate_views: list[int], settings: ReconstructSettings) -> tuple[np.ndarray, np.ndarray]:
-    """The padded box (world metres) where the person of ``frame`` is (step 1 of the module docstring)."""
+    """The box (world metres) where the person of ``frame`` is (step 1 of the module docstring), unpadded."""
     if len(locate_views) >= 2:
         masks = [capture.load_mask(frame, v) for v in locate_views]
         located = locate_person([capture.cameras[v] for v in locate_views], masks, voxel=settings.locate_voxel)
-        return located.box_min - settings.padding, located.box_max + settings.padding
+        return located.box_min, located.box_max
     if capture.has_vertices:
         return body_box(capture.load_vertices(frame).astype(np.float64), 0.15)
     raise ValueError("placing the person needs masks from two or more cameras (--locate-views) or a fitted body (vertices/)")
@@ -136,13 +136,14 @@ def reconstruct_frame(
         raise ValueError(f"--frame {frame}: the capture has frames 0..{capture.num_frames - 1}")
     seconds, started = {}, time.perf_counter()
     locate_views = list(range(capture.num_views)) if locate_views is None else list(locate_views)
-    box_min, box_max = person_region(capture, frame, locate_views, settings)
-    centre = (box_min + box_max) / 2
+    person_min, person_max = person_region(capture, frame, locate_views, settings)
+    centre = (person_min + person_max) / 2  # the crops frame the person as in training; the grid is padded
+    box_min, box_max = person_min - settings.padding, person_max + settings.padding
     seconds["locate"] = time.perf_counter() - started
     cameras = [capture.cameras[v] for v in views]
     masks = [capture.load_mask(frame, v) for v in views]
     images = [capture.load_image(frame, v) for v in views]
-    inputs = stack_views([prepare_views(images, masks, cameras, box_min, box_max, size=model.config.input_size)])
+    inputs = stack_views([prepare_views(images, masks, cameras, person_min, person_max, size=model.config.input_size)])
     mark = time.perf_counter()
     function = occupancy_function(model, inputs, centre, (cameras, masks) if settings.carve else None, settings.chunk_points)
     seconds["encode"] = time.perf_counter() - mark
