@@ -5,7 +5,7 @@ Tests mirror the package: ``tests/<package>/test_*.py`` for ``neuralbody/<packag
 (``fake_zju``, ``toy_fields``, ``shared_data``). Expensive fixtures are session-scoped and
 live in one module per layer, loaded here as plugins: ``fixtures_body`` (the Anny model, built
 once per machine and loaded once per session) and ``fixtures_capture`` (a tiny synthetic
-capture, made once per session).
+capture, made once per session) and ``fixtures_corpus`` (a tiny multi-person corpus).
 """
 
 import os
@@ -16,7 +16,7 @@ import pytest
 
 os.environ.setdefault("WARP_CACHE_PATH", os.path.join(os.path.expanduser("~"), ".cache", "warp"))
 
-pytest_plugins = ["fixtures_body", "fixtures_capture"]
+pytest_plugins = ["fixtures_body", "fixtures_capture", "fixtures_corpus"]
 
 # Tests mirror the package (tests/<package>/test_*.py); some reuse another folder's helpers
 # (``from test_eval_protocol import _hand_made_run``), so every folder is importable.

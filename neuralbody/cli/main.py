@@ -22,8 +22,11 @@ import sys
 COMMANDS = {
     "demo": "neuralbody.cli.demo",
     "synth": "neuralbody.cli.synth",
+    "synth-corpus": "neuralbody.cli.synth_corpus",
     "info": "neuralbody.cli.info",
     "train": "neuralbody.cli.train",
+    "train-recon": "neuralbody.cli.train_recon",
+    "reconstruct": "neuralbody.cli.reconstruct",
     "render": "neuralbody.cli.render",
     "eval": "neuralbody.cli.evaluate",
     "mesh": "neuralbody.cli.mesh",

@@ -264,7 +264,7 @@ class CaptureWriter:
         params: dict,
         vertices: np.ndarray,
         faces: np.ndarray,
-        mesh_vertices: np.ndarray | None = None,
+        gt_mesh: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> int:
         """Write one frame for every camera; returns its frame index.
 
@@ -275,9 +275,10 @@ class CaptureWriter:
             params: dict with ``poses`` (P,), ``Rh`` (3,), ``Th`` (3,) metres, ``shapes`` (S,);
                 saved as (1, n) float32 rows like ZJU-MoCap.
             vertices: (V, 3) posed vertices, world, metres.
-            faces: (F, 3) triangle indices into ``mesh_vertices``.
-            mesh_vertices: (M, 3) vertices of the true surface ``gt_meshes/`` (None: ``vertices``;
-                differs when ``vertices/`` hold a subset of the mesh's vertices).
+            faces: (F, 3) triangle indices.
+            gt_mesh: the ground-truth surface ``(vertices (N, 3) metres, faces (M, 3))`` for
+                ``gt_meshes/`` when it is not ``(vertices, faces)``: a clothed person, or the full
+                mesh when ``vertices/`` hold a subset of its vertices; None: the body.
         """
         if self._closed:
             raise ValueError(f"CaptureWriter({self.root}): add_frame after close()")
@@ -320,8 +321,12 @@ class CaptureWriter:
             allow_pickle=True,
         )
         save_npy(self.root / "vertices" / f"{frame}.npy", vertices)
-        mesh = vertices if mesh_vertices is None else np.asarray(mesh_vertices, dtype=np.float32).reshape(-1, 3)
-        save_npz_reproducible(self.root / "gt_meshes" / f"{frame}.npz", vertices=mesh, faces=faces.astype(np.int32))
+        gt_vertices, gt_faces = (vertices, faces) if gt_mesh is None else gt_mesh
+        save_npz_reproducible(
+            self.root / "gt_meshes" / f"{frame}.npz",
+            vertices=np.asarray(gt_vertices, dtype=np.float32),
+            faces=np.asarray(gt_faces).astype(np.int32),
+        )
         self._ims.append({"ims": paths})
         return frame
 

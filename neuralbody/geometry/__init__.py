@@ -2,6 +2,7 @@
 
 ``rotations``: axis-angle <-> matrix and look-at (one implementation each). ``box``: the
 padded box around a posed body. ``normals``: face and vertex normals of triangle meshes.
+``surface_sampling``: area-uniform points on a mesh.
 ``queries``: closest points, winding-number inside tests and signed distances on triangle
 meshes with NVIDIA Warp (:class:`WarpMesh` holds the BVH for repeated queries). ``raycast``:
 first ray hits, for rendering synthetic images. (Triangulation needs cameras: it lives in

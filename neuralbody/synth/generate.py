@@ -517,7 +517,8 @@ def generate_capture(
         images, masks = finish_views(views, config, frame)
         params, vertices = files(frame)
         writer.add_frame(images=images, masks=masks, depths=views.depths, params=params, vertices=vertices,
-                         faces=faces.cpu().numpy(), mesh_vertices=out.vertices[frame].cpu().numpy())  # fmt: skip
+                         faces=faces.cpu().numpy(),
+                         gt_mesh=(out.vertices[frame].cpu().numpy(), faces.cpu().numpy()))  # fmt: skip
     writer.close()
     log.info(
         "rendered %d frames x %d views at %dx%d (%s, seed %d) in %.1f s (set-up %.1f s, %.2f s a frame)",

@@ -1,0 +1,106 @@
+"""``neuralbody train-recon CORPUS --model pifu|mvms --out RUN``: train one reconstruction model for everyone in a corpus.
+
+Data-parallel on several processes: ``torchrun --nproc_per_node N -m neuralbody.cli.main train-recon
+CORPUS --out RUN ...`` (one rank per GPU, or gloo on the CPU; see :mod:`neuralbody.training.distributed`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+HELP = "train PIFu or the multi-view multi-scale implicit function on a corpus (checkpoints, --resume, time budget)"
+
+log = logging.getLogger("neuralbody.train_recon")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from neuralbody.recon.model import PRESETS
+
+    parser.add_argument("corpus", type=Path, help="corpus folder (neuralbody synth-corpus)")
+    parser.add_argument("--out", type=Path, required=True, help="run folder (config.json, checkpoint.pt, log.csv, val.csv)")
+    parser.add_argument("--model", choices=tuple(PRESETS), default="mvms",
+                        help="pifu (one view, one scale), mvms (several views and scales; default), mvms-1scale")
+    parser.add_argument("--steps", type=int, default=None, help="optimisation steps (default 3000; unlimited with --minutes)")
+    parser.add_argument("--minutes", type=float, default=None, help="wall-clock training budget in minutes")
+    parser.add_argument("--batch", type=int, default=None, help="frames per step (default 4)")
+    parser.add_argument("--points", type=int, default=None, help="occupancy samples per frame (default 2048)")
+    parser.add_argument("--views", default=None, metavar="K[,K...]",
+                        help="view counts a step draws from, e.g. 1,2,3,4 (default: 1 for pifu; 1-4, mostly 4, for mvms)")
+    parser.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3)")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=JSON",
+                        help="model option override, e.g. --option channels=32 or --option 'scales=[\"s4\"]' (repeatable)")
+    parser.add_argument("--val-every", type=int, default=None, help="validation interval, steps (default 200)")
+    parser.add_argument("--ckpt-every", type=int, default=None, help="checkpoint interval, steps (default 200)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores but one)")
+
+
+def _options(items: list[str]) -> dict:
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--option {item!r}: expected KEY=VALUE, e.g. channels=32")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def build_config(args: argparse.Namespace):
+    """The run's ReconTrainConfig: the saved one on --resume (budget flags override), else from the flags."""
+    from neuralbody.recon.train import CONFIG_NAME, ReconTrainConfig
+
+    if args.resume and (args.out / CONFIG_NAME).is_file():
+        config = ReconTrainConfig.from_json(args.out / CONFIG_NAME)
+        for flag in ("steps", "minutes"):
+            if getattr(args, flag) is not None:
+                setattr(config, flag, getattr(args, flag))
+        if args.device != "auto":
+            config.device = args.device
+        return config
+    fields = {"corpus": str(args.corpus.resolve()), "out": str(args.out), "model": args.model,
+              "model_options": _options(args.option), "minutes": args.minutes, "device": args.device}  # fmt: skip
+    if args.minutes is not None and args.steps is None:
+        fields["steps"] = 10**9
+    for flag in ("steps", "batch", "points", "lr", "val_every", "ckpt_every", "seed"):
+        if getattr(args, flag) is not None:
+            fields[flag] = getattr(args, flag)
+    if args.views:
+        try:
+            fields["view_counts"] = tuple(int(v) for v in args.views.split(","))
+        except ValueError:
+            raise ValueError(f"--views {args.views!r}: expected view counts like 1,2,4") from None
+    config = ReconTrainConfig(**fields)
+    config.model_config()  # unknown or bad options fail here, before any work
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from neuralbody.recon.train import ReconTrainer
+    from neuralbody.training.distributed import init_distributed, shutdown_distributed
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    context = init_distributed(args.device)
+    try:
+        config = build_config(args)
+        log.info("training %s on %s (%s)%s", config.model, config.corpus,
+                 f"{config.minutes} min" if config.minutes else f"{config.steps} steps",
+                 f", rank {context.rank} of {context.world_size}" if context.enabled else "")  # fmt: skip
+        result = ReconTrainer(config, resume=args.resume, progress=not args.no_progress, distributed=context).run()
+    finally:
+        shutdown_distributed()
+    if context.is_main:
+        val = f", held-out occupancy IoU {result.val_iou:.4f}" if result.val_iou is not None else ""
+        print(f"trained {config.model} {result.step} steps in {result.elapsed_s / 60:.1f} min: loss "
+              f"{result.last_loss:.4f}{val} -> {result.run_dir}")
+    return 0

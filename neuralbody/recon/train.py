@@ -1,0 +1,310 @@
+"""The training loop of ``neuralbody train-recon``: one pixel-aligned implicit function for everyone in a corpus.
+
+Each step draws ``batch`` training frames (the corpus's ``train`` split), a number of views ``k``
+(``view_counts``, weighted by ``view_weights``) and ``k`` random cameras per frame, and minimises
+the binary cross-entropy between the predicted occupancy and the labels of ``points`` samples per
+frame (PIFu regresses the probability with a squared error; both the models here use the
+cross-entropy). Adam, learning rate decayed exponentially to ``lr * lr_final_ratio`` over the
+run's progress (the larger of the step and time fractions), gradient norm clipped at 1.
+
+The run folder holds ``config.json`` (this :class:`ReconTrainConfig`), ``checkpoint.pt`` (model
+configuration and weights, optimiser, step, elapsed seconds; atomic, every ``ckpt_every`` steps
+and at the end; ``resume`` carries on from it), ``log.csv`` (every ``log_every`` steps) and
+``val.csv``: every ``val_every`` steps, the occupancy IoU and accuracy on ``val_samples`` frames of
+the held-out people, seen from ``max(view_counts)`` evenly spread cameras.
+
+Under torchrun (:mod:`neuralbody.training.distributed`) every rank draws its own batches (seed,
+rank, step), gradients are averaged after backward, and rank 0 alone writes; all ranks stop at
+rank 0's clock.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import csv
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from neuralbody.data.corpus import read_corpus
+from neuralbody.io.atomic import atomic_write_text
+from neuralbody.io.progress import progress_bar
+from neuralbody.recon.dataset import ExampleSettings, ReconBatch, make_batch
+from neuralbody.recon.model import PRESETS, PixelAlignedOccupancy, ReconModelConfig
+from neuralbody.training.checkpoint import load_checkpoint, save_checkpoint
+from neuralbody.training.distributed import (
+    DistributedContext,
+    average_gradients,
+    barrier,
+    broadcast_float,
+    broadcast_state,
+)
+
+log = logging.getLogger(__name__)
+
+CONFIG_NAME = "config.json"
+CHECKPOINT_NAME = "checkpoint.pt"
+LOG_FIELDS = ("step", "elapsed_s", "lr", "loss", "accuracy", "views")
+VAL_FIELDS = ("step", "elapsed_s", "iou", "accuracy", "views")
+DEFAULT_VIEWS = {"pifu": ((1,), (1.0,)), "mvms": ((1, 2, 3, 4), (0.1, 0.2, 0.2, 0.5))}
+
+
+@dataclasses.dataclass
+class ReconTrainConfig:
+    """A training run (saved as ``config.json``).
+
+    Attributes:
+        corpus: the corpus folder.
+        out: the run folder.
+        model: preset name (:data:`neuralbody.recon.model.PRESETS`).
+        model_options: overrides of the preset's :class:`ReconModelConfig` fields.
+        steps: optimisation steps (the budget ends the run first when set).
+        minutes: wall-clock budget, minutes (None: none).
+        batch: frames per step (per rank).
+        points: occupancy samples per frame.
+        view_counts, view_weights: how many views a step uses, and how often.
+        lr, lr_final_ratio: Adam's learning rate and its final fraction.
+        seed: seeds the model and the batches.
+        log_every, ckpt_every, val_every: intervals, steps.
+        val_samples: held-out frames scored at each validation.
+        device: "cpu", "cuda[:i]" or "auto".
+    """
+
+    corpus: str
+    out: str
+    model: str = "mvms"
+    model_options: dict = dataclasses.field(default_factory=dict)
+    steps: int = 3000
+    minutes: float | None = None
+    batch: int = 4
+    points: int = 2048
+    view_counts: tuple[int, ...] = ()
+    view_weights: tuple[float, ...] = ()
+    lr: float = 1e-3
+    lr_final_ratio: float = 0.1
+    seed: int = 0
+    log_every: int = 10
+    ckpt_every: int = 200
+    val_every: int = 200
+    val_samples: int = 8
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.model not in PRESETS:
+            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(PRESETS)}")
+        if not self.view_counts:
+            counts, weights = DEFAULT_VIEWS["pifu" if self.model == "pifu" else "mvms"]
+            self.view_counts, self.view_weights = counts, self.view_weights or weights
+        self.view_counts, self.view_weights = tuple(self.view_counts), tuple(self.view_weights or [1.0] * len(self.view_counts))
+        if len(self.view_weights) != len(self.view_counts) or min(self.view_counts) < 1 or min(self.view_weights) < 0:
+            raise ValueError(f"view counts {self.view_counts} need as many non-negative weights, got {self.view_weights}")
+        for name in ("steps", "batch", "points", "log_every", "ckpt_every", "val_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.minutes is not None and self.minutes <= 0:
+            raise ValueError(f"--minutes must be positive, got {self.minutes}")
+
+    def model_config(self) -> ReconModelConfig:
+        values = dict(PRESETS[self.model].to_dict(), **self.model_options)
+        return ReconModelConfig.from_dict(values)
+
+    def to_json(self, path: Path) -> None:
+        atomic_write_text(path, json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def from_json(cls, path: Path) -> "ReconTrainConfig":
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: no run configuration; start a run without --resume")
+        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+@dataclasses.dataclass
+class ReconTrainResult:
+    run_dir: Path
+    step: int
+    elapsed_s: float
+    last_loss: float
+    val_iou: float | None
+
+
+def _append_csv(path: Path, fields: tuple[str, ...], row: dict) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def occupancy_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """Mean binary cross-entropy of logits (B, N) against labels (B, N) in {0, 1}, and the accuracy."""
+    loss = F.binary_cross_entropy_with_logits(logits, labels)
+    accuracy = float(((logits > 0).float() == labels).float().mean())
+    return loss, accuracy
+
+
+def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[PixelAlignedOccupancy, dict]:
+    """The trained model of a run folder (eval mode, on ``device``) and its checkpoint's metadata."""
+    payload = load_checkpoint(Path(run_dir) / CHECKPOINT_NAME, device=device)
+    if "model_config" not in payload:
+        raise ValueError(f"{Path(run_dir) / CHECKPOINT_NAME}: not a train-recon checkpoint")
+    model = PixelAlignedOccupancy(ReconModelConfig.from_dict(payload["model_config"]))
+    model.load_state_dict(payload["model"])
+    return model.to(device).eval(), {k: payload[k] for k in ("step", "elapsed_s", "model_config")}
+
+
+class ReconTrainer:
+    """Owns the model, optimiser and run folder of one train-recon run."""
+
+    def __init__(self, config: ReconTrainConfig, *, resume: bool = False, progress: bool = True,
+                 distributed: DistributedContext | None = None) -> None:  # fmt: skip
+        from neuralbody.training.checkpoint import resolve_device
+        from neuralbody.training.distributed import rank_device
+
+        self.config = config
+        self.context = distributed or DistributedContext()
+        self.device = rank_device(resolve_device(config.device), self.context)
+        self.progress = progress and self.context.is_main
+        self.run_dir = Path(config.out)
+        self.corpus = read_corpus(config.corpus)
+        self.train_samples = self.corpus.samples("train")
+        self.val_samples = self.corpus.samples("heldout_people")[: config.val_samples]
+        if not self.train_samples:
+            raise ValueError(f"{config.corpus}: the corpus has no training frames")
+        torch.manual_seed(config.seed)
+        self.model = PixelAlignedOccupancy(config.model_config()).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.settings = ExampleSettings(size=self.model.config.input_size, points=config.points)
+        self.step, self.elapsed_s, self.last_val = 0, 0.0, None
+        if resume and (self.run_dir / CHECKPOINT_NAME).is_file():
+            self._load()
+        elif self.context.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            config.to_json(self.run_dir / CONFIG_NAME)
+        broadcast_state(self.model, self.context)
+
+    def _load(self) -> None:
+        payload = load_checkpoint(self.run_dir / CHECKPOINT_NAME, device=self.device)
+        if payload["model_config"] != self.model.config.to_dict():
+            raise ValueError(f"{self.run_dir / CHECKPOINT_NAME}: the checkpoint's model differs from config.json's")
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.step, self.elapsed_s = int(payload["step"]), float(payload["elapsed_s"])
+        log.info("resumed %s at step %d (%.1f min)", self.run_dir, self.step, self.elapsed_s / 60)
+
+    def save(self) -> None:
+        """Write checkpoint.pt atomically (rank 0)."""
+        if not self.context.is_main:
+            return
+        save_checkpoint(self.run_dir / CHECKPOINT_NAME, {
+            "model_config": self.model.config.to_dict(), "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "step": self.step, "elapsed_s": self.elapsed_s,
+        })  # fmt: skip
+
+    def batch_for(self, step: int) -> ReconBatch:
+        """The training batch of ``step`` on this rank (a pure function of seed, rank and step)."""
+        rng = np.random.default_rng([self.config.seed, self.context.rank, step])
+        weights = np.asarray(self.config.view_weights, dtype=np.float64)
+        count = int(rng.choice(self.config.view_counts, p=weights / weights.sum()))
+        picks = rng.choice(len(self.train_samples), size=self.config.batch, replace=len(self.train_samples) < self.config.batch)
+        return make_batch(self.corpus, [self.train_samples[i] for i in picks], count, self.settings, rng)
+
+    def _progress_fraction(self) -> float:
+        fraction = self.step / self.config.steps
+        if self.config.minutes:
+            fraction = max(fraction, self.elapsed_s / (60.0 * self.config.minutes))
+        return min(1.0, fraction)
+
+    def train_step(self, batch: ReconBatch) -> tuple[float, float]:
+        """One optimisation step; returns (loss, accuracy)."""
+        lr = self.config.lr * self.config.lr_final_ratio ** self._progress_fraction()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.model.train()
+        logits = self.model(_to(batch.views, self.device), batch.centre.to(self.device), batch.points.to(self.device))
+        loss, accuracy = occupancy_loss(logits, batch.labels.to(self.device))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        average_gradients(self.model.parameters(), self.context)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        return loss.item(), accuracy
+
+    def validate(self) -> dict | None:
+        """Occupancy IoU and accuracy on the held-out people (rank 0; None without held-out frames)."""
+        if not self.val_samples or not self.context.is_main:
+            return None
+        count = max(self.config.view_counts)
+        settings = dataclasses.replace(self.settings, points=4096)
+        hits = union = correct = total = 0
+        self.model.eval()
+        with torch.no_grad():
+            for sample in self.val_samples:
+                batch = make_batch(self.corpus, [sample], count, settings, None)
+                logits = self.model(_to(batch.views, self.device), batch.centre.to(self.device), batch.points.to(self.device))
+                predicted, labels = logits.cpu() > 0, batch.labels > 0.5
+                hits += int((predicted & labels).sum())
+                union += int((predicted | labels).sum())
+                correct += int((predicted == labels).sum())
+                total += labels.numel()
+        return {"iou": hits / max(union, 1), "accuracy": correct / total, "views": count}
+
+    def _finished(self) -> bool:
+        elapsed = broadcast_float(self.elapsed_s, self.context, device=self.device)
+        over_time = self.config.minutes is not None and elapsed >= 60.0 * self.config.minutes
+        return self.step >= self.config.steps or over_time
+
+    def _record(self, loss: float, accuracy: float, views: int) -> None:
+        if not self.context.is_main:
+            return
+        if self.step % self.config.log_every == 0:
+            lr = self.optimizer.param_groups[0]["lr"]
+            _append_csv(self.run_dir / "log.csv", LOG_FIELDS, {"step": self.step, "elapsed_s": round(self.elapsed_s, 2),
+                        "lr": f"{lr:.3g}", "loss": f"{loss:.5f}", "accuracy": f"{accuracy:.4f}", "views": views})  # fmt: skip
+        if self.step % self.config.val_every == 0:
+            self._validate_and_log()
+        if self.step % self.config.ckpt_every == 0:
+            self.save()
+
+    def _validate_and_log(self) -> None:
+        result = self.validate()
+        if result is not None:
+            self.last_val = result
+            _append_csv(self.run_dir / "val.csv", VAL_FIELDS, {"step": self.step, "elapsed_s": round(self.elapsed_s, 2),
+                        "iou": f"{result['iou']:.4f}", "accuracy": f"{result['accuracy']:.4f}", "views": result["views"]})  # fmt: skip
+            log.info("step %d: held-out occupancy IoU %.4f, accuracy %.4f (%d views)", self.step, result["iou"],
+                     result["accuracy"], result["views"])  # fmt: skip
+
+    def run(self) -> ReconTrainResult:
+        """Train until the step count or the time budget is reached; save; return a summary."""
+        bar = progress_bar(total=self.config.steps, initial=self.step, enabled=self.progress, desc="train-recon", unit="step")
+        loss = float("nan")
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as loader:
+            upcoming = loader.submit(self.batch_for, self.step)
+            while not self._finished():
+                started = time.perf_counter()
+                batch = upcoming.result()
+                upcoming = loader.submit(self.batch_for, self.step + 1)  # decoded while this step trains
+                loss, accuracy = self.train_step(batch)
+                self.step += 1
+                self.elapsed_s += time.perf_counter() - started
+                self._record(loss, accuracy, batch.views.images.shape[1])
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}", acc=f"{accuracy:.3f}")
+        bar.close()
+        if self.context.is_main and self.step % self.config.val_every != 0:
+            self._validate_and_log()
+        self.save()
+        barrier(self.context)
+        val = self.last_val["iou"] if self.last_val else None
+        return ReconTrainResult(self.run_dir, self.step, self.elapsed_s, loss, val)
+
+
+def _to(views, device):
+    return type(views)(*(getattr(views, f.name).to(device) for f in dataclasses.fields(views)))
