@@ -96,7 +96,7 @@ def test_two_ranks_draw_different_batches_and_hold_identical_weights(tiny_corpus
     config.to_json(tmp_path / "config.json")
     (tmp_path / "worker.py").write_text(WORKER)
     env = dict(os.environ, OMP_NUM_THREADS="1", NEURALBODY_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")])
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                str(tmp_path / "worker.py"), str(tmp_path / "config.json"), str(tmp_path)]  # fmt: skip
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
