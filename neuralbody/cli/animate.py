@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neuralbody.cli.arguments import parse_index_list
+from neuralbody.cli.arguments import choose_views, parse_index_list
 
 HELP = "render a trained run (canonical avatar or Neural Body) in a new motion: PNG frames and GIF/MP4"
 
@@ -110,7 +110,6 @@ def _source(args, loaded, reference):
 def _cameras(args, loaded, source, bodies) -> dict[str, tuple[list, int | None]]:
     """Per output sequence name: one camera per frame, and the source camera whose images are the truth."""
     from neuralbody.evaluation.orbit import orbit_cameras
-    from neuralbody.evaluation.protocol import held_out_views
 
     capture = loaded.capture
     scale = args.res_scale
@@ -128,15 +127,7 @@ def _cameras(args, loaded, source, bodies) -> dict[str, tuple[list, int | None]]
             target = (vertices.min(axis=0) + vertices.max(axis=0)) / 2.0
             views.append(orbit_cameras(scaled, target, num_steps=count).cameras[index])
         return {"orbit": (views, None)}
-    if args.all_views:
-        chosen = list(range(capture.num_views))
-    elif args.view is not None:
-        if not 0 <= args.view < capture.num_views:
-            raise ValueError(f"--view {args.view}: cameras are 0..{capture.num_views - 1}")
-        chosen = [args.view]
-    else:
-        held = held_out_views(capture.meta or {}, capture.num_views, loaded.train_views)
-        chosen = [held[0] if held else 0]
+    chosen = choose_views(args, capture, loaded.train_views)
     return {f"view{v:02d}": ([scaled[v]] * count, None) for v in chosen}
 
 

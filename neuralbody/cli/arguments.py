@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from neuralbody.io.errors import InputError
 
 
@@ -52,3 +54,42 @@ def parse_index_list(text: str | None, *, limit: int, what: str) -> list[int] | 
         raise InputError(f"{flag} {text!r}", f"indices must lie in 0..{limit - 1} (got {bad or 'none'})",
                          f"{limit} available")  # fmt: skip
     return values
+
+
+def parse_options(items: list[str], *, example: str = "voxel_size=0.008") -> dict:
+    """``--option KEY=VALUE`` items -> a dict; each VALUE is read as JSON, else kept as a string.
+
+    Raises:
+        InputError: naming ``--option`` and the item when it has no ``=``.
+    """
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--option {item!r}", "expected KEY=VALUE", f"e.g. --option {example}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def choose_views(args, capture, train_views: list[int]) -> list[int]:
+    """Cameras a command renders: ``--all-views``, ``--view V``, else the first held-out camera.
+
+    Args:
+        args: the parsed arguments (``all_views``: bool, ``view``: int or None).
+        capture: the capture (its ``num_views`` and ``meta``).
+        train_views: the run's training cameras (not held out).
+    """
+    from neuralbody.evaluation.protocol import held_out_views
+
+    if args.all_views:
+        return list(range(capture.num_views))
+    if args.view is not None:
+        if not 0 <= args.view < capture.num_views:
+            raise InputError(f"--view {args.view}", f"cameras are 0..{capture.num_views - 1}",
+                             f"pass --view between 0 and {capture.num_views - 1}")  # fmt: skip
+        return [args.view]
+    held = held_out_views(capture.meta or {}, capture.num_views, train_views)
+    return [held[0] if held else 0]

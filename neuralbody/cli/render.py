@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neuralbody.cli.arguments import parse_index_list
+from neuralbody.cli.arguments import choose_views, parse_index_list
 
 HELP = "render a trained run: any camera and frame (unseen poses too), or an orbit around the person as GIF/MP4"
 
@@ -56,7 +56,6 @@ def _check_arguments(args: argparse.Namespace) -> Path:
 def run(args: argparse.Namespace) -> int:
     from neuralbody.data.checks import validate_frames
     from neuralbody.evaluation.orbit import orbit_cameras, write_gif, write_mp4
-    from neuralbody.evaluation.protocol import held_out_views
     from neuralbody.io.progress import progress_bar
     from neuralbody.rendering.render import frame_occupancy, render_view
     from neuralbody.training.checkpoint import load_run
@@ -67,17 +66,8 @@ def run(args: argparse.Namespace) -> int:
     frames = parse_index_list(args.frame, limit=capture.num_frames, what="frame") or [
         loaded.train_frames[len(loaded.train_frames) // 2]
     ]
-    if args.all_views:
-        views = list(range(capture.num_views))
-    elif args.view is not None:
-        if not 0 <= args.view < capture.num_views:
-            raise ValueError(f"--view {args.view}: cameras are 0..{capture.num_views - 1}")
-        views = [args.view]
-    elif args.orbit:
-        views = []
-    else:
-        held = held_out_views(capture.meta or {}, capture.num_views, loaded.train_views)
-        views = [held[0] if held else 0]
+    views = [] if args.orbit and not args.all_views and args.view is None else (
+        choose_views(args, capture, loaded.train_views))
     validate_frames(capture, frames, views, expected_count=getattr(loaded.model, "num_vertices", None), masks=False)
     cameras = [camera if args.res_scale == 1.0 else camera.scaled(args.res_scale) for camera in capture.cameras]
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -9,11 +9,10 @@ a bounded cache automatically (``--stream`` / ``--preload`` force either).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
-from neuralbody.cli.arguments import parse_index_list
+from neuralbody.cli.arguments import parse_index_list, parse_options
 
 HELP = "train Neural Body on a capture (checkpoints, validation renders, --resume, time budget)"
 
@@ -62,19 +61,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-gb", type=float, default=None, help="streaming image cache size, GB (default 1.0)")
 
 
-def _parse_options(items: list[str]) -> dict:
-    options = {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"--option {item!r}: expected KEY=VALUE, e.g. voxel_size=0.008")
-        key, value = item.split("=", 1)
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
-
-
 def build_config(args: argparse.Namespace):
     """The run's TrainConfig: the saved one on --resume (budget flags override), else from flags.
 
@@ -106,7 +92,7 @@ def build_config(args: argparse.Namespace):
         "data": str(Path(args.data).resolve()),
         "out": str(run_dir),
         "model_kind": args.model,
-        "model_options": _parse_options(args.option),
+        "model_options": parse_options(args.option),
         "scale": scale,
         "device": args.device,
         "minutes": args.minutes,

@@ -7,9 +7,10 @@ CORPUS --out RUN ...`` (one rank per GPU, or gloo on the CPU; see :mod:`neuralbo
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
+
+from neuralbody.cli.arguments import parse_options
 
 HELP = "train PIFu or the multi-view multi-scale implicit function on a corpus (checkpoints, --resume, time budget)"
 
@@ -40,19 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores but one)")
 
 
-def _options(items: list[str]) -> dict:
-    options = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--option {item!r}: expected KEY=VALUE, e.g. channels=32")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
-
-
 def build_config(args: argparse.Namespace):
     """The run's ReconTrainConfig: the saved one on --resume (budget flags override), else from the flags."""
     from neuralbody.recon.train import CONFIG_NAME, ReconTrainConfig
@@ -66,7 +54,7 @@ def build_config(args: argparse.Namespace):
             config.device = args.device
         return config
     fields = {"corpus": str(args.corpus.resolve()), "out": str(args.out), "model": args.model,
-              "model_options": _options(args.option), "minutes": args.minutes, "device": args.device}  # fmt: skip
+              "model_options": parse_options(args.option, example="channels=32"), "minutes": args.minutes, "device": args.device}  # fmt: skip
     if args.minutes is not None and args.steps is None:
         fields["steps"] = 10**9
     for flag in ("steps", "batch", "points", "lr", "val_every", "ckpt_every", "seed"):

@@ -36,3 +36,27 @@ def test_bad_values_name_the_option_in_one_line(text, message):
     with pytest.raises(InputError, match=message) as caught:
         parse_index_list(text, limit=5, what="views")
     assert "\n" not in str(caught.value)
+
+
+def test_options_are_json_or_strings_and_need_an_equals_sign():
+    from neuralbody.cli.arguments import parse_options
+
+    assert parse_options(["voxel_size=0.008", "texture_cells=[]", "norm=batch", "flag=true"]) == {
+        "voxel_size": 0.008, "texture_cells": [], "norm": "batch", "flag": True}
+    assert parse_options([]) == {}
+    with pytest.raises(InputError, match=r"--option 'voxel_size': expected KEY=VALUE; e\.g\. --option channels=32"):
+        parse_options(["voxel_size"], example="channels=32")
+
+
+def test_views_all_one_or_the_first_held_out():
+    import types
+
+    from neuralbody.cli.arguments import choose_views
+
+    capture = types.SimpleNamespace(num_views=6, meta={"test_cameras": [1, 3, 5]})
+    args = lambda **kw: types.SimpleNamespace(**{"all_views": False, "view": None, **kw})  # noqa: E731
+    assert choose_views(args(all_views=True), capture, [0, 2, 4]) == [0, 1, 2, 3, 4, 5]
+    assert choose_views(args(view=4), capture, [0, 2, 4]) == [4]
+    assert choose_views(args(), capture, [0, 2, 4]) == [1]
+    with pytest.raises(InputError, match="--view 6: cameras are 0..5"):
+        choose_views(args(view=6), capture, [0, 2, 4])
