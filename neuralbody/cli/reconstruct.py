@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     capture = read_capture(args.data)
     model, meta = load_model(args.model, device=args.device)
-    views = parse_index_list(args.views, limit=capture.num_views, what="views") or default_views(model.config.kind, capture.num_views)
+    views = parse_index_list(args.views, limit=capture.num_views, what="views")
+    views = views or default_views(model.config.kind, capture.num_views)
     locate = parse_index_list(args.locate_views, limit=capture.num_views, what="locate-views")
     settings = ReconstructSettings(voxel=args.voxel, levels=args.levels, carve=not args.no_carve,
                                    largest_component=not args.all_components)  # fmt: skip

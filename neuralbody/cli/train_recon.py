@@ -47,6 +47,7 @@ def build_config(args: argparse.Namespace):
 
     if args.resume and (args.out / CONFIG_NAME).is_file():
         config = ReconTrainConfig.from_json(args.out / CONFIG_NAME)
+        config.corpus, config.out = str(args.corpus.resolve()), str(args.out)  # the folders as given now (moved runs)
         for flag in ("steps", "minutes"):
             if getattr(args, flag) is not None:
                 setattr(config, flag, getattr(args, flag))

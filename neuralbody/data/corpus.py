@@ -151,11 +151,11 @@ class Corpus:
         return self._captures[subject]
 
     def load_occupancy(self, sample: CorpusSample) -> OccupancyArrays:
-        arrays = load_npz(occupancy_path(self.subject_root(sample.subject), sample.frame), ("points", "inside", "box_min", "box_max"))
+        path = occupancy_path(self.subject_root(sample.subject), sample.frame)
+        arrays = load_npz(path, ("points", "inside", "box_min", "box_max"))
         points, inside = arrays["points"], arrays["inside"]
         if points.ndim != 2 or points.shape[1] != 3 or inside.shape != points.shape[:1]:
-            raise ValueError(f"{occupancy_path(self.subject_root(sample.subject), sample.frame)}: points must be (N, 3) "
-                             f"and inside (N,), got {points.shape} and {inside.shape}")  # fmt: skip
+            raise ValueError(f"{path}: points must be (N, 3) and inside (N,), got {points.shape} and {inside.shape}")
         return OccupancyArrays(points.astype(np.float32), inside.astype(bool), arrays["box_min"], arrays["box_max"])
 
     def load_joints(self, sample: CorpusSample) -> np.ndarray:

@@ -4,8 +4,9 @@ Input (B, 4, S, S): RGB with a black background, and the mask. Layers (C = ``cha
 
     stem:  conv 7x7 stride 2 (4 -> C/4), GroupNorm, ReLU, ConvBlock(C/4 -> C/2)   -> features "s2" (C/2, S/2)
            average pool 2, ConvBlock(C/2 -> C)                                     (C, S/4)
-    stack k = 1..K: hourglass of ``depth`` levels (pool 2 on the way down, nearest upsampling
-           and a skip on the way up), ConvBlock, 1x1 conv + GroupNorm + ReLU       -> features "s4" (C, S/4)
+    stack k = 1..K: hourglass of ``depth`` levels (pool 2 on the way down, bilinear upsampling
+           and a skip on the way up; PIFu's first version upsampled to the nearest pixel, whose
+           blocks showed as terraces on the surfaces), ConvBlock, 1x1 conv + GroupNorm + ReLU       -> features "s4" (C, S/4)
            (the last stack's); between stacks the input of the next is
            ``x + conv1x1(features)``, as in PIFu
            the last hourglass's coarsest level                                      -> features "s{4 * 2^depth}"
@@ -69,7 +70,7 @@ class Hourglass(nn.Module):
             low, coarsest = self.inner(low)
         else:
             low = coarsest = self.inner(low)
-        up = F.interpolate(self.up(low), size=x.shape[-2:], mode="nearest")
+        up = F.interpolate(self.up(low), size=x.shape[-2:], mode="bilinear", align_corners=False)
         return self.skip(x) + up, coarsest
 
 

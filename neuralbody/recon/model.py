@@ -11,9 +11,11 @@ For a world point ``x`` (metres) and a cropped view ``v`` (:mod:`neuralbody.reco
     occupancy logit = MLP_decoder(g)
 
 ``F_v^s`` are the encoder's feature maps (:class:`~neuralbody.recon.encoder.StackedHourglass`):
-PIFu reads only the last stack's ("s4"); the multi-scale model also the fine stem ("s2", local
-detail) and the hourglass's coarsest level ("s32" for depth 3: the whole person at once). The
-depth term is PIFu's: where along the ray the point is, relative to the person's centre.
+PIFu reads only the last stack's ("s4"); the multi-scale model also the input crop itself ("s1":
+the colour and mask at the point's pixel, whose agreement across views marks the surface), the
+fine stem ("s2", local detail) and the hourglass's coarsest level ("s32" for depth 3: the whole
+person at once). The depth term is PIFu's: where along the ray the point is, relative to the
+person's centre.
 MLP layers are 1x1 convolutions' equivalent (Linear on the last axis) with LeakyReLU.
 """
 
@@ -86,7 +88,7 @@ class ReconModelConfig:
 
 PRESETS = {
     "pifu": ReconModelConfig(kind="pifu", scales=("s4",), fusion="mean"),
-    "mvms": ReconModelConfig(kind="mvms"),
+    "mvms": ReconModelConfig(kind="mvms", scales=("s1", "s2", "s4", "s32")),
     "mvms-1scale": ReconModelConfig(kind="mvms-1scale", scales=("s4",)),
 }
 """PIFu, the multi-view multi-scale model, and its single-scale ablation."""

@@ -106,7 +106,7 @@ def occupancy_function(model: PixelAlignedOccupancy, views, centre: np.ndarray, 
     with torch.no_grad():
         maps = model.encode(views.images.to(device))
     centre_t = torch.tensor(centre, dtype=torch.float32, device=device)[None]
-    views_d = type(views)(*(getattr(views, f.name).to(device) for f in dataclasses.fields(views)))
+    views_d = views.to(device)
 
     def function(points: np.ndarray) -> np.ndarray:
         out = np.zeros(len(points), dtype=np.float32)

@@ -227,7 +227,7 @@ class ReconTrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
-        logits = self.model(_to(batch.views, self.device), batch.centre.to(self.device), batch.points.to(self.device))
+        logits = self.model(batch.views.to(self.device), batch.centre.to(self.device), batch.points.to(self.device))
         loss, accuracy = occupancy_loss(logits, batch.labels.to(self.device))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -247,7 +247,7 @@ class ReconTrainer:
         with torch.no_grad():
             for sample in self.val_samples:
                 batch = make_batch(self.corpus, [sample], count, settings, None)
-                logits = self.model(_to(batch.views, self.device), batch.centre.to(self.device), batch.points.to(self.device))
+                logits = self.model(batch.views.to(self.device), batch.centre.to(self.device), batch.points.to(self.device))
                 predicted, labels = logits.cpu() > 0, batch.labels > 0.5
                 hits += int((predicted & labels).sum())
                 union += int((predicted | labels).sum())
@@ -276,8 +276,9 @@ class ReconTrainer:
         result = self.validate()
         if result is not None:
             self.last_val = result
-            _append_csv(self.run_dir / "val.csv", VAL_FIELDS, {"step": self.step, "elapsed_s": round(self.elapsed_s, 2),
-                        "iou": f"{result['iou']:.4f}", "accuracy": f"{result['accuracy']:.4f}", "views": result["views"]})  # fmt: skip
+            row = {"step": self.step, "elapsed_s": round(self.elapsed_s, 2), "iou": f"{result['iou']:.4f}",
+                   "accuracy": f"{result['accuracy']:.4f}", "views": result["views"]}
+            _append_csv(self.run_dir / "val.csv", VAL_FIELDS, row)
             log.info("step %d: held-out occupancy IoU %.4f, accuracy %.4f (%d views)", self.step, result["iou"],
                      result["accuracy"], result["views"])  # fmt: skip
 
@@ -305,6 +306,3 @@ class ReconTrainer:
         val = self.last_val["iou"] if self.last_val else None
         return ReconTrainResult(self.run_dir, self.step, self.elapsed_s, loss, val)
 
-
-def _to(views, device):
-    return type(views)(*(getattr(views, f.name).to(device) for f in dataclasses.fields(views)))

@@ -51,6 +51,9 @@ class ViewInputs:
     T: torch.Tensor
     D: torch.Tensor
 
+    def to(self, device) -> "ViewInputs":
+        return ViewInputs(*(getattr(self, f.name).to(device) for f in dataclasses.fields(self)))
+
 
 def crop_window(camera: Camera, box_min: np.ndarray, box_max: np.ndarray, padding: float = 0.08) -> CropWindow:
     """The square window around the projection of a box (world, metres) in ``camera``'s image."""

@@ -323,7 +323,9 @@ def frustum_solid(body: RestBody, *, top_z: float, hem_z: float, flare: float, r
     return SkinnedSolid(rest_vertices=rest, faces=ring_tube_faces(rings, sectors), weights=weights, region=region)
 
 
-def ellipsoid_surface(centre: torch.Tensor, radii: torch.Tensor, rings: int = 10, sectors: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+def ellipsoid_surface(
+    centre: torch.Tensor, radii: torch.Tensor, rings: int = 10, sectors: int = 16
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A closed ellipsoid: vertices (n, 3) and outward faces (F, 3) from :func:`ring_tube_faces`
     (``rings`` latitude rings, the caps' centres being the poles). centre (3,), radii (3,), metres."""
     polar = torch.arange(1, rings + 1, dtype=torch.float32) * (math.pi / (rings + 1))
@@ -362,14 +364,17 @@ def build_wardrobe(body: RestBody, outfit: Outfit, *, seed: int = 0) -> Wardrobe
     if outfit.top in ("shirt", "coat"):
         selected = body.regions == TOP
         if outfit.top == "coat":  # sleeves to the wrist, the whole trunk down to the hips
-            selected = selected | body.bone_mask(("lowerarm",)) | (body.bone_mask(("root", "pelvis", "spine")) & (body.regions == TROUSERS))
+            trunk_below_waist = body.bone_mask(("root", "pelvis", "spine")) & (body.regions == TROUSERS)
+            selected = selected | body.bone_mask(("lowerarm",)) | trunk_below_waist
         shells.append(make_shell(body.vertices, body.faces, selected, thickness=outfit.top_thickness, region=TOP,
                                  noise_seed=seed, **cloth))  # fmt: skip
     if outfit.top == "coat":
-        solids.append(frustum_solid(body, top_z=waist, hem_z=_hem_height(body, outfit.coat_hem), flare=outfit.flare / 2, region=TOP))
+        tails_hem = _hem_height(body, outfit.coat_hem)
+        solids.append(frustum_solid(body, top_z=waist, hem_z=tails_hem, flare=outfit.flare / 2, region=TOP))
     if outfit.bottom == "baggy":
+        loose = dict(cloth, taper_width=0.03, taper_floor=0.3)
         shells.append(make_shell(body.vertices, body.faces, body.regions == TROUSERS, thickness=outfit.bottom_thickness,
-                                 region=TROUSERS, noise_seed=seed + 1, **dict(cloth, taper_width=0.03, taper_floor=0.3)))  # fmt: skip
+                                 region=TROUSERS, noise_seed=seed + 1, **loose))  # fmt: skip
     if outfit.bottom == "skirt":
         solids.append(frustum_solid(body, top_z=waist, hem_z=_hem_height(body, outfit.hem), flare=outfit.flare, region=TROUSERS))
     shells.append(make_shell(body.vertices, body.faces, body.regions == HAIR, thickness=outfit.hair_thickness, region=HAIR,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -154,6 +155,10 @@ def test_train_recon_command_and_resume(tiny_corpus, tmp_path, capsys):
     assert config["model"] == "pifu" and config["view_counts"] == [1] and config["model_options"]["channels"] == 8
     assert main(["train-recon", str(tiny_corpus), "--out", str(out), "--resume", "--steps", "3", "--no-progress"]) == 0
     assert load_model(out)[1]["step"] == 3
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved)  # a run folder resumed elsewhere writes there, not where it was made
+    assert main(["train-recon", str(tiny_corpus), "--out", str(moved), "--resume", "--steps", "4", "--no-progress"]) == 0
+    assert load_model(moved)[1]["step"] == 4 and load_model(out)[1]["step"] == 3
     assert main(["train-recon", str(tiny_corpus), "--out", str(tmp_path / "bad"), "--option", "width=3",
                  "--no-progress"]) == 1  # fmt: skip
     assert "trained pifu" in capsys.readouterr().out

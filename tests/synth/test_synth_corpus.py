@@ -72,7 +72,8 @@ def test_occupancy_labels_are_the_union_of_independent_inside_tests(rest_body, a
     wardrobe = garments.build_wardrobe(body, garments.Outfit(top="shirt", bottom="skirt", hair="volume"), seed=2)
     mesh = garments.dress(wardrobe, body.vertices, body.faces, body.regions, out.bone_transforms[0].float())
     surface = garments.union_surface(mesh)
-    samples = sample_occupancy(*surface, lambda p: garments.clothed_occupancy(mesh, p), OccupancySampling(near=3000, uniform=1000), seed=0)
+    sampling = OccupancySampling(near=3000, uniform=1000)
+    samples = sample_occupancy(*surface, lambda p: garments.clothed_occupancy(mesh, p), sampling, seed=0)
     # independent: one Warp inside test per closed surface (body, each solid), OR-ed
     expected = np.zeros(len(samples.points), dtype=bool)
     for part in range(int(mesh.parts.max()) + 1):
