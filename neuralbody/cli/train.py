@@ -78,6 +78,7 @@ def build_config(args: argparse.Namespace):
             raise ValueError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
     if args.resume and (run_dir / CONFIG_NAME).is_file():
         config = TrainConfig.from_json(run_dir / CONFIG_NAME)
+        config.out = str(run_dir)  # the folder given, also when the run was moved since it was saved
         if args.steps is not None:
             config.steps = args.steps
         if args.minutes is not None:

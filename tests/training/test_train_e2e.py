@@ -256,6 +256,11 @@ def test_cli_train_and_resume(ellipsoid_capture, tmp_path):
 
     config = TrainConfig.from_json(out / "config.json")
     assert config.train_frames == [0, 1] and config.train_views == [0, 2]
+    moved = tmp_path / "moved_run"  # a run folder moved elsewhere resumes into its new place
+    out.rename(moved)
+    assert main(["train", str(ellipsoid_capture), "--out", str(moved), "--steps", "9", "--resume", "--no-progress"]) == 0
+    assert load_checkpoint(moved / "checkpoint.pt")["step"] == 9 and not out.exists()
+    assert TrainConfig.from_json(moved / "config.json").out == str(moved)
 
 
 @pytest.mark.slow
