@@ -29,7 +29,7 @@ import torch
 
 from neuralbody.geometry.normals import face_normals
 from neuralbody.geometry.queries import WINDING_THRESHOLD, WarpMesh
-from neuralbody.geometry.surface_sampling import SurfaceSamples, sample_surface  # noqa: F401 (re-exported)
+from neuralbody.geometry.surface_sampling import SurfaceSamples, mesh_tensors, sample_surface  # noqa: F401 (re-exported)
 
 
 @dataclasses.dataclass
@@ -64,14 +64,7 @@ def _unpack_mesh(mesh, where: str, device: torch.device | None = None) -> tuple[
         raise ValueError(
             f"{where}: a mesh must be a (vertices, faces) pair or have .vertices and .faces, got {type(mesh).__name__}"
         )
-    vertices = vertices if isinstance(vertices, torch.Tensor) else torch.as_tensor(np.asarray(vertices))
-    faces = faces if isinstance(faces, torch.Tensor) else torch.as_tensor(np.asarray(faces))
-    if vertices.ndim != 2 or vertices.shape[1] != 3:
-        raise ValueError(f"{where}: vertices must be (V, 3) metres, got shape {tuple(vertices.shape)}")
-    if faces.ndim != 2 or faces.shape[1] != 3 or faces.shape[0] == 0:
-        raise ValueError(f"{where}: faces must be a non-empty (F, 3) triangle array, got shape {tuple(faces.shape)}")
-    device = vertices.device if device is None else device
-    return vertices.detach().to(device=device, dtype=torch.float64), faces.detach().to(device=device, dtype=torch.int64)
+    return mesh_tensors(vertices, faces, where, device)
 
 
 def _uniform_in_union_box(vertices_a: torch.Tensor, vertices_b: torch.Tensor, num_points: int, seed: int) -> torch.Tensor:

@@ -27,6 +27,25 @@ class SurfaceSamples(NamedTuple):
     face_ids: torch.Tensor
 
 
+def mesh_tensors(vertices, faces, where: str, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A triangle mesh as float64 vertices (V, 3), metres, and int64 faces (F, 3), checked.
+
+    Args:
+        vertices: (V, 3) metres (numpy or torch).
+        faces: (F, 3) triangle indices, at least one.
+        where: names the caller in the ValueError.
+        device: where the tensors go (default: the vertices' device).
+    """
+    vertices = vertices if isinstance(vertices, torch.Tensor) else torch.as_tensor(np.asarray(vertices))
+    faces = faces if isinstance(faces, torch.Tensor) else torch.as_tensor(np.asarray(faces))
+    if vertices.ndim != 2 or vertices.shape[1] != 3:
+        raise ValueError(f"{where}: vertices must be (V, 3) metres, got shape {tuple(vertices.shape)}")
+    if faces.ndim != 2 or faces.shape[1] != 3 or faces.shape[0] == 0:
+        raise ValueError(f"{where}: faces must be a non-empty (F, 3) triangle array, got shape {tuple(faces.shape)}")
+    device = vertices.device if device is None else device
+    return vertices.detach().to(device=device, dtype=torch.float64), faces.detach().to(device=device, dtype=torch.int64)
+
+
 def sample_surface(vertices, faces, num_points: int, seed: int = 0) -> SurfaceSamples:
     """Sample points uniformly by area on a triangle mesh (see the module docstring).
 
@@ -40,16 +59,9 @@ def sample_surface(vertices, faces, num_points: int, seed: int = 0) -> SurfaceSa
         :class:`SurfaceSamples` (points (M, 3), unit face normals (M, 3), face ids (M,)) as float64
         / int64 tensors on the device of ``vertices``.
     """
-    vertices = vertices if isinstance(vertices, torch.Tensor) else torch.as_tensor(np.asarray(vertices))
-    faces = faces if isinstance(faces, torch.Tensor) else torch.as_tensor(np.asarray(faces))
-    if vertices.ndim != 2 or vertices.shape[1] != 3:
-        raise ValueError(f"sample_surface: vertices must be (V, 3) metres, got shape {tuple(vertices.shape)}")
-    if faces.ndim != 2 or faces.shape[1] != 3 or faces.shape[0] == 0:
-        raise ValueError(f"sample_surface: faces must be a non-empty (F, 3) triangle array, got shape {tuple(faces.shape)}")
+    vertices, faces = mesh_tensors(vertices, faces, "sample_surface")
     if num_points <= 0:
         raise ValueError(f"sample_surface: num_points must be positive, got {num_points}")
-    vertices = vertices.detach().to(torch.float64)
-    faces = faces.detach().to(device=vertices.device, dtype=torch.int64)
     areas = 0.5 * face_area_normals(vertices, faces).norm(dim=1)
     normals = face_normals(vertices, faces)
     total = float(areas.sum())
