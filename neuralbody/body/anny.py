@@ -64,7 +64,7 @@ class AnnyBody(BodyModel):
             )
         if model.local_change_labels or model.facial_action_labels:
             raise ValueError("AnnyBody expects an Anny model without local changes or facial actions")
-        self.joint_names = list(model.bone_labels)
+        self._joint_names = list(model.bone_labels)
         self._parents = [int(p) for p in model.bone_parents]
         self._parents[0] = -1
         self.phenotype_labels = list(PHENOTYPE_LABELS)
@@ -102,6 +102,10 @@ class AnnyBody(BodyModel):
     @property
     def num_joints(self) -> int:
         return NUM_BONES
+
+    @property
+    def joint_names(self) -> list[str]:
+        return list(self._joint_names)
 
     @property
     def shape_dim(self) -> int:

@@ -64,6 +64,12 @@ class BodyModel(torch.nn.Module, abc.ABC):
         return 3 * self.num_joints
 
     @property
+    def joint_names(self) -> list[str]:
+        """One name per joint, in joint order (default ``joint_000``, ...; models with named
+        joints override it)."""
+        return [f"joint_{j:03d}" for j in range(self.num_joints)]
+
+    @property
     @abc.abstractmethod
     def shape_dim(self) -> int: ...
 

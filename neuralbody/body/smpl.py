@@ -202,7 +202,6 @@ class SmplBody(BodyModel):
     """
 
     name = "smpl"
-    joint_names = list(JOINT_NAMES)
 
     def __init__(self, data: SmplData, dtype: torch.dtype = torch.float32):
         super().__init__()
@@ -217,6 +216,10 @@ class SmplBody(BodyModel):
     @property
     def num_vertices(self) -> int:
         return self.v_template.shape[0]
+
+    @property
+    def joint_names(self) -> list[str]:
+        return list(JOINT_NAMES)
 
     @property
     def num_joints(self) -> int:

@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_run(args.run, device=args.device)
     reference = _reference_pose(loaded)
     source, bodies, fps = _source(args, loaded, reference)
-    expected = getattr(loaded.model, "num_vertices", None)
+    expected = loaded.model.num_vertices
     if expected is not None and bodies[0].vertices.shape[0] != expected:
         raise ValueError(f"--motion {args.motion}: bodies have {bodies[0].vertices.shape[0]} vertices, the run's model "
                          f"{expected}; animate with the run's body model")

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     frame = args.frame if args.frame is not None else loaded.train_frames[len(loaded.train_frames) // 2]
     if not 0 <= frame < capture.num_frames:
         raise ValueError(f"--frame {frame}: the capture has frames 0..{capture.num_frames - 1}")
-    validate_frames(capture, [frame], [], expected_count=getattr(loaded.model, "num_vertices", None), masks=False)
+    validate_frames(capture, [frame], [], expected_count=loaded.model.num_vertices, masks=False)
     settings = MeshSettings(voxel_size=args.voxel, threshold=args.threshold, largest_component=not args.all_components)
     body = capture.load_body(frame)
     field = loaded.model.compile_frame(frame, body.to(loaded.device))

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     ]
     views = [] if args.orbit and not args.all_views and args.view is None else (
         choose_views(args, capture, loaded.train_views))
-    validate_frames(capture, frames, views, expected_count=getattr(loaded.model, "num_vertices", None), masks=False)
+    validate_frames(capture, frames, views, expected_count=loaded.model.num_vertices, masks=False)
     cameras = [camera if args.res_scale == 1.0 else camera.scaled(args.res_scale) for camera in capture.cameras]
     out_dir.mkdir(parents=True, exist_ok=True)
     overrides = {"num_samples": args.samples, "density_grid_samples": args.samples} if args.samples else {}
@@ -77,10 +77,10 @@ def run(args: argparse.Namespace) -> int:
     last_trained = max(loaded.train_frames)
     written: list[Path] = []
     per_view_sequence: dict[int, list[np.ndarray]] = {view: [] for view in views}
+    rule = model.unseen_frame_rule()
     for frame in frames:
-        if frame > last_trained:
-            log.info("frame %d is an unseen pose (trained on frames up to %d; the last training frame's appearance code is used)",
-                     frame, last_trained)
+        if frame > last_trained and rule is not None:
+            log.info("frame %d is an unseen pose (trained on frames up to %d; %s)", frame, last_trained, rule)
         body = capture.load_body(frame)
         field = model.compile_frame(frame, body.to(loaded.device))
         occupancy = frame_occupancy(field, settings)

@@ -154,6 +154,11 @@ class RadianceFieldModel(torch.nn.Module, abc.ABC):
         with torch.no_grad():
             return self.prepare_frame(frame_index, body)
 
+    def unseen_frame_rule(self) -> str | None:
+        """How the model renders frames beyond the trained ones, in words for the user (None: it
+        keeps no per-frame state, so an unseen pose needs no rule)."""
+        return None
+
     def set_reference(self, body: FrameBody) -> None:
         """Take ``body`` as the model's reference pose (canonical coordinates); called once, before
         training, with the first training frame. Default: the model has no reference pose."""

@@ -60,7 +60,7 @@ def canonical_rig(body_model: BodyModel, shapes: torch.Tensor | None = None) -> 
     with torch.no_grad():
         rest = body_model(torch.zeros(1, body_model.pose_dim),
                           None if shapes is None else shapes.reshape(1, -1).float())
-    names = list(getattr(body_model, "joint_names", None) or [f"joint_{j:03d}" for j in range(body_model.num_joints)])
+    names = list(body_model.joint_names)
     return CanonicalRig(
         rest_vertices=rest.rest_vertices[0].float().cpu(),
         faces=rest.faces.long().cpu(),

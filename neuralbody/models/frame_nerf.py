@@ -116,6 +116,9 @@ class FrameNerf(RadianceFieldModel):
         if config.density_activation == "softplus":
             torch.nn.init.constant_(self.density_out.bias, -1.0)
 
+    def unseen_frame_rule(self) -> str | None:
+        return "the last training frame's latent code is used"
+
     def code_index(self, frame_index: int) -> int:
         """The latent code used for a frame: its own, or the last one for frames beyond training."""
         if frame_index < 0:

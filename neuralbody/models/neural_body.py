@@ -262,6 +262,9 @@ class NeuralBody(RadianceFieldModel):
         self.reference_vertices.copy_(rigid.to_body(vertices))
         self.has_reference.fill_(True)
 
+    def unseen_frame_rule(self) -> str | None:
+        return "the last training frame's appearance code is used"
+
     def prepare_frame(self, frame_index: int, body: FrameBody) -> NeuralBodyField:
         """Pose and voxelise the codes, run the sparse CNN, build the occupancy grid (differentiable)."""
         return self._frame(frame_index, body, compiled=False)

@@ -131,6 +131,8 @@ def estimate_decoded_bytes(capture, *, frames: list[int], views: list[int]) -> i
 class PreloadedImages:
     """Every training pair decoded once at construction."""
 
+    streaming = False
+
     def __init__(self, capture, *, frames: list[int], views: list[int], bodies: dict, settings: DecodeSettings,
                  progress: bool = True) -> None:
         self.images: dict[tuple[int, int], TrainingImage] = {}
@@ -159,6 +161,8 @@ class StreamingImages:
     ``get`` of a pair being decoded waits for it instead of decoding it twice. ``max_held``
     records the largest number of entries the cache ever held (never above ``capacity``).
     """
+
+    streaming = True
 
     def __init__(self, capture, *, views: list[int], bodies: dict, settings: DecodeSettings, capacity: int,
                  background: bool = True) -> None:

@@ -93,7 +93,7 @@ class RaySampler:
 
     @property
     def streaming(self) -> bool:
-        return not hasattr(self.source, "images")
+        return self.source.streaming
 
     def prefetch(self, frame: int) -> None:
         """Start decoding ``frame``'s images in the background (streaming only)."""

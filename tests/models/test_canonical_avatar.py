@@ -219,6 +219,18 @@ def test_checkpoints_size_the_rig_and_set_reference_builds_it(tubes):
         model.prepare_frame(0, FrameBody(body.vertices, body.Rh, body.Th))
 
 
+def test_the_avatar_keeps_no_per_frame_state(tubes):
+    """The same pose renders the same at any frame index, so unseen frames need no rule."""
+    model = _avatar(tubes).eval()
+    body = _frame(tubes)
+    points = _near_surface(body, 50)
+    with torch.no_grad():
+        first = model.compile_frame(0, body).query(points, torch.zeros_like(points))
+        later = model.compile_frame(7, body).query(points, torch.zeros_like(points))
+    torch.testing.assert_close(later, first)
+    assert model.unseen_frame_rule() is None
+
+
 def test_options_are_checked():
     with pytest.raises(ValueError, match="unknown avatar options"):
         AvatarConfig.from_options({"voxel_size": 0.01})

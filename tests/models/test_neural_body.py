@@ -100,6 +100,7 @@ def test_unseen_frames_use_the_last_appearance_code():
     rgb = {f: model.prepare_frame(f, body).query(points, dirs)[1] for f in (0, 2, 7)}
     torch.testing.assert_close(rgb[7], rgb[2])
     assert not torch.allclose(rgb[0], rgb[2])
+    assert "appearance code" in model.unseen_frame_rule()  # what `neuralbody render` tells the user
 
 
 def test_gradients_reach_vertex_codes_and_any_vertex_count_works():
