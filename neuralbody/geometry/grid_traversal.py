@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import warp as wp
 
-from neuralbody.geometry.queries import _init_warp
+from neuralbody.geometry.warp_init import init_warp
 
 _FAR = 1.0e30
 _WARP_LOCK = threading.Lock()
@@ -201,7 +201,7 @@ def grid_band_samples(
     tensors = [rays_o.detach().float().contiguous()] + [
         x.detach().to(device).float().contiguous() for x in (rays_d, near, far, offsets)]
     with _WARP_LOCK:  # renderer threads call at once; Warp's first load of a module is not thread-safe
-        _init_warp()
+        init_warp()
         inputs = [
             wp.from_torch(grid, dtype=wp.uint8),
             wp.vec3(*(float(v) for v in origin.detach().cpu())),

@@ -31,24 +31,13 @@ import numpy as np
 import torch
 import warp as wp
 
+from neuralbody.geometry.warp_init import init_warp
+
 WINDING_THRESHOLD = 0.5
 """Winding number above which a point counts as inside."""
 
 _MAX_QUERY_DIST = 1.0e10
 _ACCURACY = 2.0  # Barnes-Hut opening criterion of Warp's dipole approximation (its default)
-
-
-def _init_warp() -> None:
-    """Initialise Warp quietly (``wp.init`` is idempotent): info messages (greeting, compile times) are hidden.
-
-    Warp 1.19 filters messages by ``wp.config.log_level``; older versions used ``wp.config.quiet``.
-    Warnings stay visible.
-    """
-    if hasattr(wp, "LOG_WARNING"):
-        wp.config.log_level = max(wp.config.log_level, wp.LOG_WARNING)
-    else:  # pragma: no cover - warp < 1.10
-        wp.config.quiet = True
-    wp.init()
 
 
 @wp.kernel
@@ -214,7 +203,7 @@ class WarpMesh:
         self.device = torch.device(device) if device is not None else vertices.device
         self.vertices = vertices.detach().to(device=self.device, dtype=torch.float64)  # (V, 3) metres
         self.faces = faces.detach().to(device=self.device, dtype=torch.int64)  # (F, 3)
-        _init_warp()
+        init_warp()
         self._wp_device = wp.device_from_torch(self.device)
         # Warp meshes reference these buffers: keep them alive as long as the meshes.
         self._points_wp = wp.from_torch(self.vertices.float().contiguous(), dtype=wp.vec3)

@@ -20,6 +20,7 @@ import torch
 import warp as wp
 
 from neuralbody.geometry.normals import face_normals
+from neuralbody.geometry.warp_init import init_warp
 
 
 @dataclasses.dataclass
@@ -126,7 +127,7 @@ def cast_rays(
     indices = faces.detach().to(device=device, dtype=torch.int32).reshape(-1).contiguous()
     origins = rays_o.detach().to(dtype=torch.float32).contiguous()
     directions = rays_d.detach().to(device=device, dtype=torch.float32).contiguous()
-    wp.init()  # idempotent
+    init_warp()
     wp_device = wp.device_from_torch(device)
     hit = torch.empty(num_rays, dtype=torch.int32, device=device)
     t = torch.empty(num_rays, dtype=torch.float32, device=device)
