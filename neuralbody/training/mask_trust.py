@@ -23,11 +23,15 @@ with the body's silhouette in the same camera:
    images spread over frames and views (a frame with a poor body fit does not decide), then
    the offset to correct and the **trust band** (:func:`trust_band`)::
 
-       offset' = offset if |offset| >= 0.75 px else 0
-       band    = |offset'| + 2 sqrt(max(spread^2 - 0.75^2, 0))      (0 when below 1 px)
+       offset' = offset if 0.75 px <= |offset| <= limit and spread <= |offset| else 0
+       band    = min(|offset| + 2 sqrt(max(spread^2 - 0.75^2, 0)), limit)   (0 when below 1 px;
+                 |offset| counts only from 0.75 px)
 
    0.75 px is what exact masks read against the suite's bodies (pixel rounding, the vertex
-   silhouette's own error): exact masks (and a good body fit) give offset' = 0, band = 0.
+   silhouette's own error): exact masks (and a good body fit) give offset' = 0, band = 0. Only
+   a uniform offset (eroded, dilated) is corrected; an uneven or large one (limit: twice the
+   5 px-at-512 px band of Neural Body) says more about the body fit (loose clothes) than
+   about the mask, and only widens the band.
 
 How training uses it (:mod:`neuralbody.training.image_source`): the **opacity** target is the
 mask moved back by ``offset'`` with its small holes filled (:func:`corrected_mask`), on every
@@ -165,20 +169,27 @@ class MaskQuality:
         return self.band_px == 0.0 and self.correction_px == 0.0
 
 
-def trust_band(offset_px: float, spread_px: float) -> tuple[float, float]:
+def trust_band(offset_px: float, spread_px: float, *, limit_px: float = math.inf) -> tuple[float, float]:
     """The offset to correct and the trust band, pixels, from one capture's offset and spread.
 
     An offset below ``EXACT_OFFSET_PX`` in size reads as none; the spread beyond the estimate's
     own (``SPREAD_FLOOR_PX``, what exact masks read) is the masks' raggedness::
 
-        offset' = offset if |offset| >= EXACT_OFFSET_PX else 0
-        band    = |offset'| + 2 sqrt(max(spread^2 - SPREAD_FLOOR_PX^2, 0))   (0 when below 1 px)
+        offset' = offset if EXACT_OFFSET_PX <= |offset| <= limit_px and spread <= |offset| else 0
+        band    = min(|offset| + 2 sqrt(max(spread^2 - SPREAD_FLOOR_PX^2, 0)), limit_px)
+                  (0 when below 1 px)
 
-    Returns (offset', band).
+    Only a uniform offset (an eroded or dilated mask: the spread below the offset) within
+    ``limit_px`` is corrected; a larger or uneven one is more likely a body that does not fit
+    the person (loose clothes, a poor fit) than a mask error, and only widens the band, which
+    never exceeds ``limit_px``. Returns (offset', band).
     """
-    offset = float(offset_px) if abs(float(offset_px)) >= EXACT_OFFSET_PX else 0.0
-    band = abs(offset) + 2.0 * math.sqrt(max(float(spread_px) ** 2 - SPREAD_FLOOR_PX**2, 0.0))
-    return offset, (0.0 if band < 1.0 else band)
+    offset, spread = float(offset_px), float(spread_px)
+    uniform = EXACT_OFFSET_PX <= abs(offset) <= limit_px and spread <= abs(offset)
+    correction = offset if uniform else 0.0
+    shift = abs(offset) if abs(offset) >= EXACT_OFFSET_PX else 0.0
+    band = min(shift + 2.0 * math.sqrt(max(spread**2 - SPREAD_FLOOR_PX**2, 0.0)), limit_px)
+    return correction, (0.0 if band < 1.0 else band)
 
 
 def spread_pairs(frames: list[int], views: list[int], max_images: int) -> list[tuple[int, int]]:
@@ -190,8 +201,10 @@ def spread_pairs(frames: list[int], views: list[int], max_images: int) -> list[t
     return [(frames[i], views[k % len(views)]) for k, i in enumerate(picks)]
 
 
-def estimate_mask_quality(capture, *, frames: list[int], views: list[int], max_images: int = 8) -> MaskQuality:
-    """Judge ``capture``'s masks on up to ``max_images`` training images (see the module docstring)."""
+def estimate_mask_quality(capture, *, frames: list[int], views: list[int], max_images: int = 8,
+                          limit_px: float = math.inf) -> MaskQuality:
+    """Judge ``capture``'s masks on up to ``max_images`` training images (see the module docstring);
+    ``limit_px``: the largest offset corrected and the widest band (:func:`trust_band`)."""
     agreements = []
     spacing = None
     for frame, view in spread_pairs(frames, views, max_images):
@@ -206,7 +219,7 @@ def estimate_mask_quality(capture, *, frames: list[int], views: list[int], max_i
     offset = float(np.median([a.offset_px for a in agreements]))
     spread = float(np.median([a.spread_px for a in agreements]))
     holes = float(np.median([a.holes for a in agreements]))
-    correction, band = trust_band(offset, spread)
+    correction, band = trust_band(offset, spread, limit_px=limit_px)
     quality = MaskQuality(offset, spread, holes, correction, band, len(agreements))
     log.info("masks against the bodies (%d images): offset %+.2f px, spread %.2f px, holes %.2f %% -> correction %+.2f px, trust band %.1f px",
              quality.images, offset, spread, 100 * holes, correction, band)  # fmt: skip

@@ -79,7 +79,7 @@ from neuralbody.training.distributed import (
     rank_device,
 )
 from neuralbody.training.mask_trust import MaskQuality, estimate_mask_quality
-from neuralbody.training.rays import RaySampler
+from neuralbody.training.rays import RaySampler, default_border_px
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,9 @@ class Trainer:
         trust = None
         if config.border_px is None:  # no declared mask quality: judge the masks against the bodies
             if config.mask_trust is None:
-                quality = estimate_mask_quality(self.capture, frames=config.train_frames, views=config.train_views)
+                limit = 2 * default_border_px(self.capture.cameras[config.train_views[0]].width)
+                quality = estimate_mask_quality(self.capture, frames=config.train_frames, views=config.train_views,
+                                                limit_px=float(limit))
                 config.mask_trust = dataclasses.asdict(quality)
             trust = MaskQuality(**config.mask_trust)
         self.sampler = RaySampler(

@@ -55,6 +55,17 @@ def test_trust_band_known_answers(offset, spread, expected):
     assert trust_band(offset, spread) == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("offset, spread, expected", [
+    (3.0, 0.5, (3.0, 3.0)),           # a uniform dilation within the limit: corrected
+    (6.0, 0.5, (0.0, 4.0)),           # beyond the limit: a body that does not fit, not corrected
+    (2.0, 3.0, (0.0, 4.0)),           # uneven: not corrected, the band at the limit
+])  # fmt: skip
+def test_trust_band_corrects_only_uniform_offsets_within_the_limit(offset, spread, expected):
+    from neuralbody.training.mask_trust import trust_band
+
+    assert trust_band(offset, spread, limit_px=4.0) == pytest.approx(expected)
+
+
 def test_corrected_mask_undoes_a_dilation_and_fills_small_holes_only():
     from neuralbody.training.mask_trust import corrected_mask
 
