@@ -189,6 +189,11 @@ class SuiteRow:
     settings: dict
 
 
+def run_name(name: str, tag: str, budget: str, label: str = "") -> str:
+    """A run's folder name: ``NAME-TAG-BUDGET``, then ``-LABEL`` when a label is given (two code versions side by side)."""
+    return f"{name}-{tag}-{budget}" + (f"-{label}" if label else "")
+
+
 def run_capture(spec: CaptureSpec, args: argparse.Namespace) -> SuiteRow:
     """Make (once), train and evaluate one capture; returns its row."""
     started = time.perf_counter()
@@ -196,7 +201,7 @@ def run_capture(spec: CaptureSpec, args: argparse.Namespace) -> SuiteRow:
     tag = "tiny" if args.tiny else "full"
     capture = args.work / "captures" / f"{spec.name}-{tag}"
     budget = f"{args.steps}steps" if args.steps else f"{args.minutes:g}min"
-    run = args.work / "runs" / (f"{spec.name}-{tag}-{budget}" + (f"-{args.label}" if args.label else ""))
+    run = args.work / "runs" / run_name(spec.name, tag, budget, args.label)
     run.mkdir(parents=True, exist_ok=True)
     log_path = run / "suite.log"
     if not (capture / "annots.npy").is_file():

@@ -69,7 +69,7 @@ class TrainConfig:
         mask_trust: the masks judged against the posed bodies when ``border_px`` is None and
             the capture does not declare exact masks
             (:class:`~neuralbody.training.mask_trust.MaskQuality` as a dict: offset, spread,
-            holes, the corrected offset and the colour band, pixels); filled in by the trainer
+            holes and the colour band, pixels); filled in by the trainer
             and kept, so a resumed run decodes its images the same way. None: not judged.
         grad_clip: gradient values are clipped to [-grad_clip, grad_clip].
         background: (3,) background colour in [0, 1].

@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from neuralbody.data.cameras import project_box_mask
 from neuralbody.geometry.box import BODY_BOX_PADDING, body_box
-from neuralbody.training.mask_trust import MaskQuality, corrected_mask, outline_band
+from neuralbody.training.mask_trust import MaskQuality, fill_small_holes, outline_band
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +106,8 @@ def decode_training_image(capture, *, frame: int, view: int, body, settings: Dec
     """Read and decode one training pair (see the module docstring); ``body.vertices``: (V, 3) world, metres.
 
     With ``settings.trust`` (masks judged from the data, :mod:`neuralbody.training.mask_trust`)
-    no pixel is left out: the mask is corrected by the measured offset (small holes filled) and
-    is the opacity target on the whole box; the colour is trusted off the band around its outline.
+    no pixel is left out: the mask (small holes filled) is the opacity target on the whole box;
+    the colour is trusted off the band around its outline.
     """
     camera = capture.cameras[view]
     band_px = settings.border_px if settings.border_px is not None else default_border_px(camera.width)
@@ -123,7 +123,7 @@ def decode_training_image(capture, *, frame: int, view: int, body, settings: Dec
     colour_trust = None
     if settings.trust is not None:
         trust = settings.trust
-        mask = corrected_mask(mask, trust.correction_px, fill_holes_px=trust.band_px + 1.0 if trust.band_px else 0.0)
+        mask = fill_small_holes(mask, trust.band_px + 1.0 if trust.band_px else 0.0)
         if trust.band_px > 0:
             colour_trust = torch.from_numpy(~outline_band(mask, trust.band_px).reshape(-1))
     box_min, box_max = body_box(body.vertices.detach().cpu().double().numpy(), settings.box_padding)

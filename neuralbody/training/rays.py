@@ -5,8 +5,8 @@ projection of the posed vertices' box padded ``box_padding`` metres), pixels wit
 ``border_px`` of the mask border (the band ``dilate(M) xor erode(M)``) are excluded, because
 masks are least reliable there. A step draws rays from every training view of one frame:
 half uniformly from ``M - band``, half from ``B - band``. With masks judged from the data
-(``trust``, :mod:`neuralbody.training.mask_trust`) nothing is excluded: M is the corrected
-mask and each ray carries a colour weight, 0 within the trust band of its outline.
+(``trust``, :mod:`neuralbody.training.mask_trust`) nothing is excluded: M is the mask with
+its small holes filled and each ray carries a colour weight, 0 within the trust band of its outline.
 
 Images are held as uint8 on the CPU (about 0.26 MB per 256x256 image), all preloaded or
 streamed through a bounded cache (:mod:`neuralbody.training.image_source`); per-camera ray
@@ -130,4 +130,5 @@ class RaySampler:
             masks.append(image.mask[pixels].float())
             trusted = image.colour_trust
             weights.append(torch.ones(len(pixels)) if trusted is None else trusted[pixels].float())
-        return RayBatch(frame, torch.cat(ids_o), torch.cat(ids_d), torch.cat(rgbs), torch.cat(masks), torch.cat(weights))
+        return RayBatch(frame, torch.cat(ids_o), torch.cat(ids_d), torch.cat(rgbs), torch.cat(masks),
+                        torch.cat(weights))

@@ -43,43 +43,28 @@ def test_agreement_counts_holes_and_ignores_them_for_the_outline():
     assert agreement.offset_px == 0.0  # the hole's rim is not part of the outline
 
 
-@pytest.mark.parametrize("offset, spread, expected", [
-    (0.5, 0.7, (0.0, 0.0)),          # exact masks: below the estimate's own noise
-    (-2.0, 0.5, (-2.0, 2.0)),         # eroded 2 px
-    (0.0, 1.25, (0.0, 2.0)),          # ragged: 2 sqrt(1.25^2 - 0.75^2) = 2
-    (3.0, 1.25, (3.0, 5.0)),
+@pytest.mark.parametrize("offset, spread, limit, expected", [
+    (0.5, 0.7, math.inf, 0.0),          # exact masks: below the estimate's own noise
+    (-2.0, 0.5, math.inf, 2.0),         # eroded 2 px
+    (0.0, 1.25, math.inf, 2.0),         # ragged: 2 sqrt(1.25^2 - 0.75^2) = 2
+    (3.0, 1.25, math.inf, 5.0),
+    (3.0, 1.25, 4.0, 4.0),              # a wider disagreement is capped
 ])  # fmt: skip
-def test_trust_band_known_answers(offset, spread, expected):
+def test_trust_band_known_answers(offset, spread, limit, expected):
     from neuralbody.training.mask_trust import trust_band
 
-    assert trust_band(offset, spread) == pytest.approx(expected)
+    assert trust_band(offset, spread, limit_px=limit) == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("offset, spread, expected", [
-    (3.0, 0.5, (3.0, 3.0)),           # a uniform dilation within the limit: corrected
-    (6.0, 0.5, (0.0, 4.0)),           # beyond the limit: a body that does not fit, not corrected
-    (2.0, 3.0, (0.0, 4.0)),           # uneven: not corrected, the band at the limit
-])  # fmt: skip
-def test_trust_band_corrects_only_uniform_offsets_within_the_limit(offset, spread, expected):
-    from neuralbody.training.mask_trust import trust_band
-
-    assert trust_band(offset, spread, limit_px=4.0) == pytest.approx(expected)
-
-
-def test_corrected_mask_undoes_a_dilation_and_fills_small_holes_only():
-    from neuralbody.training.mask_trust import corrected_mask
+def test_fill_small_holes_fills_shallow_holes_only():
+    from neuralbody.training.mask_trust import fill_small_holes
 
     truth = _disc(80, 25.0)
-    dilated = ndimage.distance_transform_edt(~truth) <= 3.0
-    dilated |= truth
-    back = corrected_mask(dilated, 3.0)
-    assert (back ^ truth).sum() <= 0.05 * truth.sum()
-    assert np.array_equal(corrected_mask(truth, 0.0), truth)
     small, large = _disc(80, 2.0, centre=(30, 40)), _disc(80, 8.0, centre=(50, 40))
-    filled = corrected_mask(truth & ~small & ~large, 0.0, fill_holes_px=3.0)
+    filled = fill_small_holes(truth & ~small & ~large, 3.0)
     assert filled[small].all() and not filled[large].any()
-    eroded = corrected_mask(truth, -2.0)  # moved out: a superset, 2 px wider
-    assert eroded[truth].all() and (ndimage.distance_transform_edt(~truth)[eroded] <= 2.0).all()
+    np.testing.assert_array_equal(filled[~small], (truth & ~large)[~small])
+    np.testing.assert_array_equal(fill_small_holes(truth & ~small, 0.0), truth & ~small)
 
 
 def test_outline_band_is_the_pixels_near_the_outline():
@@ -131,18 +116,18 @@ def test_estimate_reads_exact_masks_as_exact_and_a_known_erosion(capture):
     exact = estimate_mask_quality(capture, frames=[0, 1], views=[0, 1, 2, 3])
     assert exact.exact and exact.images == 8
     eroded = estimate_mask_quality(_ErodedMasks(capture, 2.0), frames=[0, 1], views=[0, 1, 2, 3])
-    assert eroded.correction_px == pytest.approx(-2.0, abs=0.6)
-    assert 1.0 <= eroded.band_px <= 3.5
+    assert eroded.offset_px == pytest.approx(-2.0, abs=0.6)
+    assert 1.0 <= eroded.band_px <= 3.5 and not eroded.exact
 
 
 def test_sampler_with_trust_supervises_opacity_everywhere_and_colour_off_the_band(capture):
-    from neuralbody.training.mask_trust import MaskQuality, corrected_mask, outline_band
+    from neuralbody.training.mask_trust import MaskQuality, fill_small_holes, outline_band
     from neuralbody.training.rays import RaySampler
 
-    trust = MaskQuality(offset_px=-1.0, spread_px=1.0, holes=0.0, correction_px=-1.0, band_px=2.0, images=1)
+    trust = MaskQuality(offset_px=-1.0, spread_px=1.0, holes=0.0, band_px=2.0, images=1)
     sampler = RaySampler(capture, frames=[0], views=[1], trust=trust, progress=False)
     image = sampler.source.get(0, 1)
-    target = corrected_mask(np.asarray(capture.load_mask(0, 1), dtype=bool), -1.0, fill_holes_px=3.0)
+    target = fill_small_holes(np.asarray(capture.load_mask(0, 1), dtype=bool), 3.0)
     np.testing.assert_array_equal(image.mask.numpy(), target.reshape(-1))
     np.testing.assert_array_equal(image.inside_ids.numpy(), np.flatnonzero(target))  # nothing left out
     np.testing.assert_array_equal(image.colour_trust.numpy(), ~outline_band(target, 2.0).reshape(-1))
@@ -150,6 +135,7 @@ def test_sampler_with_trust_supervises_opacity_everywhere_and_colour_off_the_ban
     ids = torch.cat([image.inside_ids, image.box_ids])
     assert batch.colour_weight.shape == (400,) and 0 < batch.colour_weight.sum() < 400
     assert set(batch.colour_weight.unique().tolist()) <= {0.0, 1.0} and len(ids) > 0
-    plain = RaySampler(capture, frames=[0], views=[1], border_px=0, progress=False).sample(0, 50, np.random.default_rng(0))
+    plain = RaySampler(capture, frames=[0], views=[1], border_px=0, progress=False)
+    plain = plain.sample(0, 50, np.random.default_rng(0))
     assert bool(plain.colour_weight.all())
     assert math.isclose(float(plain.mask[:25].min()), 1.0)
