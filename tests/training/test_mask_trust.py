@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,3 +140,36 @@ def test_sampler_with_trust_supervises_opacity_everywhere_and_colour_off_the_ban
     plain = plain.sample(0, 50, np.random.default_rng(0))
     assert bool(plain.colour_weight.all())
     assert math.isclose(float(plain.mask[:25].min()), 1.0)
+
+
+def test_training_judges_undeclared_masks_and_keeps_the_judgement_on_resume(capture, tmp_path, monkeypatch):
+    """Masks eroded 2 px on disk, no exact_masks flag: the run stores a band > 0 and a resume reuses it."""
+    import json
+    import shutil
+
+    from PIL import Image
+    from test_train_e2e import _config
+
+    from neuralbody.data.capture import read_capture
+    from neuralbody.training import trainer as trainer_module
+
+    data = Path(shutil.copytree(capture.root, tmp_path / "capture"))
+    copied = read_capture(data)
+    for frame in range(copied.num_frames):
+        for view in range(copied.num_views):
+            path = copied.mask_path(frame, view)
+            values = np.asarray(Image.open(path))
+            eroded = ndimage.distance_transform_edt(values > 0) > 2.0
+            Image.fromarray(np.where(eroded, values.max(), 0).astype(values.dtype)).save(path)
+    out = tmp_path / "run"
+    trainer_module.Trainer(_config(data, out, steps=2, ckpt_every=2), progress=False).run()
+    stored = json.loads((out / "config.json").read_text())["mask_trust"]
+    assert stored["band_px"] >= 1.0 and stored["offset_px"] < -1.0
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a resumed run must reuse its stored judgement")
+
+    monkeypatch.setattr(trainer_module, "estimate_mask_quality", refuse)
+    resumed = trainer_module.Trainer(trainer_module.TrainConfig.from_json(out / "config.json"), resume=True,
+                                     progress=False)  # fmt: skip
+    assert resumed.config.mask_trust == stored
