@@ -9,7 +9,11 @@ the person mask, and the two pixel-index sets rays are drawn from (see
 
 with M the person mask and B the projection of the body box (posed vertices' box padded
 ``box_padding`` metres, :func:`neuralbody.geometry.box.body_box`). Decoded size is about ``H*W*(3 + 1) + 4*(|inside| + |box|)`` bytes
-(at most 12 bytes a pixel: 3.1 MB at 512x512).
+(at most 13 bytes a pixel with the colour trust below: 3.4 MB at 512x512).
+
+With masks judged from the data (``DecodeSettings.trust``, :mod:`neuralbody.training.mask_trust`)
+the band is not left out: M is the mask with its small holes filled, ``inside = M`` and
+``box = B``, and ``colour_trust`` marks the pixels off the trust band around M's outline.
 
 Two sources with one interface (``get(frame, view) -> TrainingImage``, ``prefetch(frame)``):
 
@@ -43,7 +47,7 @@ from neuralbody.training.mask_trust import MaskQuality, fill_small_holes, outlin
 
 log = logging.getLogger(__name__)
 
-BYTES_PER_PIXEL_BOUND = 12  # rgb 3 + mask 1 + inside/box ids 2 x int32
+BYTES_PER_PIXEL_BOUND = 13  # rgb 3 + mask 1 + inside/box ids 2 x int32 + colour trust 1
 DEFAULT_PRELOAD_BUDGET = int(1.5e9)
 DEFAULT_CACHE_BYTES = int(1e9)
 
