@@ -210,17 +210,9 @@ class Trainer:
         self.rng = np.random.default_rng(config.seed + self.dist.rank)
         if config.border_px is None and (self.capture.meta or {}).get("exact_masks"):
             config.border_px = 0  # exact masks (synthetic captures): the silhouette is supervised to the pixel
-        trust = None
-        if config.border_px is None:  # no declared mask quality: judge the masks against the bodies
-            if config.mask_trust is None:
-                limit = 2 * default_border_px(self.capture.cameras[config.train_views[0]].width)
-                quality = estimate_mask_quality(self.capture, frames=config.train_frames, views=config.train_views,
-                                                limit_px=float(limit))
-                config.mask_trust = dataclasses.asdict(quality)
-            trust = MaskQuality(**config.mask_trust)
         self.sampler = RaySampler(
             self.capture, frames=config.train_frames, views=config.train_views,
-            border_px=config.border_px, trust=trust, progress=self.progress, image_source=config.image_source,
+            border_px=config.border_px, trust=self._mask_trust(), progress=self.progress, image_source=config.image_source,
             preload_budget_bytes=int(config.preload_budget_gb * 1e9), cache_bytes=int(config.cache_gb * 1e9),
         )
         num_vertices = int(self.sampler.bodies[config.train_frames[0]].vertices.shape[0])
@@ -265,6 +257,19 @@ class Trainer:
                                  f"pass --{name} within 0..{limit - 1}")  # fmt: skip
         if not config.train_frames or not config.train_views:
             raise InputError(config.data, "no training frames or views", "pass --frames and --views")
+
+    def _mask_trust(self) -> MaskQuality | None:
+        """The masks judged against the bodies when the capture declares nothing and ``border_px`` is
+        unset (stored in the config, so a resumed run reuses it); None otherwise."""
+        config = self.config
+        if config.border_px is not None:
+            return None
+        if config.mask_trust is None:
+            limit = 2 * default_border_px(self.capture.cameras[config.train_views[0]].width)
+            quality = estimate_mask_quality(self.capture, frames=config.train_frames, views=config.train_views,
+                                            limit_px=float(limit))
+            config.mask_trust = dataclasses.asdict(quality)
+        return MaskQuality(**config.mask_trust)
 
     def _param_groups(self) -> list[dict]:
         """Latent codes (``codes_per_vertex``, ``appearance``, the hash-grid texture) get ``code_lr_scale`` times the rate."""
