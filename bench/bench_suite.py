@@ -27,6 +27,9 @@ Usage::
 
     OMP_NUM_THREADS=1 python bench/bench_suite.py --work /tmp/nbsuite --minutes 8 --jobs 2
     python bench/bench_suite.py --work /tmp/nbsuite --steps 3 --tiny --only studio-sway   # smoke test
+    python bench/bench_suite.py --work /tmp/nbsuite --steps 250 --max-frames 2 --only A,B --label v2   # step-matched A/B
+
+``--label`` keeps a second code version's runs beside the first's (``runs/NAME-full-250steps-v2``).
 """
 
 from __future__ import annotations
@@ -186,6 +189,11 @@ class SuiteRow:
     settings: dict
 
 
+def run_name(name: str, tag: str, budget: str, label: str = "") -> str:
+    """A run's folder name: ``NAME-TAG-BUDGET``, then ``-LABEL`` when a label is given (two code versions side by side)."""
+    return f"{name}-{tag}-{budget}" + (f"-{label}" if label else "")
+
+
 def run_capture(spec: CaptureSpec, args: argparse.Namespace) -> SuiteRow:
     """Make (once), train and evaluate one capture; returns its row."""
     started = time.perf_counter()
@@ -193,7 +201,7 @@ def run_capture(spec: CaptureSpec, args: argparse.Namespace) -> SuiteRow:
     tag = "tiny" if args.tiny else "full"
     capture = args.work / "captures" / f"{spec.name}-{tag}"
     budget = f"{args.steps}steps" if args.steps else f"{args.minutes:g}min"
-    run = args.work / "runs" / f"{spec.name}-{tag}-{budget}"
+    run = args.work / "runs" / run_name(spec.name, tag, budget, args.label)
     run.mkdir(parents=True, exist_ok=True)
     log_path = run / "suite.log"
     if not (capture / "annots.npy").is_file():
@@ -276,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--include-held-out", action="store_true", help="run the held-out captures too (final report only)")
     parser.add_argument("--tiny", action="store_true", help="6 frames at 64 px (smoke tests; figures meaningless)")
     parser.add_argument("--reuse", action="store_true", help="reuse a capture's earlier evaluation at the same budget")
+    parser.add_argument("--label", default="", help="suffix of the run folders (compare code versions at one budget)")
     parser.add_argument("--json", type=Path, default=None, help="results JSON (default WORK/suite.json)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

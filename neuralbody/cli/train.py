@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", type=int, default=None, help="samples per ray")
     parser.add_argument("--border-px", type=int, default=None,
                         help="exclude training rays within this many pixels of the mask border (default: 0 for "
-                             "captures whose masks are exact, such as synthetic ones; else 5 px at 512 px width)")
+                             "captures whose masks are exact, such as synthetic ones; else the masks are judged "
+                             "against the posed bodies: colour untrusted near the outline, opacity supervised everywhere)")
     parser.add_argument("--acc-loss-weight", type=float, default=None,
                         help="weight of the opacity-vs-mask loss (default 0.1)")
     parser.add_argument("--distortion-loss-weight", type=float, default=None,

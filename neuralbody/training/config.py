@@ -62,10 +62,15 @@ class TrainConfig:
             :func:`~neuralbody.rendering.volrend.distortion_loss`): pulls each ray's weight into
             one short stretch, i.e. a sharper surface (0: off).
         border_px: half-width of the excluded band around the mask border, pixels (None:
-            0 where the capture's meta says ``exact_masks`` (synthetic captures), else 5 px at
-            512 px image width, scaled with the width). Excluding the band guards against
-            noisy masks but leaves the silhouette unsupervised there: with exact masks it
-            fattens the body by about the band's width.
+            0 where the capture's meta says ``exact_masks`` (synthetic captures), else the
+            masks are judged from the data, see ``mask_trust``). Excluding the band guards
+            against noisy masks but leaves the silhouette unsupervised there: with exact masks
+            it fattens the body by about the band's width.
+        mask_trust: the masks judged against the posed bodies when ``border_px`` is None and
+            the capture does not declare exact masks
+            (:class:`~neuralbody.training.mask_trust.MaskQuality` as a dict: offset, spread,
+            holes and the colour band, pixels); filled in by the trainer
+            and kept, so a resumed run decodes its images the same way. None: not judged.
         grad_clip: gradient values are clipped to [-grad_clip, grad_clip].
         background: (3,) background colour in [0, 1].
         image_source: "auto" (preload the training images when their decoded size is below
@@ -98,6 +103,7 @@ class TrainConfig:
     acc_loss_weight: float = 0.1
     distortion_loss_weight: float = 0.0
     border_px: int | None = None
+    mask_trust: dict | None = None
     grad_clip: float = 40.0
     background: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.0, 0.0])
     image_source: str = "auto"

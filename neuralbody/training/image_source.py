@@ -9,7 +9,11 @@ the person mask, and the two pixel-index sets rays are drawn from (see
 
 with M the person mask and B the projection of the body box (posed vertices' box padded
 ``box_padding`` metres, :func:`neuralbody.geometry.box.body_box`). Decoded size is about ``H*W*(3 + 1) + 4*(|inside| + |box|)`` bytes
-(at most 12 bytes a pixel: 3.1 MB at 512x512).
+(at most 13 bytes a pixel with the colour trust below: 3.4 MB at 512x512).
+
+With masks judged from the data (``DecodeSettings.trust``, :mod:`neuralbody.training.mask_trust`)
+the band is not left out: M is the mask with its small holes filled, ``inside = M`` and
+``box = B``, and ``colour_trust`` marks the pixels off the trust band around M's outline.
 
 Two sources with one interface (``get(frame, view) -> TrainingImage``, ``prefetch(frame)``):
 
@@ -39,10 +43,11 @@ from tqdm import tqdm
 
 from neuralbody.data.cameras import project_box_mask
 from neuralbody.geometry.box import BODY_BOX_PADDING, body_box
+from neuralbody.training.mask_trust import MaskQuality, fill_small_holes, outline_band
 
 log = logging.getLogger(__name__)
 
-BYTES_PER_PIXEL_BOUND = 12  # rgb 3 + mask 1 + inside/box ids 2 x int32
+BYTES_PER_PIXEL_BOUND = 13  # rgb 3 + mask 1 + inside/box ids 2 x int32 + colour trust 1
 DEFAULT_PRELOAD_BUDGET = int(1.5e9)
 DEFAULT_CACHE_BYTES = int(1e9)
 
@@ -57,6 +62,7 @@ class TrainingImage:
         mask: (H*W,) bool person mask.
         inside_ids: (P,) int32 pixel ids on the person, off the border band.
         box_ids: (Q,) int32 pixel ids inside the body box's projection, off the band.
+        colour_trust: (H*W,) bool, where the colour is supervised (None: everywhere).
     """
 
     frame: int
@@ -65,10 +71,12 @@ class TrainingImage:
     mask: torch.Tensor
     inside_ids: torch.Tensor
     box_ids: torch.Tensor
+    colour_trust: torch.Tensor | None = None
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.rgb, self.mask, self.inside_ids, self.box_ids))
+        tensors = (self.rgb, self.mask, self.inside_ids, self.box_ids, self.colour_trust)
+        return sum(t.numel() * t.element_size() for t in tensors if t is not None)
 
 
 def default_border_px(width: int) -> int:
@@ -89,16 +97,26 @@ def border_band(mask: np.ndarray, border_px: int) -> np.ndarray:
 @dataclasses.dataclass(frozen=True)
 class DecodeSettings:
     """How images are decoded: ``border_px`` None = 5 px at 512 px width; ``box_padding`` metres
-    (:func:`neuralbody.geometry.box.body_box`'s padding)."""
+    (:func:`neuralbody.geometry.box.body_box`'s padding); ``trust``: the masks judged from the
+    data (:class:`~neuralbody.training.mask_trust.MaskQuality`), used instead of ``border_px``
+    when given (see :func:`decode_training_image`)."""
 
     border_px: int | None = None
     box_padding: float = BODY_BOX_PADDING
+    trust: MaskQuality | None = None
 
 
 def decode_training_image(capture, *, frame: int, view: int, body, settings: DecodeSettings) -> TrainingImage:
-    """Read and decode one training pair (see the module docstring); ``body.vertices``: (V, 3) world, metres."""
+    """Read and decode one training pair (see the module docstring); ``body.vertices``: (V, 3) world, metres.
+
+    With ``settings.trust`` (masks judged from the data, :mod:`neuralbody.training.mask_trust`)
+    no pixel is left out: the mask (small holes filled) is the opacity target on the whole box;
+    the colour is trusted off the band around its outline.
+    """
     camera = capture.cameras[view]
     band_px = settings.border_px if settings.border_px is not None else default_border_px(camera.width)
+    if settings.trust is not None:
+        band_px = 0
     image = capture.load_image(frame, view)
     mask = np.asarray(capture.load_mask(frame, view), dtype=bool)
     if image.shape[:2] != (camera.height, camera.width) or mask.shape != image.shape[:2]:
@@ -106,6 +124,12 @@ def decode_training_image(capture, *, frame: int, view: int, body, settings: Dec
             f"frame {frame} camera {view}: image {image.shape} / mask {mask.shape} do not match the "
             f"camera's {camera.width}x{camera.height}; check the capture's images and annots.npy"
         )
+    colour_trust = None
+    if settings.trust is not None:
+        trust = settings.trust
+        mask = fill_small_holes(mask, trust.band_px + 1.0 if trust.band_px else 0.0)
+        if trust.band_px > 0:
+            colour_trust = torch.from_numpy(~outline_band(mask, trust.band_px).reshape(-1))
     box_min, box_max = body_box(body.vertices.detach().cpu().double().numpy(), settings.box_padding)
     box_mask = project_box_mask(camera, box_min, box_max)
     keep = ~border_band(mask, band_px)
@@ -119,6 +143,7 @@ def decode_training_image(capture, *, frame: int, view: int, body, settings: Dec
     return TrainingImage(
         frame=frame, view=view, rgb=torch.from_numpy(rgb), mask=torch.from_numpy(mask.reshape(-1)),
         inside_ids=torch.from_numpy(inside.astype(np.int32)), box_ids=torch.from_numpy(box.astype(np.int32)),
+        colour_trust=colour_trust,
     )
 
 

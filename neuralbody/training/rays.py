@@ -4,7 +4,9 @@ For each training image (frame f, camera v) with person mask M and box region B 
 projection of the posed vertices' box padded ``box_padding`` metres), pixels within
 ``border_px`` of the mask border (the band ``dilate(M) xor erode(M)``) are excluded, because
 masks are least reliable there. A step draws rays from every training view of one frame:
-half uniformly from ``M - band``, half from ``B - band``.
+half uniformly from ``M - band``, half from ``B - band``. With masks judged from the data
+(``trust``, :mod:`neuralbody.training.mask_trust`) nothing is excluded: M is the mask with
+its small holes filled and each ray carries a colour weight, 0 within the trust band of its outline.
 
 Images are held as uint8 on the CPU (about 0.26 MB per 256x256 image), all preloaded or
 streamed through a bounded cache (:mod:`neuralbody.training.image_source`); per-camera ray
@@ -30,6 +32,7 @@ from neuralbody.training.image_source import (  # noqa: F401  (re-exported: bord
     choose_source,
     default_border_px,
 )
+from neuralbody.training.mask_trust import MaskQuality
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,7 @@ class RayBatch:
         rays_d: (N, 3) unit directions, world.
         rgb: (N, 3) target colours in [0, 1].
         mask: (N,) target opacity (1 on the person, 0 elsewhere).
+        colour_weight: (N,) 1 where the colour is supervised, 0 where it is not trusted.
     """
 
     frame: int
@@ -51,6 +55,7 @@ class RayBatch:
     rays_d: torch.Tensor
     rgb: torch.Tensor
     mask: torch.Tensor
+    colour_weight: torch.Tensor
 
 
 class RaySampler:
@@ -69,6 +74,7 @@ class RaySampler:
         frames: list[int],
         views: list[int],
         border_px: int | None = None,
+        trust: MaskQuality | None = None,
         box_padding: float = BODY_BOX_PADDING,
         progress: bool = True,
         image_source: str = "auto",
@@ -87,7 +93,7 @@ class RaySampler:
         self.bodies = {frame: capture.load_body(frame) for frame in self.frames}
         self.source = choose_source(
             capture, frames=self.frames, views=self.views, bodies=self.bodies,
-            settings=DecodeSettings(border_px=border_px, box_padding=box_padding), mode=image_source,
+            settings=DecodeSettings(border_px=border_px, box_padding=box_padding, trust=trust), mode=image_source,
             preload_budget_bytes=preload_budget_bytes, cache_bytes=cache_bytes, progress=progress,
         )
 
@@ -105,12 +111,13 @@ class RaySampler:
     def sample(self, frame: int, num_rays: int, generator: np.random.Generator) -> RayBatch:
         """``num_rays`` rays spread over the training views of ``frame``: half on the person.
 
-        Returns a :class:`RayBatch` (rays_o, rays_d: (N, 3) world, metres; rgb (N, 3); mask (N,)).
+        Returns a :class:`RayBatch` (rays_o, rays_d: (N, 3) world, metres; rgb (N, 3); mask (N,);
+        colour_weight (N,)).
         """
         images = [self.source.get(frame, view) for view in self.views]
         per_view = np.full(len(images), num_rays // len(images))
         per_view[: num_rays - per_view.sum()] += 1
-        ids_o, ids_d, rgbs, masks = [], [], [], []
+        ids_o, ids_d, rgbs, masks, weights = [], [], [], [], []
         for image, count in zip(images, per_view):
             n_inside = count // 2
             pick_inside = image.inside_ids[torch.from_numpy(generator.integers(0, len(image.inside_ids), n_inside))]
@@ -121,4 +128,7 @@ class RaySampler:
             ids_d.append(rays_d[pixels])
             rgbs.append(image.rgb[pixels].float() / 255.0)
             masks.append(image.mask[pixels].float())
-        return RayBatch(frame, torch.cat(ids_o), torch.cat(ids_d), torch.cat(rgbs), torch.cat(masks))
+            trusted = image.colour_trust
+            weights.append(torch.ones(len(pixels)) if trusted is None else trusted[pixels].float())
+        return RayBatch(frame, torch.cat(ids_o), torch.cat(ids_d), torch.cat(rgbs), torch.cat(masks),
+                        torch.cat(weights))

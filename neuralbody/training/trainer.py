@@ -5,10 +5,12 @@ frame's differentiable field), draw
 rays from all training views of that frame (:class:`RaySampler`), render them with stratified
 jitter, and minimise::
 
-    loss = mean |rgb - rgb_gt|^2 + acc_loss_weight * mean (acc - mask)^2
+    loss = wmean |rgb - rgb_gt|^2 + acc_loss_weight * mean (acc - mask)^2
            + distortion_loss_weight * mean distortion   (Mip-NeRF 360's, metres; off by default)
 
-(colour alone lets the density collapse on dark backgrounds). Adam with exponential decay
+(colour alone lets the density collapse on dark backgrounds; ``wmean``: the mean over the rays
+whose colour is trusted, all of them unless the masks were judged ragged from the data, see
+:mod:`neuralbody.training.mask_trust`). Adam with exponential decay
 ``lr(p) = lr * lr_final_ratio^p`` where p in [0, 1] is the run's progress (the larger of the
 step and time fractions), gradient values clipped at ``grad_clip``.
 
@@ -76,7 +78,8 @@ from neuralbody.training.distributed import (
     gather_objects,
     rank_device,
 )
-from neuralbody.training.rays import RaySampler
+from neuralbody.training.mask_trust import MaskQuality, estimate_mask_quality
+from neuralbody.training.rays import RaySampler, default_border_px
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +212,7 @@ class Trainer:
             config.border_px = 0  # exact masks (synthetic captures): the silhouette is supervised to the pixel
         self.sampler = RaySampler(
             self.capture, frames=config.train_frames, views=config.train_views,
-            border_px=config.border_px, progress=self.progress, image_source=config.image_source,
+            border_px=config.border_px, trust=self._mask_trust(), progress=self.progress, image_source=config.image_source,
             preload_budget_bytes=int(config.preload_budget_gb * 1e9), cache_bytes=int(config.cache_gb * 1e9),
         )
         num_vertices = int(self.sampler.bodies[config.train_frames[0]].vertices.shape[0])
@@ -254,6 +257,19 @@ class Trainer:
                                  f"pass --{name} within 0..{limit - 1}")  # fmt: skip
         if not config.train_frames or not config.train_views:
             raise InputError(config.data, "no training frames or views", "pass --frames and --views")
+
+    def _mask_trust(self) -> MaskQuality | None:
+        """The masks judged against the bodies when the capture declares nothing and ``border_px`` is
+        unset (stored in the config, so a resumed run reuses it); None otherwise."""
+        config = self.config
+        if config.border_px is not None:
+            return None
+        if config.mask_trust is None:
+            limit = 2 * default_border_px(self.capture.cameras[config.train_views[0]].width)
+            quality = estimate_mask_quality(self.capture, frames=config.train_frames, views=config.train_views,
+                                            limit_px=float(limit))
+            config.mask_trust = dataclasses.asdict(quality)
+        return MaskQuality(**config.mask_trust)
 
     def _param_groups(self) -> list[dict]:
         """Latent codes (``codes_per_vertex``, ``appearance``, the hash-grid texture) get ``code_lr_scale`` times the rate."""
@@ -354,7 +370,12 @@ class Trainer:
             field, batch.rays_o.to(self.device), batch.rays_d.to(self.device),
             settings=settings, background=self.background,
         )
-        color_mse = torch.mean((out.rgb - batch.rgb.to(self.device)) ** 2)
+        squared = (out.rgb - batch.rgb.to(self.device)) ** 2
+        weight = batch.colour_weight.to(self.device)  # 0 where the mask's outline makes the colour untrusted
+        if bool(weight.all()):
+            color_mse = torch.mean(squared)
+        else:
+            color_mse = torch.sum(weight[:, None] * squared) / (3 * weight.sum().clamp_min(1.0))
         acc_mse = torch.mean((out.acc - batch.mask.to(self.device)) ** 2)
         loss = color_mse + config.acc_loss_weight * acc_mse
         if out.distortion is not None:

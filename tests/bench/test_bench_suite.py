@@ -101,6 +101,11 @@ def test_table_and_means(bench):
     assert bench.suite_means(rows)["novel_pose.psnr_box"] is None  # a missing split is not averaged away
 
 
+def test_labels_keep_two_versions_apart(bench):
+    assert bench.run_name("wave-slim", "full", "250steps") == "wave-slim-full-250steps"
+    assert bench.run_name("wave-slim", "full", "250steps", "v2") == "wave-slim-full-250steps-v2"
+
+
 @pytest.mark.anny
 def test_smoke_run_at_a_tiny_budget(bench, tmp_path, capsys):
     """One capture at 64 px, 2 training steps: synth, train, eval (zju) through the CLI, the table, the JSON."""
