@@ -14,10 +14,16 @@ with no training on those people, and scored under the ZJU protocol (box PSNR an
 * ``untrained``: the relative model at initialisation (the views' visual hull with colours blended
   at random weights): what the box protocol gives for silhouettes and input colours alone.
 
+With ``--capture DIR`` (a capture in ZJU-MoCap layout with masks and fitted Anny vertices, e.g. the
+real Pose2Sim capture after ``neuralbody import``, ``detect`` and ``fit``), both trained runs also
+render ``--capture-camera`` from ``--capture-inputs`` on ``--capture-frames`` frames spread over those
+with vertices, with no training on that capture, scored the same way.
+
 Usage::
 
     NEURALBODY_THREADS=1 OMP_NUM_THREADS=1 python bench/bench_keypoint_nerf.py --work /tmp/kpnerf --steps 1000
     python bench/bench_keypoint_nerf.py --work /tmp/kpnerf --steps 1000 --json kp.json --figure docs/keypoint_nerf_heldout.png
+    python bench/bench_keypoint_nerf.py --work /tmp/kpnerf --capture /tmp/p2s --capture-inputs 0,1,2 --capture-camera 3
 """
 
 from __future__ import annotations
@@ -69,10 +75,29 @@ def evaluate(run: TrainedRun, corpus, inputs: list[int], targets: int, samples: 
         chosen = [others[i] for i in np.unique(np.linspace(0, len(others) - 1, targets).round().astype(int))]
         for camera in chosen:
             score = render_and_score(run, capture, sample.frame, inputs, camera, num_samples=samples)
-            rows.append((score.psnr_box, score.ssim_box, score.seconds))
+            rows.append((score.psnr_box, score.ssim_box, score.seconds, score.cpu_seconds))
     values = np.asarray(rows)
     return {"psnr_box": float(values[:, 0].mean()), "ssim_box": float(values[:, 1].mean()),
-            "seconds_per_render": float(values[:, 2].mean()), "images": len(rows)}  # fmt: skip
+            "seconds_per_render": float(values[:, 2].mean()), "cpu_seconds_per_render": float(values[:, 3].mean()),
+            "images": len(rows)}  # fmt: skip
+
+
+def evaluate_capture(runs: dict[str, TrainedRun], capture_dir: Path, inputs: list[int], camera: int, frames: int,
+                     samples: int) -> dict:  # fmt: skip
+    """Box PSNR / SSIM of ``camera`` rendered from ``inputs`` on ``frames`` frames (those with vertices, spread)."""
+    from neuralbody.data.capture import read_capture
+
+    capture = read_capture(capture_dir)
+    with_vertices = [f for f in range(capture.num_frames) if capture.vertices_path(f).is_file()]
+    chosen = [with_vertices[i] for i in np.unique(np.linspace(0, len(with_vertices) - 1, frames).round().astype(int))]
+    results = {}
+    for name, run in runs.items():
+        scores = [render_and_score(run, capture, f, inputs, camera, num_samples=samples) for f in chosen]
+        results[name] = {"psnr_box": float(np.mean([s.psnr_box for s in scores])),
+                         "ssim_box": float(np.mean([s.ssim_box for s in scores])), "frames": chosen}  # fmt: skip
+        print(f"capture {capture_dir.name}: {name} camera {camera} from {inputs}, {len(chosen)} frames: "
+              f"PSNR {results[name]['psnr_box']:.2f} dB, SSIM {results[name]['ssim_box']:.4f}")
+    return results
 
 
 def figure(path: Path, runs: dict[str, TrainedRun], corpus, inputs: list[int], samples: int) -> None:
@@ -98,6 +123,11 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=48, help="samples per ray (default 48)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--figure", type=Path, default=None, help="write a picture of a held-out person here")
+    parser.add_argument("--capture", type=Path, default=None, help="also render this capture (fitted Anny vertices) untrained")
+    parser.add_argument("--capture-inputs", default="0,1,2", help="its input cameras (default 0,1,2)")
+    parser.add_argument("--capture-camera", type=int, default=3, help="its camera to render and score (default 3)")
+    parser.add_argument("--capture-frames", type=int, default=8, help="its frames scored, spread (default 8)")
+    parser.add_argument("--skip-corpus", action="store_true", help="only the --capture part (the runs must exist)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(int(os.environ.get("NEURALBODY_THREADS", "1")))
@@ -109,6 +139,15 @@ def main() -> int:
     runs, results = {}, {}
     for encoding in ("relative", "global"):
         runs[encoding] = train(args.work, corpus_dir, encoding, args.steps)
+    if args.capture:
+        capture_inputs = [int(v) for v in args.capture_inputs.split(",")]
+        results["capture"] = evaluate_capture(runs, args.capture, capture_inputs, args.capture_camera, args.capture_frames,
+                                              args.samples)  # fmt: skip
+    if args.skip_corpus:
+        if args.json:
+            args.json.write_text(json.dumps({"results": results, "time": time.ctime()}, indent=2) + "\n")
+        return 0
+    for encoding in ("relative", "global"):
         results[encoding] = dict(evaluate(runs[encoding], corpus, inputs, args.targets, args.samples), train_s=runs[encoding].elapsed_s,
                                  steps=runs[encoding].step)  # fmt: skip
     torch.manual_seed(0)
@@ -116,10 +155,10 @@ def main() -> int:
     results["untrained"] = dict(evaluate(untrained, corpus, inputs, args.targets, args.samples), train_s=0.0, steps=0)
     print(f"held-out people: {len(corpus.samples('heldout_people'))} frames, inputs {inputs}, "
           f"{args.targets} other cameras each, ZJU box protocol, {args.samples} samples a ray")
-    print(f"{'encoding':<10} {'steps':>6} {'train min':>9} {'PSNR dB':>8} {'SSIM':>7} {'s/render':>9}")
+    print(f"{'encoding':<10} {'steps':>6} {'train min':>9} {'PSNR dB':>8} {'SSIM':>7} {'s/render':>9} {'cpu s':>6}")
     for name, row in results.items():
         print(f"{name:<10} {row['steps']:>6} {row['train_s'] / 60:>9.1f} {row['psnr_box']:>8.2f} {row['ssim_box']:>7.4f} "
-              f"{row['seconds_per_render']:>9.2f}")  # fmt: skip
+              f"{row['seconds_per_render']:>9.2f} {row['cpu_seconds_per_render']:>6.2f}")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps({"inputs": inputs, "results": results, "time": time.ctime()}, indent=2) + "\n")
     if args.figure:

@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     write_png(args.out, score.image)
     metrics = {"frame": score.frame, "camera": score.camera, "inputs": list(score.inputs), "protocol": args.protocol,
                "psnr_box": round(score.psnr_box, 4), "ssim_box": round(score.ssim_box, 5), "seconds": round(score.seconds, 3),
+               "cpu_seconds": round(score.cpu_seconds, 3),
                "run": str(args.run), "step": trained.step}  # fmt: skip
     atomic_write_text(args.out.with_suffix(".json"), json.dumps(metrics, indent=2) + "\n")
     print(f"render-keypoint: frame {score.frame} camera {score.camera} from {list(score.inputs)}: "

@@ -20,7 +20,7 @@ from neuralbody.data.capture import Capture
 from neuralbody.geometry.box import body_box
 from neuralbody.keypoint_nerf.keypoints import JointRegressor
 from neuralbody.keypoint_nerf.model import KeypointNeRF
-from neuralbody.keypoint_nerf.render import ConditionedInputs, render_rays
+from neuralbody.keypoint_nerf.render import ConditionedInputs, render_rays_front_to_back
 from neuralbody.recon.model import stack_views
 from neuralbody.recon.views import ViewInputs, prepare_views
 
@@ -71,7 +71,8 @@ def condition(model: KeypointNeRF, frame: FrameViews, device: torch.device | str
 @torch.no_grad()
 def render_image(model: KeypointNeRF, inputs: ConditionedInputs, camera: Camera, *, num_samples: int = 48,
                  chunk: int = 8192, background: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> np.ndarray:  # fmt: skip
-    """(H, W, 3) float32 image of ``camera``: the pixels whose rays cross the box are rendered, the rest background."""
+    """(H, W, 3) float32 image of ``camera``: the pixels whose rays cross the box are rendered (front to back,
+    opaque rays stopped: :func:`~neuralbody.keypoint_nerf.render.render_rays_front_to_back`), the rest background."""
     box_min, box_max = inputs.box_min.cpu().numpy().astype(np.float64), inputs.box_max.cpu().numpy().astype(np.float64)
     covered = project_box_mask(camera, box_min, box_max)
     rows, cols = np.nonzero(covered)
@@ -84,7 +85,8 @@ def render_image(model: KeypointNeRF, inputs: ConditionedInputs, camera: Camera,
     rays_d = torch.tensor(rays_d, dtype=torch.float32, device=device)
     bg = torch.tensor(background, dtype=torch.float32, device=device)
     model.eval()
-    colours = [render_rays(model, inputs, rays_o[i : i + chunk], rays_d[i : i + chunk], num_samples=num_samples,
-                           background=bg).rgb for i in range(0, len(rays_o), chunk)]  # fmt: skip
+    colours = [render_rays_front_to_back(model, inputs, rays_o[i : i + chunk], rays_d[i : i + chunk],
+                                         num_samples=num_samples, background=bg).rgb
+               for i in range(0, len(rays_o), chunk)]  # fmt: skip
     image[rows, cols] = torch.cat(colours).clamp(0, 1).cpu().numpy()
     return image

@@ -20,7 +20,9 @@ from neuralbody.keypoint_nerf.train import TrainedRun
 
 @dataclasses.dataclass
 class ViewScore:
-    """One rendered view: the image (H, W, 3) float32 in [0, 1], its metrics (dB, [0, 1]) and seconds."""
+    """One rendered view: the image (H, W, 3) float32 in [0, 1], its metrics (dB, [0, 1]), and the wall-clock
+    and CPU seconds of loading, encoding and rendering it (the CPU time of this process: on a shared machine
+    the wall clock also counts the time other jobs held the core)."""
 
     frame: int
     camera: int
@@ -29,6 +31,7 @@ class ViewScore:
     psnr_box: float
     ssim_box: float
     seconds: float
+    cpu_seconds: float
 
 
 def render_and_score(run: TrainedRun, capture: Capture, frame: int, inputs: list[int], camera: int, *,
@@ -40,14 +43,15 @@ def render_and_score(run: TrainedRun, capture: Capture, frame: int, inputs: list
     if not 0 <= camera < capture.num_views:
         raise ValueError(f"--camera {camera}: the capture has cameras 0..{capture.num_views - 1}")
     device = next(run.model.parameters()).device
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     with torch.no_grad():
         conditioned = condition(run.model, load_frame_views(capture, frame, inputs, run.regressor,
                                                             size=run.model.config.input_size), device)  # fmt: skip
         image = render_image(run.model, conditioned, capture.cameras[camera], num_samples=num_samples)
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     chosen = get_protocol(protocol)
     box_min, box_max = chosen.box(capture.load_vertices(frame).astype(np.float64))
     metrics = box_mask_metrics(image, capture.load_image(frame, camera), capture.cameras[camera], box_min, box_max,
                                ssim_window=chosen.ssim_window)  # fmt: skip
-    return ViewScore(frame, camera, tuple(inputs), image, float(metrics["psnr_box"]), float(metrics["ssim_box"]), seconds)
+    return ViewScore(frame, camera, tuple(inputs), image, float(metrics["psnr_box"]), float(metrics["ssim_box"]), seconds,
+                     cpu_seconds)

@@ -88,3 +88,29 @@ def test_render_outside_the_hull_is_background():
             assert torch.allclose(out.rgb[0], background) and out.opacity[0] == 0
         else:
             assert out.opacity[0] > 0
+
+
+def test_front_to_back_rendering_matches_the_reference():
+    from neuralbody.keypoint_nerf.render import render_rays_front_to_back
+
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(3)
+    model = KeypointNeRF(KeypointNeRFConfig(**TINY)).eval()
+    with torch.no_grad():  # an opaque field: rays stop early
+        model.density_mlp[-1].bias.fill_(3.0)
+    views = _views(3, generator)
+    inputs = ConditionedInputs(views, model.encode(views.images), torch.randn(1, 3, 3, generator=generator) * 0.2,
+                               torch.full((3,), -0.5), torch.full((3,), 0.5))  # fmt: skip
+    targets = (torch.rand(40, 3, generator=generator) - 0.5) * 0.8
+    rays_o = torch.tensor([3.0, 0.2, 0.1]).expand(40, 3).clone()
+    rays_d = torch.nn.functional.normalize(targets - rays_o, dim=1)
+    background = torch.tensor([0.1, 0.2, 0.3])
+    with torch.no_grad():
+        reference = render_rays(model, inputs, rays_o, rays_d, num_samples=24, background=background)
+        exact = render_rays_front_to_back(model, inputs, rays_o, rays_d, num_samples=24, background=background,
+                                          segment=5, min_transmittance=0.0)  # fmt: skip
+        early = render_rays_front_to_back(model, inputs, rays_o, rays_d, num_samples=24, background=background,
+                                          segment=4, min_transmittance=1e-2)  # fmt: skip
+    assert reference.opacity.max() > 0.99
+    assert torch.allclose(exact.rgb, reference.rgb, atol=1e-5) and torch.allclose(exact.opacity, reference.opacity, atol=1e-5)
+    assert (early.rgb - reference.rgb).abs().max() <= 1e-2 + 1e-5
