@@ -4,6 +4,9 @@ held-out person, and the commands' errors on bad input."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +66,39 @@ def test_checkpoint_round_trip_and_resume(tiny_corpus, tmp_path):
     subject = corpus.samples("heldout_people")[0].subject
     score = render_and_score(load_trained(run), corpus.capture(subject), 0, [0, 1], 2, num_samples=8)
     assert score.image.shape == (48, 48, 3) and np.isfinite(score.psnr_box) and 0 <= score.ssim_box <= 1
+
+
+WORKER = """
+import sys, torch
+from neuralbody.keypoint_nerf.train import KeypointTrainConfig, KeypointTrainer
+from neuralbody.training.distributed import init_distributed, shutdown_distributed
+torch.set_num_threads(1)
+context = init_distributed("cpu")
+trainer = KeypointTrainer(KeypointTrainConfig.from_json(sys.argv[1]), progress=False, distributed=context)
+colours = trainer.examples_for(0)[0].colours.clone()
+trainer.run()
+torch.save({"state": trainer.model.state_dict(), "colours": colours}, sys.argv[2] + f"/rank{context.rank}.pt")
+shutdown_distributed()
+"""
+
+
+@pytest.mark.slow
+def test_two_ranks_draw_different_rays_and_hold_identical_weights(tiny_corpus, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    _config(tiny_corpus, out, steps=2, ckpt_every=100).to_json(tmp_path / "config.json")
+    (tmp_path / "worker.py").write_text(WORKER)
+    env = dict(os.environ, OMP_NUM_THREADS="1", NEURALBODY_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")])
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(tmp_path / "worker.py"), str(tmp_path / "config.json"), str(tmp_path)]  # fmt: skip
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    assert not torch.equal(ranks[0]["colours"], ranks[1]["colours"])  # each rank draws its own frames and rays
+    for key, value in ranks[0]["state"].items():
+        assert torch.equal(value, ranks[1]["state"][key]), key  # averaged gradients: the same step everywhere
+    assert (out / CHECKPOINT_NAME).is_file()
 
 
 def test_commands_train_render_and_refuse_bad_input(tiny_corpus, tmp_path, caplog):
