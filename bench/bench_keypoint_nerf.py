@@ -157,6 +157,8 @@ def main() -> int:
           f"{args.targets} other cameras each, ZJU box protocol, {args.samples} samples a ray")
     print(f"{'encoding':<10} {'steps':>6} {'train min':>9} {'PSNR dB':>8} {'SSIM':>7} {'s/render':>9} {'cpu s':>6}")
     for name, row in results.items():
+        if name == "capture":
+            continue
         print(f"{name:<10} {row['steps']:>6} {row['train_s'] / 60:>9.1f} {row['psnr_box']:>8.2f} {row['ssim_box']:>7.4f} "
               f"{row['seconds_per_render']:>9.2f} {row['cpu_seconds_per_render']:>6.2f}")  # fmt: skip
     if args.json:

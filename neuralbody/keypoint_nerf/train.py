@@ -144,7 +144,8 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> Tra
         model.load_state_dict(payload["model"])
         regressor = JointRegressor.from_dict(payload["regressor"])
     except (ValueError, TypeError, KeyError, RuntimeError) as error:
-        raise InputError(path, f"not a train-keypoint checkpoint ({str(error)[:120]})", "train one with neuralbody train-keypoint") from None
+        raise InputError(path, f"not a train-keypoint checkpoint ({str(error)[:120]})",
+                         "train one with neuralbody train-keypoint") from None
     return TrainedRun(model.to(device).eval(), regressor, int(payload["step"]), float(payload.get("elapsed_s", 0.0)))
 
 
@@ -249,8 +250,9 @@ class KeypointTrainer:
             self.step += 1
             self.elapsed_s += time.perf_counter() - started
             if self.context.is_main and self.step % self.config.log_every == 0:
+                lr = self.optimizer.param_groups[0]["lr"]
                 _append_csv(self.run_dir / "log.csv", {"step": self.step, "elapsed_s": round(self.elapsed_s, 2),
-                            "lr": f"{self.optimizer.param_groups[0]['lr']:.3g}", "loss": f"{loss:.5f}", "psnr": f"{psnr:.2f}"})  # fmt: skip
+                            "lr": f"{lr:.3g}", "loss": f"{loss:.5f}", "psnr": f"{psnr:.2f}"})  # fmt: skip
             if self.step % self.config.ckpt_every == 0:
                 self.save()
             bar.update(1)
