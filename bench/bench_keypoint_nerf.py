@@ -21,9 +21,9 @@ with vertices, with no training on that capture, scored the same way.
 
 Usage::
 
-    NEURALBODY_THREADS=1 OMP_NUM_THREADS=1 python bench/bench_keypoint_nerf.py --work /tmp/kpnerf --steps 1000
-    python bench/bench_keypoint_nerf.py --work /tmp/kpnerf --steps 1000 --json kp.json --figure docs/keypoint_nerf_heldout.png
-    python bench/bench_keypoint_nerf.py --work /tmp/kpnerf --capture /tmp/p2s --capture-inputs 0,1,2 --capture-camera 3
+    NEURALBODY_THREADS=1 OMP_NUM_THREADS=1 python bench/bench_keypoint_nerf.py --work work/kpnerf --steps 1000
+    python bench/bench_keypoint_nerf.py --work work/kpnerf --steps 1000 --json kp.json --figure docs/keypoint_nerf_heldout.png
+    python bench/bench_keypoint_nerf.py --work work/kpnerf --capture p2s --capture-inputs 0,1,2 --capture-camera 3
 """
 
 from __future__ import annotations
