@@ -27,6 +27,8 @@ COMMANDS = {
     "train": "neuralbody.cli.train",
     "train-recon": "neuralbody.cli.train_recon",
     "reconstruct": "neuralbody.cli.reconstruct",
+    "train-keypoint": "neuralbody.cli.train_keypoint",
+    "render-keypoint": "neuralbody.cli.render_keypoint",
     "render": "neuralbody.cli.render",
     "eval": "neuralbody.cli.evaluate",
     "mesh": "neuralbody.cli.mesh",
