@@ -26,7 +26,8 @@ def _toy_scans(count=3, points=256):
         inside = (xyz.norm(dim=1) < 0.3 + 0.15 * i).float()
         surface = torch.nn.functional.normalize(torch.randn(64, 3, generator=generator), dim=1)
         normals = NormalTargets(surface * (0.3 + 0.15 * i), torch.eye(3).expand(64, 3, 3).clone(), surface)
-        scans.append(PreparedScan(torch.tensor([0.1 * i, 0.5]), OccupancyTargets(xyz[:, None], torch.ones(points, 1, dtype=torch.bool), inside), normals))
+        occupancy = OccupancyTargets(xyz[:, None], torch.ones(points, 1, dtype=torch.bool), inside)
+        scans.append(PreparedScan(torch.tensor([0.1 * i, 0.5]), occupancy, normals))
     return scans
 
 
