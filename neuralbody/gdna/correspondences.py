@@ -13,6 +13,13 @@ their face normals ``n'``. A surface point's canonical correspondence ``x*`` (it
 candidate) and the skinning Jacobian ``J = d x' / d x`` there carry a canonical normal ``n`` to
 the posed frame as ``n' ~ J^{-T} n`` (normals transform by the inverse transpose).
 
+Canonical points that no posed sample reaches (beside the arms, the box's corners) would get no
+supervision and grow blobs. SNARF's max gives them one for free: if a canonical point's posed image
+``d(x)`` lies outside the scan, every candidate of ``d(x)``, ``x`` among them, must be outside. So
+points uniform in the canonical box are skinned forward (closed form) and those landing outside the
+scan are kept as canonical "free space" (:func:`free_space_targets`); those landing inside say
+nothing (``x`` may not be the candidate that explains them).
+
 Labelled points come from SNARF's training mix (:func:`neuralbody.snarf.samples.training_points`),
 surface points from :func:`neuralbody.geometry.surface_sampling.sample_surface`. Metres;
 canonical: the person's rest pose; posed: the scan's body frame.
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import torch
 
 from neuralbody.geometry.queries import WarpMesh
@@ -96,6 +104,28 @@ def normal_targets(skinning: ShapeSkinning, bone_transforms: torch.Tensor, verti
         inverse, invertible = invert_jacobians(jacobian)
     keep = invertible
     return NormalTargets(canonical[keep], inverse.transpose(1, 2)[keep].float(), samples.normals[has][keep].float())
+
+
+def free_space_targets(skinning: ShapeSkinning, bone_transforms: torch.Tensor, vertices: torch.Tensor,
+                       faces: torch.Tensor, count: int, seed: int) -> torch.Tensor:
+    """(M, 3) float32 canonical points, of ``count`` uniform in the person's box, whose posed image is outside the scan.
+
+    Args:
+        skinning: the person's skinning.
+        bone_transforms: (B, 4, 4) the scan's bone transforms, canonical to body frame.
+        vertices: (V, 3) posed mesh, body frame, metres.
+        faces: (F, 3) int64 triangles.
+        count: canonical points drawn.
+        seed: seeds them.
+    """
+    if count < 0:
+        raise ValueError(f"free_space_targets: count must be >= 0, got {count}")
+    unit = torch.as_tensor(np.random.default_rng([seed, 11]).random((count, 3)), dtype=torch.float32)
+    points = skinning.box_min + unit * (skinning.box_max - skinning.box_min)
+    with torch.no_grad():
+        posed = skinning.grid.field(bone_transforms.float()).skin(points)
+    outside = ~WarpMesh(vertices, faces).inside(posed)
+    return points[outside]
 
 
 def posed_normals(normals: torch.Tensor, inverse_transpose: torch.Tensor) -> torch.Tensor:

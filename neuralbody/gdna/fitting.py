@@ -5,8 +5,8 @@ it, the networks stay fixed and only the person's codes are optimised (auto-deco
 time, as DeepSDF and gDNA infer a code), from the mean of the training codes:
 
 1. ``z_shape`` by the coarse stage's loss on labelled points around the scan, carried to the
-   person's canonical space by forward skinning (:mod:`neuralbody.gdna.correspondences`),
-   plus the latent prior;
+   person's canonical space by forward skinning, and on the canonical free space
+   (:mod:`neuralbody.gdna.correspondences`), plus the latent prior;
 2. ``z_detail`` by the detail stage's normal loss on the scan's surface, plus the prior.
 
 The fitted canonical surface, posed by the scan's bone transforms (:mod:`neuralbody.gdna.meshing`),
@@ -26,10 +26,10 @@ import torch
 
 from neuralbody.evaluation.geometry_metrics import chamfer_l2, point_to_surface
 from neuralbody.evaluation.mesh_extraction import Mesh
-from neuralbody.gdna.correspondences import normal_targets, occupancy_targets
+from neuralbody.gdna.correspondences import free_space_targets, normal_targets, occupancy_targets
 from neuralbody.gdna.fit_metrics import point_normal_consistency
 from neuralbody.gdna.latents import prior_loss
-from neuralbody.gdna.losses import normal_loss, occupancy_loss
+from neuralbody.gdna.losses import free_space_loss, normal_loss, occupancy_loss
 from neuralbody.gdna.meshing import NormalMesh, Person, canonical_mesh, pose_mesh, vertex_normals_of
 from neuralbody.gdna.run_files import LoadedGenerator
 from neuralbody.gdna.scans import Scan
@@ -79,7 +79,7 @@ class FitResult:
         point_to_surface: metres, fitted surface to scan.
         normal_consistency_coarse: NC with the coarse surface's own normals.
         normal_consistency_detail: NC with the detail network's normals.
-        final_loss: the last occupancy loss (without the prior).
+        final_loss: the last shape-fitting loss (occupancy and free space, without the prior).
         seconds: wall time.
     """
 
@@ -123,8 +123,14 @@ def fit_scan(loaded: LoadedGenerator, scan: Scan, settings: FitSettings = FitSet
     def rows(rng, count):
         return torch.as_tensor(rng.integers(count, size=settings.points))
 
-    final = _optimise(shape_code, settings.shape_steps, settings, lambda rng: occupancy_loss(
-        model.coarse, occupancy, rows(rng, len(occupancy.inside)), shape_code, scan.shapes), "fit shape", progress)
+    free = free_space_targets(skinning, transforms, scan.vertices, scan.faces, 4 * settings.points, settings.seed + 2)
+
+    def shape_loss(rng):
+        data = occupancy_loss(model.coarse, occupancy, rows(rng, len(occupancy.inside)), shape_code, scan.shapes)
+        chosen = rows(rng, len(free))[: settings.points // 2] if len(free) else torch.zeros(0, dtype=torch.long)
+        return data + free_space_loss(model.coarse, free, chosen, shape_code, scan.shapes)
+
+    final = _optimise(shape_code, settings.shape_steps, settings, shape_loss, "fit shape", progress)
     if len(surface.normals):
         _optimise(detail_code, settings.detail_steps, settings, lambda rng: normal_loss(
             model.coarse, model.detail, surface, rows(rng, len(surface.normals)), shape_code.detach(), detail_code,

@@ -6,6 +6,9 @@ the binary cross-entropy with its label::
 
     L_occ = BCE(max_{k valid} O(x*_k, z_shape, beta), inside)
 
+plus, on canonical points known to be outside (their posed image is outside the scan,
+:func:`~neuralbody.gdna.correspondences.free_space_targets`), ``L_free = BCE(O(x), 0)``.
+
 Detail stage: the detail network's canonical normal ``n`` at a surface point's correspondence,
 carried to the posed frame (``J^{-T} n``, normalised, :func:`~neuralbody.gdna.correspondences.posed_normals`),
 against the scan's normal ``n'``::
@@ -46,6 +49,15 @@ def occupancy_loss(coarse: CoarseShape, targets: OccupancyTargets, rows: torch.T
     """``L_occ`` over the target rows ``rows`` (M,) int64 of one scan."""
     logits = posed_logits(coarse, targets.candidates[rows], targets.valid[rows], shape_code, shapes)
     return F.binary_cross_entropy_with_logits(logits, targets.inside[rows])
+
+
+def free_space_loss(coarse: CoarseShape, free: torch.Tensor, rows: torch.Tensor, shape_code: torch.Tensor,
+                    shapes: torch.Tensor) -> torch.Tensor:
+    """``L_free`` over the rows ``rows`` (M,) int64 of a scan's free canonical points (N, 3); 0 when there are none."""
+    if not len(rows):
+        return free.new_zeros(())
+    logits, _ = coarse(free[rows], shape_code, shapes)
+    return F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits))
 
 
 def normal_loss(coarse: CoarseShape, detail: DetailNormals, targets: NormalTargets, rows: torch.Tensor,

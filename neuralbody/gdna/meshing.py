@@ -71,6 +71,9 @@ def canonical_logits(model: GenerativeModel, person: Person, box_min: torch.Tens
 def canonical_mesh(model: GenerativeModel, person: Person, skinning: ShapeSkinning, voxel: float = 0.02) -> Mesh:
     """The canonical surface (logit 0) of ``person`` over their skinning box (ValueError when it is empty)."""
     grid = canonical_logits(model, person, skinning.box_min, skinning.box_max, voxel)
+    if not (grid.density.min() < 0.0 < grid.density.max()):
+        raise ValueError(f"the person's canonical surface is empty (logits in [{grid.density.min():.2f}, "
+                         f"{grid.density.max():.2f}], no crossing of 0); train the model longer")
     grid = dataclasses.replace(grid, density=grid.density + 100.0)  # marching_cubes_world pads with 0: shift
     return largest_component(marching_cubes_world(grid, 100.0))
 

@@ -5,8 +5,8 @@ prepared targets (:mod:`neuralbody.gdna.training_data`); draws are seeded by
 ``(seed, rank, step)``, so a resumed run draws what an uninterrupted one would.
 
 * coarse stage (the first ``steps - detail_steps`` steps): the coarse network and the shape
-  latents minimise ``L_occ + L_prior(z_shape)`` (:mod:`neuralbody.gdna.losses`,
-  :mod:`neuralbody.gdna.latents`);
+  latents minimise ``L_occ + L_free + L_prior(z_shape)`` (free space: half as many points;
+  :mod:`neuralbody.gdna.losses`, :mod:`neuralbody.gdna.latents`);
 * detail stage: the coarse network and shape latents frozen, the detail network and the
   detail latents minimise ``L_normal + L_prior(z_detail)``.
 
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from neuralbody.gdna.latents import LatentCodes, prior_loss
-from neuralbody.gdna.losses import normal_loss, occupancy_loss
+from neuralbody.gdna.losses import free_space_loss, normal_loss, occupancy_loss
 from neuralbody.gdna.model import GenerativeModel
 from neuralbody.gdna.training_data import PreparedScan
 from neuralbody.io.progress import progress_bar
@@ -117,7 +117,10 @@ def step_loss(model: GenerativeModel, codes: LatentCodes, scans: list[PreparedSc
         scan, i = scans[int(index)], int(index)
         if coarse:
             rows = torch.as_tensor(rng.integers(len(scan.occupancy.inside), size=settings.points_per_scan))
-            losses.append(occupancy_loss(model.coarse, scan.occupancy, rows, codes.shape[i], scan.shapes))
+            free = (torch.as_tensor(rng.integers(len(scan.free), size=settings.points_per_scan // 2)) if len(scan.free)
+                    else torch.zeros(0, dtype=torch.long))
+            losses.append(occupancy_loss(model.coarse, scan.occupancy, rows, codes.shape[i], scan.shapes)
+                          + free_space_loss(model.coarse, scan.free, free, codes.shape[i], scan.shapes))
         else:
             rows = torch.as_tensor(rng.integers(len(scan.normals.normals), size=settings.points_per_scan))
             losses.append(normal_loss(model.coarse, model.detail, scan.normals, rows, codes.shape[i].detach(),

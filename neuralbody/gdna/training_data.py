@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 
 from neuralbody.body.base import BodyModel
-from neuralbody.gdna.correspondences import NormalTargets, OccupancyTargets, normal_targets, occupancy_targets
+from neuralbody.gdna.correspondences import (NormalTargets, OccupancyTargets, free_space_targets, normal_targets,
+                                             occupancy_targets)
 from neuralbody.gdna.scans import ScanRef, load_scan
 from neuralbody.gdna.shape_skinning import ShapeSkinning, shape_skinning
 from neuralbody.io.progress import progress_bar
@@ -28,23 +29,27 @@ class PreparedScan:
         shapes: (S,) the body shape ``beta``.
         occupancy: labelled posed points with their canonical candidates.
         normals: surface points with canonical correspondences and posed normals.
+        free: (M, 3) canonical points known to be outside (posed image outside the scan).
     """
 
     shapes: torch.Tensor
     occupancy: OccupancyTargets
     normals: NormalTargets
+    free: torch.Tensor
 
 
 @dataclasses.dataclass(frozen=True)
 class TargetSizes:
-    """Points prepared per scan: ``occupancy`` labelled points, ``surface`` surface points."""
+    """Points prepared per scan: ``occupancy`` labelled points, ``surface`` surface points, ``free``
+    canonical points tested for free space."""
 
     occupancy: int = 4096
     surface: int = 2048
+    free: int = 4096
 
     def __post_init__(self) -> None:
-        if self.occupancy < 1 or self.surface < 1:
-            raise ValueError(f"TargetSizes: occupancy and surface must be >= 1, got {self.occupancy}, {self.surface}")
+        if self.occupancy < 1 or self.surface < 1 or self.free < 0:
+            raise ValueError(f"TargetSizes: occupancy, surface >= 1 and free >= 0, got {self}")
 
 
 def prepare_scan(skinning: ShapeSkinning, folder: Path, frame: int, sizes: TargetSizes, seed: int) -> PreparedScan:
@@ -53,7 +58,8 @@ def prepare_scan(skinning: ShapeSkinning, folder: Path, frame: int, sizes: Targe
     transforms = skinning.bone_transforms(scan.poses[None])[0]
     return PreparedScan(scan.shapes,
                         occupancy_targets(skinning, transforms, scan.vertices, scan.faces, sizes.occupancy, seed),
-                        normal_targets(skinning, transforms, scan.vertices, scan.faces, sizes.surface, seed + 1))
+                        normal_targets(skinning, transforms, scan.vertices, scan.faces, sizes.surface, seed + 1),
+                        free_space_targets(skinning, transforms, scan.vertices, scan.faces, sizes.free, seed + 2))
 
 
 def prepare_scans(corpus: Path, refs: list[ScanRef], body: BodyModel, sizes: TargetSizes, seed: int, *,

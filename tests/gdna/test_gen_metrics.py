@@ -40,8 +40,8 @@ def test_one_nna_matches_reference_on_random_sets():
 
 def test_same_distribution_gives_about_half():
     generator = torch.Generator().manual_seed(5)
-    shapes = [torch.randn(1, 3, generator=generator, dtype=torch.float64) for _ in range(400)]
-    assert abs(generative_metrics(shapes[:200], shapes[200:]).one_nna - 0.5) < 0.1
+    shapes = [torch.randn(1, 3, generator=generator, dtype=torch.float64) for _ in range(100)]
+    assert abs(generative_metrics(shapes[:50], shapes[50:]).one_nna - 0.5) < 0.15  # ~3 standard deviations
 
 
 def test_coverage_and_mmd_known_answers():

@@ -27,7 +27,8 @@ def _toy_scans(count=3, points=256):
         surface = torch.nn.functional.normalize(torch.randn(64, 3, generator=generator), dim=1)
         normals = NormalTargets(surface * (0.3 + 0.15 * i), torch.eye(3).expand(64, 3, 3).clone(), surface)
         occupancy = OccupancyTargets(xyz[:, None], torch.ones(points, 1, dtype=torch.bool), inside)
-        scans.append(PreparedScan(torch.tensor([0.1 * i, 0.5]), occupancy, normals))
+        free = xyz[xyz.norm(dim=1) > 0.9]  # outside every sphere
+        scans.append(PreparedScan(torch.tensor([0.1 * i, 0.5]), occupancy, normals, free))
     return scans
 
 
@@ -81,7 +82,7 @@ def test_posed_logits_take_the_largest_valid_candidate():
                           [True, True, True]])
     out = posed_logits(coarse, candidates, valid, torch.zeros(4), torch.zeros(2))
     every, _ = coarse(candidates.reshape(-1, 3), torch.zeros(4), torch.zeros(2))
-    every = every.reshape(5, 3)
+    every = every.reshape(5, 3).detach()
     for i in range(5):
         expected = max(float(every[i, k]) for k in range(3) if valid[i, k]) if valid[i].any() else -20.0
         assert float(out[i]) == pytest.approx(expected, abs=1e-5)

@@ -17,7 +17,7 @@ def tiny_run(tmp_path_factory, tiny_corpus):
     from neuralbody.gdna.training_data import TargetSizes
 
     run = tmp_path_factory.mktemp("gdna") / "run"
-    settings = TrainSettings(steps=60, detail_fraction=0.25, scans_per_step=2, points_per_scan=256, lr=5e-3)
+    settings = TrainSettings(steps=160, detail_fraction=0.25, scans_per_step=2, points_per_scan=256, lr=5e-3)
     result = train_run(tiny_corpus, run, settings, sizes=TargetSizes(occupancy=1024, surface=256), progress=False)
     return run, settings, result
 
@@ -29,17 +29,17 @@ def test_training_writes_a_checkpoint_that_loads_back_and_resumes(tiny_run, tiny
     from neuralbody.training.checkpoint import load_checkpoint
 
     run, settings, result = tiny_run
-    assert result.state.step == 60 and np.isfinite(result.state.last_loss)
+    assert result.state.step == 160 and np.isfinite(result.state.last_loss)
     loaded = load_run(run)
     payload = load_checkpoint(run / "checkpoint.pt", "cpu")
     for name, value in loaded.model.state_dict().items():
         assert torch.equal(value, payload["model"][name])
     assert torch.equal(loaded.codes.shape, payload["codes"]["shape"]) and len(payload["scans"]) == 2
-    more = TrainSettings(**{**settings.to_dict(), "steps": 64})
+    more = TrainSettings(**{**settings.to_dict(), "steps": 164})
     copy = run.parent / "resumed"
     shutil.copytree(run, copy)
     again = train_run(tiny_corpus, copy, more, sizes=TargetSizes(occupancy=1024, surface=256), resume=True, progress=False)
-    assert again.state.step == 64 and again.new_steps == 4
+    assert again.state.step == 164 and again.new_steps == 4
     with pytest.raises(ValueError, match="already holds a run"):
         train_run(tiny_corpus, copy, more, progress=False)
 
@@ -94,3 +94,32 @@ def test_cli_errors_name_the_problem(tiny_run, tiny_corpus, tmp_path, caplog):
         caplog.clear()
         assert main(argv + ["--no-progress"]) == 1, argv
         assert needle in caplog.text, (argv, caplog.text)
+
+
+def test_free_space_points_lie_outside_the_scan_and_correspondences_skin_back(anny_body):
+    from neuralbody.gdna.correspondences import free_space_targets, occupancy_targets
+    from neuralbody.gdna.shape_skinning import shape_skinning
+    from neuralbody.geometry.queries import WarpMesh
+
+    shapes = torch.full((anny_body.shape_dim,), 0.5)
+    skinning = shape_skinning(anny_body, shapes)
+    poses = torch.zeros(1, anny_body.pose_dim)
+    poses[0, 3 * 1 + 0] = 0.6  # bend one joint so posed and canonical differ
+    transforms = skinning.bone_transforms(poses)[0]
+    with torch.no_grad():
+        posed = anny_body(poses, shapes[None]).vertices[0]
+    faces = skinning.subject.faces
+    free = free_space_targets(skinning, transforms, posed, faces, 2000, seed=0)
+    assert 1000 < len(free) < 2000  # most of the box is outside a person, not all of it
+    moved = skinning.grid.field(transforms).skin(free)
+    assert not bool(WarpMesh(posed, faces).inside(moved).any())
+    targets = occupancy_targets(skinning, transforms, posed, faces, 300, seed=1)
+    valid = targets.valid.any(dim=1)
+    assert float(valid.float().mean()) > 0.9
+    first = targets.valid.float().argmax(dim=1)
+    candidates = targets.candidates[torch.arange(300), first][valid]
+    points = skinning.grid.field(transforms).skin(candidates)
+    from neuralbody.snarf.samples import training_points
+
+    expected = training_points(WarpMesh(posed, faces), 300, 1).points[valid]
+    assert torch.allclose(points, expected, atol=1e-4)  # every valid candidate skins back to its posed point
