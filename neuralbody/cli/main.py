@@ -42,6 +42,9 @@ COMMANDS = {
     "snarf-eval": "neuralbody.cli.snarf_eval",
     "animate": "neuralbody.cli.animate",
     "export": "neuralbody.cli.export",
+    "train-gen": "neuralbody.cli.train_gen",
+    "generate": "neuralbody.cli.generate",
+    "fit-scan": "neuralbody.cli.fit_scan",
 }
 
 

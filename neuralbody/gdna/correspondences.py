@@ -1,0 +1,137 @@
+"""A scan's training targets carried to canonical space by forward skinning, once.
+
+The coarse network is trained as SNARF trains its occupancy: a posed point ``x'`` with label
+``inside`` has the occupancy ``o(x') = max_{x* in X*} O(x*)`` over its canonical candidates
+``X* = {x : d(x) = x'}`` (:mod:`neuralbody.snarf.forward_model`). The person's skinning
+weights are fixed (:mod:`neuralbody.gdna.shape_skinning`), so the candidates of a fixed set
+of posed points never change: they are searched once per scan (Broyden,
+:class:`~neuralbody.models.skinning_deformer.ForwardSkinningDeformer`) and training reads them
+from memory, which makes a training step a few network evaluations.
+
+The detail network is trained on the scan's surface: points sampled on the posed mesh with
+their face normals ``n'``. A surface point's canonical correspondence ``x*`` (its first valid
+candidate) and the skinning Jacobian ``J = d x' / d x`` there carry a canonical normal ``n`` to
+the posed frame as ``n' ~ J^{-T} n`` (normals transform by the inverse transpose).
+
+Canonical points that no posed sample reaches (beside the arms, the box's corners) would get no
+supervision and grow blobs. SNARF's max gives them one for free: if a canonical point's posed image
+``d(x)`` lies outside the scan, every candidate of ``d(x)``, ``x`` among them, must be outside. So
+points uniform in the canonical box are skinned forward (closed form) and those landing outside the
+scan are kept as canonical "free space" (:func:`free_space_targets`); those landing inside say
+nothing (``x`` may not be the candidate that explains them).
+
+Labelled points come from SNARF's training mix (:func:`neuralbody.snarf.samples.training_points`),
+surface points from :func:`neuralbody.geometry.surface_sampling.sample_surface`. Metres;
+canonical: the person's rest pose; posed: the scan's body frame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from neuralbody.geometry.queries import WarpMesh
+from neuralbody.geometry.surface_sampling import sample_surface
+from neuralbody.gdna.shape_skinning import ShapeSkinning
+from neuralbody.skinning.forward_skinning import invert_jacobians
+from neuralbody.snarf.samples import training_points
+
+
+@dataclasses.dataclass
+class OccupancyTargets:
+    """Labelled posed points with their canonical candidates.
+
+    Attributes:
+        candidates: (N, K, 3) float32 canonical candidates, metres.
+        valid: (N, K) bool, real correspondences.
+        inside: (N,) float32 labels (1 inside the scan).
+    """
+
+    candidates: torch.Tensor
+    valid: torch.Tensor
+    inside: torch.Tensor
+
+
+@dataclasses.dataclass
+class NormalTargets:
+    """Surface points of a scan with a canonical correspondence.
+
+    Attributes:
+        canonical: (M, 3) float32 canonical points, metres.
+        inverse_transpose: (M, 3, 3) float32 ``J^{-T}``, carrying canonical normals to the posed frame.
+        normals: (M, 3) float32 unit posed normals of the scan (face normals).
+    """
+
+    canonical: torch.Tensor
+    inverse_transpose: torch.Tensor
+    normals: torch.Tensor
+
+
+def occupancy_targets(skinning: ShapeSkinning, bone_transforms: torch.Tensor, vertices: torch.Tensor,
+                      faces: torch.Tensor, count: int, seed: int) -> OccupancyTargets:
+    """``count`` labelled points around a posed mesh (vertices (V, 3), faces (F, 3)) and their candidates.
+
+    Args:
+        skinning: the person's skinning.
+        bone_transforms: (B, 4, 4) the scan's bone transforms, canonical to body frame.
+        vertices: (V, 3) posed mesh, body frame, metres.
+        faces: (F, 3) int64 triangles.
+        count: labelled points.
+        seed: seeds the points.
+    """
+    labelled = training_points(WarpMesh(vertices, faces), count, seed)
+    with torch.no_grad():
+        found = skinning.deformer(bone_transforms).correspondences(labelled.points)
+    return OccupancyTargets(found.points.float(), found.valid, labelled.inside.float())
+
+
+def normal_targets(skinning: ShapeSkinning, bone_transforms: torch.Tensor, vertices: torch.Tensor,
+                   faces: torch.Tensor, count: int, seed: int) -> NormalTargets:
+    """Up to ``count`` surface points of a posed mesh (vertices (V, 3), faces (F, 3)) with a canonical point.
+
+    Points without a valid candidate (or a singular Jacobian) are dropped.
+    """
+    samples = sample_surface(vertices, faces, count, seed)
+    with torch.no_grad():
+        deformer = skinning.deformer(bone_transforms)
+        found = deformer.correspondences(samples.points.float())
+        has = found.valid.any(dim=1)
+        first = found.valid.float().argmax(dim=1)
+        canonical = found.points[torch.arange(len(first)), first][has].float()
+        _, jacobian = deformer.field.skin_with_jacobian(canonical)
+        inverse, invertible = invert_jacobians(jacobian)
+    keep = invertible
+    return NormalTargets(canonical[keep], inverse.transpose(1, 2)[keep].float(), samples.normals[has][keep].float())
+
+
+def free_space_targets(skinning: ShapeSkinning, bone_transforms: torch.Tensor, vertices: torch.Tensor,
+                       faces: torch.Tensor, count: int, seed: int) -> torch.Tensor:
+    """(M, 3) float32 canonical points, of ``count`` uniform in the person's box, whose posed image is outside the scan.
+
+    Args:
+        skinning: the person's skinning.
+        bone_transforms: (B, 4, 4) the scan's bone transforms, canonical to body frame.
+        vertices: (V, 3) posed mesh, body frame, metres.
+        faces: (F, 3) int64 triangles.
+        count: canonical points drawn.
+        seed: seeds them.
+    """
+    if count < 0:
+        raise ValueError(f"free_space_targets: count must be >= 0, got {count}")
+    unit = torch.as_tensor(np.random.default_rng([seed, 11]).random((count, 3)), dtype=torch.float32)
+    points = skinning.box_min + unit * (skinning.box_max - skinning.box_min)
+    with torch.no_grad():
+        posed = skinning.grid.field(bone_transforms.float()).skin(points)
+    outside = ~WarpMesh(vertices, faces).inside(posed)
+    return points[outside]
+
+
+def posed_normals(normals: torch.Tensor, inverse_transpose: torch.Tensor) -> torch.Tensor:
+    """(M, 3) unit posed normals ``J^{-T} n / |J^{-T} n|`` of canonical normals (M, 3) and ``J^{-T}`` (M, 3, 3)."""
+    if normals.ndim != 2 or normals.shape[1] != 3 or inverse_transpose.shape != (normals.shape[0], 3, 3):
+        raise ValueError(f"posed_normals: normals (M, 3) and inverse_transpose (M, 3, 3), got {tuple(normals.shape)}, "
+                         f"{tuple(inverse_transpose.shape)}")
+    moved = (inverse_transpose @ normals[:, :, None])[:, :, 0]
+    return torch.nn.functional.normalize(moved, dim=1)

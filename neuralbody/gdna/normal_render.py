@@ -1,0 +1,60 @@
+"""Normal maps of a mesh seen from the front, and a contact sheet of several.
+
+An orthographic view along the body frame's +y axis (from the front of a person facing -y, z
+up): one ray a pixel, parallel, cast with Warp (:func:`neuralbody.geometry.raycast.cast_rays`);
+a hit pixel shows the mesh's vertex normals interpolated at the hit (barycentric weights,
+renormalised) as the colour ``(n + 1) / 2``, a miss the background. The view covers the
+square ``[cx - h, cx + h] x [cz - h, cz + h]`` around the given centre, ``h`` half its side,
+metres; image row 0 at the top (largest z).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from neuralbody.gdna.meshing import NormalMesh
+from neuralbody.geometry.raycast import cast_rays
+
+BACKGROUND = 1.0
+
+
+def render_normals(mesh: NormalMesh, size: int, centre: np.ndarray, half: float) -> np.ndarray:
+    """(size, size, 3) float32 normal map in [0, 1] of the mesh (module docstring).
+
+    Args:
+        mesh: the mesh with normals, body frame, metres.
+        size: image side, pixels.
+        centre: (3,) centre of the view (its y is ignored), metres.
+        half: half the side of the square seen, metres.
+    """
+    if size < 1 or not half > 0 or np.shape(centre) != (3,):
+        raise ValueError(f"render_normals: size >= 1, half > 0, centre (3,); got {size}, {half}, {np.shape(centre)}")
+    steps = (np.arange(size) + 0.5) / size * 2.0 - 1.0
+    xs, zs = np.meshgrid(centre[0] + half * steps, centre[2] - half * steps, indexing="xy")
+    start = float(mesh.vertices[:, 1].min()) - 1.0
+    origins = np.stack([xs.ravel(), np.full(xs.size, start), zs.ravel()], axis=1)
+    directions = np.tile([0.0, 1.0, 0.0], (xs.size, 1))
+    hits = cast_rays(torch.as_tensor(mesh.vertices, dtype=torch.float32), torch.as_tensor(mesh.faces),
+                     torch.as_tensor(origins, dtype=torch.float32), torch.as_tensor(directions, dtype=torch.float32))
+    image = np.full((xs.size, 3), BACKGROUND, dtype=np.float32)
+    hit = hits.hit.numpy()
+    corners = mesh.faces[hits.face_ids.numpy()[hit]]  # (H, 3) vertex ids
+    weights = hits.barycentrics.numpy()[hit][:, :, None]
+    normals = (weights * mesh.normals[corners]).sum(axis=1)
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+    image[hit] = (0.5 * (normals + 1.0)).astype(np.float32)
+    return image.reshape(size, size, 3)
+
+
+def contact_sheet(images: list[np.ndarray], columns: int) -> np.ndarray:
+    """(rows * h, columns * w, 3) images (h, w, 3) laid out row by row, empty tiles the background."""
+    if not images or columns < 1 or len({im.shape for im in images}) != 1:
+        raise ValueError(f"contact_sheet: need images of one shape and columns >= 1, got {len(images)}, {columns}")
+    h, w, _ = images[0].shape
+    rows = -(-len(images) // columns)
+    sheet = np.full((rows * h, columns * w, 3), BACKGROUND, dtype=np.float32)
+    for i, image in enumerate(images):
+        r, c = divmod(i, columns)
+        sheet[r * h : (r + 1) * h, c * w : (c + 1) * w] = image
+    return sheet

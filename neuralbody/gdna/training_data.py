@@ -1,0 +1,77 @@
+"""The training scans prepared once: each person's skinning, each scan's targets in canonical space.
+
+For every scan of the list: the person's skinning from their body shape (built once per person,
+:func:`~neuralbody.gdna.shape_skinning.shape_skinning`), the scan's bone transforms from its
+pose, and its occupancy and normal targets (:mod:`neuralbody.gdna.correspondences`), seeded by
+``(seed, scan index)`` so a resumed run rebuilds the same targets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from neuralbody.body.base import BodyModel
+from neuralbody.gdna.correspondences import (NormalTargets, OccupancyTargets, free_space_targets, normal_targets,
+                                             occupancy_targets)
+from neuralbody.gdna.scans import ScanRef, load_scan
+from neuralbody.gdna.shape_skinning import ShapeSkinning, shape_skinning
+from neuralbody.io.progress import progress_bar
+
+
+@dataclasses.dataclass
+class PreparedScan:
+    """One training scan's targets.
+
+    Attributes:
+        shapes: (S,) the body shape ``beta``.
+        occupancy: labelled posed points with their canonical candidates.
+        normals: surface points with canonical correspondences and posed normals.
+        free: (M, 3) canonical points known to be outside (posed image outside the scan).
+    """
+
+    shapes: torch.Tensor
+    occupancy: OccupancyTargets
+    normals: NormalTargets
+    free: torch.Tensor
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetSizes:
+    """Points prepared per scan: ``occupancy`` labelled points, ``surface`` surface points, ``free``
+    canonical points tested for free space."""
+
+    occupancy: int = 4096
+    surface: int = 2048
+    free: int = 4096
+
+    def __post_init__(self) -> None:
+        if self.occupancy < 1 or self.surface < 1 or self.free < 0:
+            raise ValueError(f"TargetSizes: occupancy, surface >= 1 and free >= 0, got {self}")
+
+
+def prepare_scan(skinning: ShapeSkinning, folder: Path, frame: int, sizes: TargetSizes, seed: int) -> PreparedScan:
+    """The targets of frame ``frame`` of a folder of posed meshes, for the person of ``skinning``."""
+    scan = load_scan(folder, frame)
+    transforms = skinning.bone_transforms(scan.poses[None])[0]
+    return PreparedScan(scan.shapes,
+                        occupancy_targets(skinning, transforms, scan.vertices, scan.faces, sizes.occupancy, seed),
+                        normal_targets(skinning, transforms, scan.vertices, scan.faces, sizes.surface, seed + 1),
+                        free_space_targets(skinning, transforms, scan.vertices, scan.faces, sizes.free, seed + 2))
+
+
+def prepare_scans(corpus: Path, refs: list[ScanRef], body: BodyModel, sizes: TargetSizes, seed: int, *,
+                  progress: bool = True) -> tuple[list[PreparedScan], list[ShapeSkinning]]:
+    """Every scan of ``refs`` prepared, and the skinning of each (shared by a person's scans)."""
+    people: dict[str, ShapeSkinning] = {}
+    prepared, skinnings = [], []
+    for index, ref in enumerate(progress_bar(refs, enabled=progress, desc="gdna scans", unit="scan")):
+        folder = Path(corpus) / ref.subject
+        if ref.subject not in people:
+            people[ref.subject] = shape_skinning(body, load_scan(folder, ref.frame).shapes)
+        skinning = people[ref.subject]
+        prepared.append(prepare_scan(skinning, folder, ref.frame, sizes, seed=1000 * seed + 2 * index))
+        skinnings.append(skinning)
+    return prepared, skinnings
