@@ -85,7 +85,7 @@ def test_posed_logits_take_the_largest_valid_candidate():
     every = every.reshape(5, 3).detach()
     for i in range(5):
         expected = max(float(every[i, k]) for k in range(3) if valid[i, k]) if valid[i].any() else -20.0
-        assert float(out[i]) == pytest.approx(expected, abs=1e-5)
+        assert float(out[i].detach()) == pytest.approx(expected, abs=1e-5)
 
 
 def test_latent_prior_and_fitted_distribution():
