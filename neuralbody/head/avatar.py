@@ -90,8 +90,8 @@ class ImAvatar(nn.Module):
         rows = torch.arange(count, device=points.device)
         return sigma[rows, best], torch.sigmoid(values[rows, best, 1:])
 
-    def regularisation(self, frame: HeadFrame) -> torch.Tensor:
-        """The face-model prior at random rest vertices (module docstring)."""
+    def regularisation(self, frame: HeadFrame | None) -> torch.Tensor:
+        """The face-model prior at random rest vertices (module docstring; the same for every frame)."""
         pick = torch.randint(0, self.rest_vertices.shape[0], (self.settings.prior_points,), device=self.canonical.device)
         values = trilinear(self.deformation, self.deform_box.coords(self.rest_vertices[pick])).values
         expression = values[:, : 3 * NUM_ACTIONS]

@@ -155,6 +155,21 @@ class HeadCapture:
             raise InputError(path, f"cannot be read ({error})", "rewrite the capture") from None
 
 
+def read_rig_npz(path: Path, action_labels: list[str]) -> HeadRig:
+    """The face model saved in an .npz by :func:`rig_arrays` (no pickles), or an InputError naming the file."""
+    arrays = load_npz(path, _RIG_KEYS, "rewrite it with `neuralbody synth-head` (or train-head)")
+    try:
+        return HeadRig(rest_vertices=torch.from_numpy(arrays["rest_vertices"]).float(),
+                       faces=torch.from_numpy(arrays["faces"]).long(),
+                       expression_basis=torch.from_numpy(arrays["expression_basis"]).float(),
+                       weights=torch.from_numpy(arrays["weights"]).float(),
+                       rest_joints=torch.from_numpy(arrays["rest_joints"]).float(),
+                       action_labels=list(action_labels),
+                       eye_centres=torch.from_numpy(arrays["eye_centres"]).float())
+    except (ValueError, RuntimeError) as error:
+        raise InputError(path, f"holds a malformed face model ({error})", "rewrite it") from None
+
+
 def _read_meta(root: Path) -> dict:
     path = root / "head.json"
     fix = "give the folder written by `neuralbody synth-head`"
@@ -175,14 +190,7 @@ def read_head_capture(root: str | os.PathLike) -> HeadCapture:
     root = Path(root)
     meta = _read_meta(root)
     fix = "rewrite the capture with `neuralbody synth-head`"
-    arrays = load_npz(root / "rig.npz", _RIG_KEYS, fix)
-    rig = HeadRig(rest_vertices=torch.from_numpy(arrays["rest_vertices"]).float(),
-                  faces=torch.from_numpy(arrays["faces"]).long(),
-                  expression_basis=torch.from_numpy(arrays["expression_basis"]).float(),
-                  weights=torch.from_numpy(arrays["weights"]).float(),
-                  rest_joints=torch.from_numpy(arrays["rest_joints"]).float(),
-                  action_labels=list(meta["action_labels"]),
-                  eye_centres=torch.from_numpy(arrays["eye_centres"]).float())
+    rig = read_rig_npz(root / "rig.npz", list(meta["action_labels"]))
     cams = load_npz(root / "cameras.npz", ("K", "R", "T"), fix)
     frames = sum(len(meta["splits"][s]) for s in SPLITS)
     count = len(meta["cameras"])

@@ -5,7 +5,8 @@ S samples are spread evenly between entry and exit (jittered within their strata
 ``perturb``); the avatar gives sigma and colour there; ``w_i = T_i (1 - exp(-sigma_i delta_i))``;
 colour ``sum w_i c_i`` over a black background, opacity ``sum w_i``, depth ``sum w_i z_i / sum w_i``
 (camera z of the samples, metres; 0 where the opacity is below 1e-3). Rays missing the box
-are black, empty and at depth 0.
+are black, empty and at depth 0. With an ``occupancy`` (:mod:`neuralbody.head.occupancy`),
+only the samples in its occupied voxels are queried; the others are empty.
 """
 
 from __future__ import annotations
@@ -35,8 +36,11 @@ class RayColours:
 
 
 def render_rays(avatar, frame: HeadFrame, rays_o: torch.Tensor, rays_d: torch.Tensor, forward: torch.Tensor,
-                *, samples: int = 32, perturb: bool = False) -> RayColours:
-    """Render rays (R, 3) origins and unit directions, world metres; forward (3,) the camera's z axis."""
+                *, samples: int = 32, perturb: bool = False, occupancy=None) -> RayColours:
+    """Render rays (R, 3) origins and unit directions, world metres; forward (3,) the camera's z axis.
+
+    ``occupancy``: a :class:`~neuralbody.head.occupancy.PosedOccupancy` of the frame, or None.
+    """
     if rays_o.shape != rays_d.shape or rays_o.ndim != 2 or rays_o.shape[1] != 3 or samples < 2:
         raise ValueError(f"render_rays: rays must both be (R, 3) and samples >= 2, got {tuple(rays_o.shape)}, "
                          f"{tuple(rays_d.shape)}, {samples}")
@@ -52,7 +56,15 @@ def render_rays(avatar, frame: HeadFrame, rays_o: torch.Tensor, rays_d: torch.Te
         steps = steps + (torch.rand(rows.numel(), samples, device=rays_o.device) - 0.5) / samples
     t = near + (far - near) * steps  # (R', S)
     points = rays_o[rows, None, :] + t[..., None] * rays_d[rows, None, :]
-    sigma, colour = avatar.query(points.reshape(-1, 3), frame)
+    flat = points.reshape(-1, 3)
+    if occupancy is None:
+        sigma, colour = avatar.query(flat, frame)
+    else:
+        queried = torch.nonzero(occupancy.contains(flat)).squeeze(1)
+        sigma, colour = flat.new_zeros(flat.shape[0]), flat.new_zeros(flat.shape[0], 3)
+        if queried.numel():
+            some_sigma, some_colour = avatar.query(flat[queried], frame)
+            sigma, colour = sigma.index_copy(0, queried, some_sigma), colour.index_copy(0, queried, some_colour)
     deltas = ((far - near) / samples).expand_as(t)
     weights, _ = render_weights(sigma.reshape(t.shape), deltas)
     z = t * (rays_d[rows] @ forward.to(rays_d))[:, None]
