@@ -40,6 +40,9 @@ COMMANDS = {
     "snarf-eval": "neuralbody.cli.snarf_eval",
     "animate": "neuralbody.cli.animate",
     "export": "neuralbody.cli.export",
+    "synth-head": "neuralbody.cli.synth_head",
+    "train-head": "neuralbody.cli.train_head",
+    "animate-head": "neuralbody.cli.animate_head",
 }
 
 

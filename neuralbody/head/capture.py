@@ -17,6 +17,7 @@ Close to the ZJU-MoCap layout of :mod:`neuralbody.data.capture`, with per-frame 
       images/cam00/000000.png       RGB, black background
       mask/cam00/000000.png         0 / 255
       depth/cam00/000000.npy        float32 camera z, metres, 0 = background
+      animation/{train,test,strong}.npz   each split's parameters stacked, for animate-head
 
 Frames are numbered through all splits (train first). Every file is read without running
 code (``np.load(allow_pickle=False)``); a missing or malformed one raises

@@ -7,7 +7,9 @@
    expressions and unseen combinations);
 3. each frame posed by the rig and rendered (:mod:`neuralbody.head.mesh_render`): train frames
    by the moving camera only; held-out frames by the moving camera (its path continued) and
-   by the fixed evaluation cameras (:mod:`neuralbody.head.camera_path`).
+   by the fixed evaluation cameras (:mod:`neuralbody.head.camera_path`);
+4. each split's parameters also as one animation file, ``OUT/animation/<split>.npz``
+   (:mod:`neuralbody.head.animation`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 
 from neuralbody.data.writer import write_image, write_mask
+from neuralbody.head.animation import write_params_file
 from neuralbody.head.appearance import vertex_albedo
 from neuralbody.head.camera_path import evaluation_cameras, moving_camera
 from neuralbody.head.capture import FORMAT, SPLITS, frame_name, rig_arrays, write_npz
@@ -89,6 +92,7 @@ def generate_head_capture(out: str | Path, config: HeadSynthConfig, *, rig: Head
         sequence = make_sequence(split, rig.action_labels, counts[split], config.seed)
         expression = torch.tensor(sequence.expression, dtype=torch.float32)
         vertices, transforms = pose_head(rig, expression, torch.tensor(sequence.pose, dtype=torch.float32))
+        write_params_file(out / "animation" / f"{split}.npz", sequence.expression, sequence.pose, transforms.numpy())
         for i, frame in enumerate(splits[split]):
             cameras = [moving_camera(frame, config.resolution)] + eval_cams
             for c, camera in enumerate(cameras):
