@@ -1,7 +1,8 @@
 """The head avatars: IMAvatar (canonical head + learned deformation) and the ``nerf-expr`` baseline.
 
 Both answer ``query(points, frame) -> (sigma, rgb)`` for world points (N, 3), metres, with
-sigma (N,) in 1/metres and rgb (N, 3) in [0, 1], and add a ``regularisation(frame)`` loss.
+sigma (N,) in 1/metres and rgb (N, 3) in [0, 1], add a ``regularisation(frame)`` loss and name
+the grid to smooth (``smoothed_grid()``).
 
 **IMAvatar** (:class:`ImAvatar`): a canonical grid of density and colour (``voxel`` metres) in
 the face model's rest frame, and the deformation grid of expression blend shapes, pose
@@ -90,6 +91,10 @@ class ImAvatar(nn.Module):
         rows = torch.arange(count, device=points.device)
         return sigma[rows, best], torch.sigmoid(values[rows, best, 1:])
 
+    def smoothed_grid(self) -> torch.Tensor:
+        """(X, Y, Z, 1) the grid the training's total variation smooths: the canonical raw density."""
+        return self.canonical[..., :1]
+
     def regularisation(self, frame: HeadFrame | None) -> torch.Tensor:
         """The face-model prior at random rest vertices (module docstring; the same for every frame)."""
         pick = torch.randint(0, self.rest_vertices.shape[0], (self.settings.prior_points,), device=self.canonical.device)
@@ -126,7 +131,11 @@ class NerfExpr(nn.Module):
         inside = self.box.contains(local)
         return _density(out[:, 0], self.settings.density_scale) * inside, torch.sigmoid(out[:, 1:])
 
-    def regularisation(self, frame: HeadFrame) -> torch.Tensor:
+    def smoothed_grid(self) -> torch.Tensor:
+        """(X, Y, Z, F) the grid the training's total variation smooths: the features."""
+        return self.features
+
+    def regularisation(self, frame: HeadFrame | None) -> torch.Tensor:
         """None beyond the pixels: zero."""
         return self.features.new_zeros(())
 

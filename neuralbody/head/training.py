@@ -28,7 +28,7 @@ import torch
 
 from neuralbody.data.cameras import pixel_rays, ray_box_intersection
 from neuralbody.head.avatar import MODELS, AvatarSettings, make_avatar
-from neuralbody.head.capture import HeadCapture, load_npz, rig_arrays, write_npz
+from neuralbody.head.capture import HeadCapture, read_rig_npz, rig_arrays, write_npz
 from neuralbody.head.frame import HeadFrame, head_frame
 from neuralbody.head.raymarch import render_rays
 from neuralbody.head.rig import HeadRig
@@ -135,9 +135,8 @@ def training_step(avatar, optimiser, frame: TrainingFrame, settings: TrainSettin
     out = render_rays(avatar, frame.frame, frame.rays_o[rows], frame.rays_d[rows], frame.forward,
                       samples=settings.samples, perturb=True)
     colour = (out.rgb - frame.rgb[rows]).square().mean()
-    density = avatar.canonical[..., :1] if settings.model == "imavatar" else avatar.features
     loss = (colour + settings.mask_weight * (out.opacity - frame.mask[rows]).square().mean()
-            + settings.tv_weight * total_variation(density) + avatar.regularisation(frame.frame))
+            + settings.tv_weight * total_variation(avatar.smoothed_grid()) + avatar.regularisation(frame.frame))
     optimiser.zero_grad(set_to_none=True)
     loss.backward()
     optimiser.step()
@@ -172,8 +171,6 @@ def save_checkpoint(run: Path, avatar, optimiser, step: int) -> None:
 
 def load_run(run: str | Path) -> tuple[torch.nn.Module, HeadRig, TrainSettings, dict]:
     """A trained avatar (eval mode), its face model, settings and checkpoint from a run folder."""
-    from neuralbody.head.capture import read_rig_npz
-
     run = Path(run)
     fix = "give a folder written by `neuralbody train-head`"
     if not (run / "config.json").is_file():
