@@ -4,15 +4,15 @@ import numpy as np
 import torch
 from head_fixtures import tiny_rig
 
+from neuralbody.data.cameras import pixel_rays
 from neuralbody.head.avatar import AvatarSettings, ImAvatar
 from neuralbody.head.camera_path import orbit_camera
 from neuralbody.head.capture import FrameParams
 from neuralbody.head.evaluation import render_image
 from neuralbody.head.frame import head_frame
 from neuralbody.head.occupancy import posed_occupancy
-from neuralbody.head.rig import bone_transforms
 from neuralbody.head.raymarch import render_rays
-from neuralbody.data.cameras import pixel_rays
+from neuralbody.head.rig import bone_transforms
 
 
 def test_occupancy_skips_only_empty_space():

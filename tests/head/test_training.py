@@ -10,9 +10,9 @@ from head_fixtures import tiny_rig
 from neuralbody.cli.main import main
 from neuralbody.head.avatar import AvatarSettings, make_avatar
 from neuralbody.head.capture import read_head_capture
+from neuralbody.head.raymarch import render_rays
 from neuralbody.head.synth import HeadSynthConfig, generate_head_capture
 from neuralbody.head.training import TrainSettings, load_run, load_training_frames, make_optimiser, train_head
-from neuralbody.head.raymarch import render_rays
 
 SMALL = AvatarSettings(voxel=0.02, deform_voxel=0.04, prior_points=64)
 
