@@ -14,8 +14,10 @@ Usage::
    may be shared: compare steps, not seconds).
 3. **Scores** (:mod:`neuralbody.head.evaluation`) on the first ``--eval-frames`` frames of
    each held-out split, all three cameras: PSNR (whole image), SSIM (the head's bounding
-   rectangle), depth error (mm, where both see the head) and the share of the head covered;
-   and the time to render (animate) one frame of the resolution.
+   rectangle), depth error (mm, where both see the head: of the surface depth, where the
+   opacity reaches 1/2, and of volume rendering's expected depth) and the share of the head
+   covered; and the time to render (animate) one frame of the resolution. Finished runs in
+   WORK are evaluated again, not retrained (``train s``: their training-loop time from log.json).
 
 The table is printed and written to ``WORK/results.json``.
 """
@@ -27,7 +29,6 @@ import json
 import logging
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -59,12 +60,11 @@ def main() -> None:
     results = {}
     for model in args.models.split(","):
         run = args.work / f"run_{model}"
-        start = time.perf_counter()
-        resume = (run / "checkpoint.pt").is_file()
+        resume = (run / "checkpoint.pt").is_file()  # a finished run is only evaluated again
         train_head(capture, run, TrainSettings(model=model, steps=args.steps), resume=resume, progress=False)
-        train_seconds = time.perf_counter() - start
         avatar, _, _, checkpoint = load_run(run)
-        row = {"steps": int(checkpoint["step"]), "train_s": train_seconds}
+        history = json.loads((run / "log.json").read_text())
+        row = {"steps": int(checkpoint["step"]), "train_s": history[-1]["seconds"]}
         renders = []
         for split in ("test", "strong"):
             frames = capture.split(split)[: args.eval_frames]
@@ -77,13 +77,13 @@ def main() -> None:
     (args.work / "results.json").write_text(json.dumps(results, indent=1))
     print(f"\nhead seed {args.seed}, {args.res}x{args.res}, {args.steps} steps per model (train wall time on a shared "
           f"2-core machine, 1 thread)")
-    print(f"{'model':10s} {'split':7s} {'PSNR':>6s} {'SSIM':>6s} {'depth mm':>9s} {'covered':>8s} {'train s':>8s} "
-          f"{'s/frame':>8s}")
+    print(f"{'model':10s} {'split':7s} {'PSNR':>6s} {'SSIM':>6s} {'depth mm':>9s} {'mean d mm':>9s} {'covered':>8s} "
+          f"{'train s':>8s} {'s/frame':>8s}")
     for model, row in results.items():
         for split in ("test", "strong"):
             s = row[split]
             print(f"{model:10s} {split:7s} {s['psnr']:6.2f} {s['ssim']:6.3f} {s['depth_mm']:9.2f} "
-                  f"{s['depth_coverage']:8.3f} {row['train_s']:8.0f} {row['render_s']:8.2f}")
+                  f"{s['mean_depth_mm']:9.2f} {s['depth_coverage']:8.3f} {row['train_s']:8.0f} {row['render_s']:8.2f}")
 
 
 if __name__ == "__main__":

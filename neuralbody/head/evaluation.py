@@ -4,7 +4,9 @@ Per held-out frame and camera: PSNR over the whole image (black background; :fun
 SSIM over the ground-truth mask's bounding rectangle (:func:`neuralbody.evaluation.image_metrics.ssim`),
 and the depth error: mean ``|z_pred - z_gt|`` in millimetres over the pixels that are head in
 the ground truth and have rendered opacity above 1/2 (with the share of the ground-truth head
-that is so covered, ``depth_coverage``).
+that is so covered, ``depth_coverage``), for the surface depth (where the opacity reaches 1/2:
+``depth_mm``) and for the expected depth of volume rendering (``mean_depth_mm``, which
+semi-transparent density in front of or behind the surface pulls away from it).
 """
 
 from __future__ import annotations
@@ -27,17 +29,18 @@ from neuralbody.metrics import psnr
 
 @dataclasses.dataclass
 class RenderedImage:
-    """One rendered view: rgb (H, W, 3), opacity (H, W), depth (H, W) camera z metres; seconds to render."""
+    """One rendered view: rgb (H, W, 3), opacity (H, W), expected and surface depth (H, W) camera z metres; seconds."""
 
     rgb: np.ndarray
     opacity: np.ndarray
     depth: np.ndarray
+    surface: np.ndarray
     seconds: float
 
 
 @dataclasses.dataclass
 class ImageScore:
-    """Scores of one view: psnr (dB), ssim, depth_mm, depth_coverage in [0, 1]."""
+    """Scores of one view: psnr (dB), ssim, depth_mm, mean_depth_mm, depth_coverage in [0, 1]."""
 
     split: str
     frame: int
@@ -45,6 +48,7 @@ class ImageScore:
     psnr: float
     ssim: float
     depth_mm: float
+    mean_depth_mm: float
     depth_coverage: float
 
 
@@ -67,15 +71,20 @@ def render_image(avatar, frame: HeadFrame, camera: Camera, *, samples: int = 32,
     return RenderedImage(rgb=torch.cat([p.rgb for p in parts]).reshape(h, w, 3).numpy(),
                          opacity=torch.cat([p.opacity for p in parts]).reshape(h, w).numpy(),
                          depth=torch.cat([p.depth for p in parts]).reshape(h, w).numpy(),
+                         surface=torch.cat([p.surface for p in parts]).reshape(h, w).numpy(),
                          seconds=time.perf_counter() - start)
 
 
 def score_image(rendered: RenderedImage, image: np.ndarray, mask: np.ndarray, depth: np.ndarray) -> dict:
-    """psnr, ssim, depth_mm, depth_coverage of a rendering against ground truth (H, W, 3), (H, W), (H, W)."""
+    """Scores (:class:`ImageScore`'s) of a rendering against ground truth image (H, W, 3), mask and depth (H, W)."""
     covered = mask & (rendered.opacity > 0.5)
-    error = np.abs(rendered.depth - depth)[covered]
+
+    def error_mm(predicted: np.ndarray) -> float:
+        error = np.abs(predicted - depth)[covered]
+        return float(error.mean() * 1000.0) if error.size else float("nan")
+
     return {"psnr": psnr(rendered.rgb, image), "ssim": ssim(rendered.rgb, image, bbox=mask_bounding_rect(mask)),
-            "depth_mm": float(error.mean() * 1000.0) if error.size else float("nan"),
+            "depth_mm": error_mm(rendered.surface), "mean_depth_mm": error_mm(rendered.depth),
             "depth_coverage": float(covered.sum() / max(1, mask.sum()))}
 
 
@@ -100,9 +109,9 @@ def evaluate_split(avatar, capture: HeadCapture, split: str, *, frames: list[int
 
 
 def mean_scores(scores: list[ImageScore]) -> dict:
-    """Means of psnr, ssim, depth_mm (NaNs skipped), depth_coverage over scores."""
+    """Means of psnr, ssim, depth_mm, mean_depth_mm (NaNs skipped), depth_coverage over scores."""
     out = {}
-    for key in ("psnr", "ssim", "depth_mm", "depth_coverage"):
+    for key in ("psnr", "ssim", "depth_mm", "mean_depth_mm", "depth_coverage"):
         values = np.array([getattr(s, key) for s in scores], dtype=np.float64)
         out[key] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
     return out

@@ -4,7 +4,9 @@ Each ray is cut by the frame's posed box (:func:`neuralbody.data.cameras.ray_box
 S samples are spread evenly between entry and exit (jittered within their strata when
 ``perturb``); the avatar gives sigma and colour there; ``w_i = T_i (1 - exp(-sigma_i delta_i))``;
 colour ``sum w_i c_i`` over a black background, opacity ``sum w_i``, depth ``sum w_i z_i / sum w_i``
-(camera z of the samples, metres; 0 where the opacity is below 1e-3). Rays missing the box
+(camera z of the samples, metres; 0 where the opacity is below 1e-3) and the surface depth,
+the z of the first sample where the accumulated opacity reaches 1/2 (the median of the
+weights; 0 where it never does). Rays missing the box
 are black, empty and at depth 0. With an ``occupancy`` (:mod:`neuralbody.head.occupancy`),
 only the samples in its occupied voxels are queried; the others are empty.
 """
@@ -27,12 +29,14 @@ class RayColours:
     Attributes:
         rgb: (R, 3) in [0, 1].
         opacity: (R,) accumulated opacity.
-        depth: (R,) camera z, metres (0: empty).
+        depth: (R,) expected camera z, metres (0: empty).
+        surface: (R,) camera z where the opacity reaches 1/2, metres (0: never).
     """
 
     rgb: torch.Tensor
     opacity: torch.Tensor
     depth: torch.Tensor
+    surface: torch.Tensor
 
 
 def render_rays(avatar, frame: HeadFrame, rays_o: torch.Tensor, rays_d: torch.Tensor, forward: torch.Tensor,
@@ -46,10 +50,11 @@ def render_rays(avatar, frame: HeadFrame, rays_o: torch.Tensor, rays_d: torch.Te
                          f"{tuple(rays_d.shape)}, {samples}")
     count = rays_o.shape[0]
     rgb, opacity, depth = rays_o.new_zeros(count, 3), rays_o.new_zeros(count), rays_o.new_zeros(count)
+    surface = rays_o.new_zeros(count)
     near, far, hit = ray_box_intersection(rays_o, rays_d, frame.box_min, frame.box_max)
     rows = torch.nonzero(hit).squeeze(1)
     if rows.numel() == 0:
-        return RayColours(rgb, opacity, depth)
+        return RayColours(rgb, opacity, depth, surface)
     near, far = near[rows, None], far[rows, None]
     steps = (torch.arange(samples, dtype=rays_o.dtype, device=rays_o.device) + 0.5) / samples
     if perturb:
@@ -71,5 +76,8 @@ def render_rays(avatar, frame: HeadFrame, rays_o: torch.Tensor, rays_d: torch.Te
     values = composite(weights, torch.cat([colour.reshape(*t.shape, 3), z[..., None]], dim=2))
     acc = weights.sum(dim=1)
     ray_depth = torch.where(acc > 1e-3, values[:, 3] / acc.clamp_min(1e-3), torch.zeros_like(acc))
+    reached = weights.detach().cumsum(dim=1) >= 0.5
+    first = reached.float().argmax(dim=1)
+    ray_surface = torch.where(reached.any(dim=1), z.detach().gather(1, first[:, None])[:, 0], torch.zeros_like(acc))
     return RayColours(rgb.index_copy(0, rows, values[:, :3]), opacity.index_copy(0, rows, acc),
-                      depth.index_copy(0, rows, ray_depth))
+                      depth.index_copy(0, rows, ray_depth), surface.index_copy(0, rows, ray_surface))

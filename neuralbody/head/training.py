@@ -12,7 +12,8 @@ mask loss that keeps the density from collapsing (REFERENCE.md's feasibility not
 A run folder holds ``config.json`` (model, data, settings), ``rig.npz`` (the face model, so a
 run animates without its capture), ``checkpoint.pt`` (weights, optimiser, step; written
 atomically every ``checkpoint_every`` steps and at the end) and ``log.json`` (loss per step).
-``--resume`` continues from the checkpoint to the total step count asked for.
+``--resume`` continues from the checkpoint to the total step count asked for; the log's
+``seconds`` (time in the training loop, the prior warm-up excluded) count on across resumes.
 """
 
 from __future__ import annotations
@@ -217,7 +218,7 @@ def train_head(capture: HeadCapture, run: str | Path, settings: TrainSettings, *
     history = json.loads(log_path.read_text()) if resume and log_path.is_file() else []
     bar = progress_bar(total=settings.steps, initial=step, desc=f"train-head {settings.model}", unit="step",
                        enabled=progress)
-    start = time.perf_counter()
+    start = time.perf_counter() - (history[-1]["seconds"] if history else 0.0)  # seconds count across resumes
     while step < settings.steps:
         frame = frames[int(torch.randint(0, len(frames), (1,), generator=generator))]
         mse = training_step(avatar, optimiser, frame, settings, generator)
