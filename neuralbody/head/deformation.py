@@ -106,18 +106,20 @@ def deform(points: torch.Tensor, frame_values: torch.Tensor, box: GridBox, trans
         raise ValueError(f"deform: frame_values need 3 + {transforms.shape[0]} channels, got {frame_values.shape[-1]}")
     sample = trilinear(frame_values, box.coords(points), with_gradient=with_jacobian)
     moved = points + sample.values[:, :3]
-    w = torch.softmax(sample.values[:, 3:], dim=1)  # (N, B)
-    rotation, translation = transforms[:, :3, :3].to(points), transforms[:, :3, 3].to(points)
-    per_bone = torch.einsum("bij,nj->nbi", rotation, moved) + translation  # (N, B, 3)
-    deformed = (w[:, :, None] * per_bone).sum(dim=1)
+    logits = sample.values[:, 3:]
+    w = torch.exp(logits - logits.max(dim=1, keepdim=True).values)  # softmax, cheaper on (N, 4) by hand
+    w = w / w.sum(dim=1, keepdim=True)  # (N, B)
+    blended = (w @ transforms[:, :3, :].reshape(-1, 12).to(points)).reshape(-1, 3, 4)  # sum_b w_b G_b
+    deformed = (blended[:, :, :3] @ moved[:, :, None])[:, :, 0] + blended[:, :, 3]
     if not with_jacobian:
         return deformed, None
+    rotation, translation = transforms[:, :3, :3].to(points), transforms[:, :3, 3].to(points)
+    per_bone = torch.einsum("bij,nj->nbi", rotation, moved) + translation  # (N, B, 3)
     slope = sample.gradient / box.spacing  # (N, 3 + B, 3) per metre
     d_moved = torch.eye(3, dtype=points.dtype, device=points.device) + slope[:, :3]
     dl = slope[:, 3:]  # (N, B, 3)
     dw = w[:, :, None] * (dl - (w[:, :, None] * dl).sum(dim=1, keepdim=True))  # (N, B, 3)
-    blended = torch.einsum("nb,bij->nij", w, rotation)
-    jacobian = blended @ d_moved + torch.einsum("nbi,nbk->nik", per_bone, dw)
+    jacobian = blended[:, :, :3] @ d_moved + torch.einsum("nbi,nbk->nik", per_bone, dw)
     return deformed, jacobian
 
 

@@ -8,7 +8,8 @@ colour ``sum w_i c_i`` over a black background, opacity ``sum w_i``, depth ``sum
 the z of the first sample where the accumulated opacity reaches 1/2 (the median of the
 weights; 0 where it never does). Rays missing the box
 are black, empty and at depth 0. With an ``occupancy`` (:mod:`neuralbody.head.occupancy`),
-only the samples in its occupied voxels are queried; the others are empty.
+only the samples in its occupied voxels are queried (the others are empty), front to back,
+and a ray stops querying once its transmittance is below 1e-3 (inference).
 """
 
 from __future__ import annotations
@@ -39,6 +40,28 @@ class RayColours:
     surface: torch.Tensor
 
 
+def _query_front_to_back(avatar, frame: HeadFrame, points: torch.Tensor, deltas: torch.Tensor, occupancy,
+                         block: int = 8, stop: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+    """sigma (R S,), rgb (R S, 3) of samples (R, S, 3): only occupied samples of rays still seen.
+
+    Blocks of ``block`` samples go front to back; a ray whose transmittance fell below ``stop``
+    queries no more (what lies behind adds at most ``stop`` to its colour and opacity).
+    """
+    count, samples = points.shape[:2]
+    sigma, colour = points.new_zeros(count, samples), points.new_zeros(count, samples, 3)
+    transmittance = points.new_ones(count)
+    for first in range(0, samples, block):
+        part = slice(first, min(samples, first + block))
+        seen = (transmittance > stop)[:, None].expand(-1, part.stop - first)
+        chosen = seen & occupancy.contains(points[:, part].reshape(-1, 3)).reshape(seen.shape)
+        rows, cols = torch.nonzero(chosen, as_tuple=True)
+        if rows.numel():
+            some_sigma, some_colour = avatar.query(points[rows, cols + first], frame)
+            sigma[rows, cols + first], colour[rows, cols + first] = some_sigma, some_colour
+        transmittance = transmittance * torch.exp(-(sigma[:, part] * deltas[:, part]).sum(dim=1))
+    return sigma.reshape(-1), colour.reshape(-1, 3)
+
+
 def render_rays(avatar, frame: HeadFrame, rays_o: torch.Tensor, rays_d: torch.Tensor, forward: torch.Tensor,
                 *, samples: int = 32, perturb: bool = False, occupancy=None) -> RayColours:
     """Render rays (R, 3) origins and unit directions, world metres; forward (3,) the camera's z axis.
@@ -61,16 +84,11 @@ def render_rays(avatar, frame: HeadFrame, rays_o: torch.Tensor, rays_d: torch.Te
         steps = steps + (torch.rand(rows.numel(), samples, device=rays_o.device) - 0.5) / samples
     t = near + (far - near) * steps  # (R', S)
     points = rays_o[rows, None, :] + t[..., None] * rays_d[rows, None, :]
-    flat = points.reshape(-1, 3)
-    if occupancy is None:
-        sigma, colour = avatar.query(flat, frame)
-    else:
-        queried = torch.nonzero(occupancy.contains(flat)).squeeze(1)
-        sigma, colour = flat.new_zeros(flat.shape[0]), flat.new_zeros(flat.shape[0], 3)
-        if queried.numel():
-            some_sigma, some_colour = avatar.query(flat[queried], frame)
-            sigma, colour = sigma.index_copy(0, queried, some_sigma), colour.index_copy(0, queried, some_colour)
     deltas = ((far - near) / samples).expand_as(t)
+    if occupancy is None:
+        sigma, colour = avatar.query(points.reshape(-1, 3), frame)
+    else:
+        sigma, colour = _query_front_to_back(avatar, frame, points, deltas, occupancy)
     weights, _ = render_weights(sigma.reshape(t.shape), deltas)
     z = t * (rays_d[rows] @ forward.to(rays_d))[:, None]
     values = composite(weights, torch.cat([colour.reshape(*t.shape, 3), z[..., None]], dim=2))
