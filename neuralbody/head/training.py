@@ -66,7 +66,7 @@ class TrainSettings:
     rays: int = 512
     samples: int = 32
     lr: float = 0.05
-    deform_lr: float = 0.001
+    deform_lr: float = 0.0001
     mlp_lr: float = 0.002
     mask_weight: float = 0.1
     tv_weight: float = 1e-4
