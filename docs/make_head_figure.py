@@ -5,7 +5,7 @@ Usage (after ``python bench/bench_head.py --work WORK``)::
     python docs/make_head_figure.py WORK docs/head_avatar.png
 
 Rows: a training-like held-out frame and two strong-expression frames, seen by the evaluation
-camera cam01; columns: ground truth, IMAvatar, nerf-expr, IMAvatar's depth error (red = 2 cm).
+camera cam01; columns: ground truth, IMAvatar, nerf-expr, IMAvatar's surface-depth error (red = 1 cm or more).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ def main() -> None:
         camera = capture.camera(index, "cam01")
         renders = [render_image(a, frame, camera) for a in avatars]
         mask = capture.mask(index, "cam01")
-        error = np.where(mask & (renders[0].opacity > 0.5), np.abs(renders[0].depth - capture.depth(index, "cam01")), 0)
-        heat = np.stack([np.clip(error / 0.02, 0, 1), np.zeros_like(error), np.zeros_like(error)], axis=2)
+        error = np.where(mask & (renders[0].opacity > 0.5), np.abs(renders[0].surface - capture.depth(index, "cam01")), 0)
+        heat = np.stack([np.clip(error / 0.01, 0, 1), np.zeros_like(error), np.zeros_like(error)], axis=2)
         rows.append(np.concatenate([capture.image(index, "cam01")] + [np.clip(r.rgb, 0, 1) for r in renders] + [heat], 1))
     picture = (np.concatenate(rows, 0) * 255).round().astype(np.uint8)
     Image.fromarray(picture).resize((picture.shape[1] * 2, picture.shape[0] * 2), Image.NEAREST).save(out)
