@@ -65,9 +65,10 @@ class HeadRig:
 
 def _group_of_bones(labels: list[str], parents: list[int]) -> list[int]:
     """Group (index into BONES) of each of Anny's head bones by the module docstring's rule."""
+    firsts = {first: name for name, first in _FIRST_BONE.items()}
     group = []
     for bone, label in enumerate(labels):
-        own = {first: name for name, first in _FIRST_BONE.items()}.get(label)
+        own = firsts.get(label)
         if own is not None:
             group.append(BONES.index(own))
         elif parents[bone] < 0 or label == "neck01":

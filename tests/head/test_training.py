@@ -71,3 +71,5 @@ def test_cli_refuses_bad_input(capture, tmp_path, caplog):
     assert "--resume" in caplog.text
     assert main(["animate-head", str(tmp_path), "--params", "x.npz", "--out", str(tmp_path / "a")]) == 1
     assert "config.json" in caplog.text
+    assert main(["synth-head", str(tmp_path / "s"), "--res", "4"]) == 1
+    assert "resolution" in caplog.text
