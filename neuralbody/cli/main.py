@@ -45,6 +45,9 @@ COMMANDS = {
     "train-gen": "neuralbody.cli.train_gen",
     "generate": "neuralbody.cli.generate",
     "fit-scan": "neuralbody.cli.fit_scan",
+    "synth-head": "neuralbody.cli.synth_head",
+    "train-head": "neuralbody.cli.train_head",
+    "animate-head": "neuralbody.cli.animate_head",
 }
 
 
