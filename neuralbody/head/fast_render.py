@@ -12,7 +12,8 @@
    at depth 0 in both paths), in large chunks, so a chunk's many small tensor operations
    (Broyden's steps) are paid for fewer times;
 3. **the chunks run on the CPU's cores** (:func:`neuralbody.workers.map_in_threads`, one torch
-   thread each): rays are independent.
+   thread each): rays are independent. The rays are dealt round-robin, so every chunk holds
+   its share of the costly rays through the face and of the cheap ones beside it.
 
 IMAvatar keeps the slow path's forward-mapped occupancy (:mod:`neuralbody.head.occupancy`,
 built once a frame and counted in the time) and front-to-back stopping. Rays, root finding
@@ -44,7 +45,7 @@ def render_image_fast(avatar: ImAvatar | NerfExpr, frame: HeadFrame, camera: Cam
         frame: the frame's parameters and posed box.
         camera: the camera (world-to-camera, OpenCV axes).
         samples: samples a ray (as ``render_image``).
-        chunk: most rays a task; the box's rays are split into at least ``workers`` tasks.
+        chunk: most rays a task; the box's rays are dealt round-robin into a multiple of the threads of tasks.
         workers: threads (0: ``$NEURALBODY_THREADS``, else one per core; :func:`neuralbody.workers.cpu_workers`).
     """
     if samples < 2 or chunk < 1 or workers < 0:
@@ -58,8 +59,8 @@ def render_image_fast(avatar: ImAvatar | NerfExpr, frame: HeadFrame, camera: Cam
         o, d = (torch.tensor(a, dtype=torch.float32) for a in pixel_rays(camera))
         forward = torch.tensor(camera.R[2], dtype=torch.float32)
         rows = torch.nonzero(ray_box_intersection(o, d, frame.box_min, frame.box_max)[2]).squeeze(1)
-        pieces = max(threads, -(-rows.numel() // chunk)) if rows.numel() else 0
-        tasks = list(rows.tensor_split(pieces)) if pieces else []
+        pieces = threads * -(-rows.numel() // (chunk * threads))  # a multiple of the threads
+        tasks = [rows[i::pieces] for i in range(pieces)]  # interleaved: head and background rays in each
 
         def render(part: torch.Tensor) -> RayColours:
             return render_rays(avatar, frame, o[part], d[part], forward, samples=samples, occupancy=occupancy,
