@@ -17,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--azimuth", type=float, default=0.0, help="camera azimuth, degrees (0: frontal)")
     parser.add_argument("--elevation", type=float, default=5.0, help="camera elevation, degrees (default 5)")
     parser.add_argument("--fps", type=float, default=8.0, help="video frame rate (default 8)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="rendering threads (default 0: $NEURALBODY_THREADS, else one per CPU core)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,13 +31,13 @@ def run(args: argparse.Namespace) -> int:
     from neuralbody.evaluation.orbit import write_gif, write_mp4
     from neuralbody.head.animation import read_params_file
     from neuralbody.head.camera_path import orbit_camera
-    from neuralbody.head.evaluation import render_image
+    from neuralbody.head.fast_render import render_image_fast
     from neuralbody.head.frame import head_frame
     from neuralbody.head.training import load_run
     from neuralbody.io.progress import progress_bar
 
-    if args.res < 16 or args.fps <= 0:
-        raise ValueError(f"--res must be >= 16 and --fps > 0, got {args.res}, {args.fps}")
+    if args.res < 16 or args.fps <= 0 or args.threads < 0:
+        raise ValueError(f"--res must be >= 16, --fps > 0 and --threads >= 0, got {args.res}, {args.fps}, {args.threads}")
     avatar, rig, _, checkpoint = load_run(args.run)
     if not checkpoint:
         raise ValueError(f"{args.run}: has no checkpoint.pt yet; train it first (neuralbody train-head)")
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     camera = orbit_camera(math.radians(args.azimuth), math.radians(args.elevation), args.res, name="animate")
     images, seconds = [], []
     for i, params in enumerate(progress_bar(frames, desc="animate-head", unit="frame")):
-        rendered = render_image(avatar, head_frame(rig, params), camera)
+        rendered = render_image_fast(avatar, head_frame(rig, params), camera, workers=args.threads)
         seconds.append(rendered.seconds)
         image = np.round(np.clip(rendered.rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
         write_image(args.out / f"{i:06d}.png", image)

@@ -26,7 +26,7 @@ import dataclasses
 import torch
 from torch import nn
 
-from neuralbody.head.deformation import NUM_POSE_FEATURES, channel_count
+from neuralbody.head.deformation import NUM_POSE_FEATURES, channel_count, frame_grid
 from neuralbody.head.deformer import RootOptions, find_canonical
 from neuralbody.head.frame import HeadFrame
 from neuralbody.head.grid_box import GridBox, box_around
@@ -81,15 +81,30 @@ class ImAvatar(nn.Module):
         self.register_buffer("prior_basis", basis.clone(), persistent=False)
         self.register_buffer("prior_weights", rig.weights.clone(), persistent=False)
 
-    def query(self, points: torch.Tensor, frame: HeadFrame) -> tuple[torch.Tensor, torch.Tensor]:
-        """sigma (N,), rgb (N, 3) at world points (N, 3)."""
-        found = find_canonical(points, self.deformation, self.deform_box, frame.code, self.options)
+    def query(self, points: torch.Tensor, frame: HeadFrame, *,
+              frame_values: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """sigma (N,), rgb (N, 3) at world points (N, 3).
+
+        ``frame_values``: the frame's contracted deformation grid (:meth:`fold`), when folded once
+        for many queries (inference); the same values are computed per call when None.
+        """
+        found = find_canonical(points, self.deformation, self.deform_box, frame.code, self.options,
+                               frame_values=frame_values)
         count, k = found.valid.shape
         values = trilinear(self.canonical, self.box.coords(found.points.reshape(-1, 3))).values.reshape(count, k, 4)
         sigma = _density(values[..., 0], self.settings.density_scale) * found.valid
         best = sigma.argmax(dim=1)
         rows = torch.arange(count, device=points.device)
         return sigma[rows, best], torch.sigmoid(values[rows, best, 1:])
+
+    def fold(self, frame: HeadFrame) -> torch.Tensor:
+        """(X, Y, Z, 3 + B) the frame's ``E psi + Pc theta`` and logits on the deformation grid, no gradients.
+
+        A per-frame constant of the search (:func:`neuralbody.head.deformation.frame_grid`): inference
+        computes it once a frame and passes it to every :meth:`query` as ``frame_values``.
+        """
+        with torch.no_grad():
+            return frame_grid(self.deformation.detach(), frame.code)
 
     def smoothed_grid(self) -> torch.Tensor:
         """(X, Y, Z, 1) the grid the training's total variation smooths: the canonical raw density."""
@@ -121,15 +136,35 @@ class NerfExpr(nn.Module):
         with torch.no_grad():
             self.mlp[-1].bias[0] = settings.initial_raw
 
-    def query(self, points: torch.Tensor, frame: HeadFrame) -> tuple[torch.Tensor, torch.Tensor]:
-        """sigma (N,), rgb (N, 3) at world points (N, 3)."""
+    def query(self, points: torch.Tensor, frame: HeadFrame, *,
+              frame_values: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """sigma (N,), rgb (N, 3) at world points (N, 3).
+
+        ``frame_values``: (H,) the first layer's frame part ``W_code [psi, theta] + b`` (:meth:`fold`),
+        when folded once for many queries (inference); the layer runs on ``[feature, psi, theta]`` when None.
+        """
         head = frame.code.transforms[BONES.index("head")].to(points)
         local = (points - head[:3, 3]) @ head[:3, :3]  # G^{-1} x for a rigid G
         feature = trilinear(self.features, self.box.coords(local)).values
-        code = torch.cat([frame.code.expression, frame.code.pose_feature]).to(points)
-        out = self.mlp(torch.cat([feature, code.expand(points.shape[0], -1)], dim=1))
+        if frame_values is None:
+            code = torch.cat([frame.code.expression, frame.code.pose_feature]).to(points)
+            out = self.mlp(torch.cat([feature, code.expand(points.shape[0], -1)], dim=1))
+        else:
+            first = self.mlp[0]
+            out = self.mlp[1:](torch.addmm(frame_values, feature, first.weight[:, : self.settings.features].T))
         inside = self.box.contains(local)
         return _density(out[:, 0], self.settings.density_scale) * inside, torch.sigmoid(out[:, 1:])
+
+    def fold(self, frame: HeadFrame) -> torch.Tensor:
+        """(H,) the MLP's first layer on the frame's constant part: ``W_code [psi, theta] + b``, no gradients.
+
+        The first layer is linear, ``W [f; c] + b = W_f f + (W_c c + b)``, and ``c`` is the same for
+        every sample of a frame: inference folds it once and passes it to :meth:`query` as ``frame_values``.
+        """
+        with torch.no_grad():
+            first = self.mlp[0]
+            code = torch.cat([frame.code.expression, frame.code.pose_feature]).to(first.weight)
+            return first.weight[:, self.settings.features :] @ code + first.bias
 
     def smoothed_grid(self) -> torch.Tensor:
         """(X, Y, Z, F) the grid the training's total variation smooths: the features."""

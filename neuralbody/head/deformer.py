@@ -66,7 +66,7 @@ def _residual_function(box: GridBox, code: FrameCode):
 
 
 def find_canonical(points: torch.Tensor, grid: torch.Tensor, box: GridBox, code: FrameCode,
-                   options: RootOptions = RootOptions()) -> CanonicalPoints:
+                   options: RootOptions = RootOptions(), *, frame_values: torch.Tensor | None = None) -> CanonicalPoints:
     """Canonical candidates (N, K, 3) and validity (N, K) of deformed points (N, 3), world metres.
 
     Args:
@@ -75,6 +75,8 @@ def find_canonical(points: torch.Tensor, grid: torch.Tensor, box: GridBox, code:
         box: the grid's lattice (the canonical box).
         code: the frame.
         options: search settings.
+        frame_values: (X, Y, Z, 3 + B) ``frame_grid(grid.detach(), code)`` when the caller has
+            it already (inference folds it once per frame); computed here when None.
     """
     if points.ndim != 2 or points.shape[1] != 3:
         raise ValueError(f"find_canonical: points must be (N, 3), got {tuple(points.shape)}")
@@ -83,7 +85,7 @@ def find_canonical(points: torch.Tensor, grid: torch.Tensor, box: GridBox, code:
         bones = torch.tensor(options.start_bones, device=points.device).expand(count, k)
         starts = rigid_guesses(points.detach(), bones, code.transforms.to(points)).reshape(-1, 3)
         targets = points.detach().repeat_interleave(k, dim=0)
-        detached = frame_grid(grid.detach(), code)
+        detached = frame_grid(grid.detach(), code) if frame_values is None else frame_values
         value, jacobian = deform(starts, detached, box, code.transforms, with_jacobian=True)
         result = broyden(
             lambda x, rows: deform(x, detached, box, code.transforms)[0] - targets[rows],

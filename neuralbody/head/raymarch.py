@@ -41,7 +41,7 @@ class RayColours:
 
 
 def _query_front_to_back(avatar, frame: HeadFrame, points: torch.Tensor, deltas: torch.Tensor, occupancy,
-                         block: int = 8, stop: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+                         block: int = 8, stop: float = 1e-3, frame_values=None) -> tuple[torch.Tensor, torch.Tensor]:
     """sigma (R S,), rgb (R S, 3) of samples (R, S, 3): only occupied samples of rays still seen.
 
     Blocks of ``block`` samples go front to back; a ray whose transmittance fell below ``stop``
@@ -56,17 +56,18 @@ def _query_front_to_back(avatar, frame: HeadFrame, points: torch.Tensor, deltas:
         chosen = seen & occupancy.contains(points[:, part].reshape(-1, 3)).reshape(seen.shape)
         rows, cols = torch.nonzero(chosen, as_tuple=True)
         if rows.numel():
-            some_sigma, some_colour = avatar.query(points[rows, cols + first], frame)
+            some_sigma, some_colour = avatar.query(points[rows, cols + first], frame, frame_values=frame_values)
             sigma[rows, cols + first], colour[rows, cols + first] = some_sigma, some_colour
         transmittance = transmittance * torch.exp(-(sigma[:, part] * deltas[:, part]).sum(dim=1))
     return sigma.reshape(-1), colour.reshape(-1, 3)
 
 
 def render_rays(avatar, frame: HeadFrame, rays_o: torch.Tensor, rays_d: torch.Tensor, forward: torch.Tensor,
-                *, samples: int = 32, perturb: bool = False, occupancy=None) -> RayColours:
+                *, samples: int = 32, perturb: bool = False, occupancy=None, frame_values=None) -> RayColours:
     """Render rays (R, 3) origins and unit directions, world metres; forward (3,) the camera's z axis.
 
     ``occupancy``: a :class:`~neuralbody.head.occupancy.PosedOccupancy` of the frame, or None.
+    ``frame_values``: the avatar's per-frame fold (``avatar.fold(frame)``, inference), or None.
     """
     if rays_o.shape != rays_d.shape or rays_o.ndim != 2 or rays_o.shape[1] != 3 or samples < 2:
         raise ValueError(f"render_rays: rays must both be (R, 3) and samples >= 2, got {tuple(rays_o.shape)}, "
@@ -86,9 +87,9 @@ def render_rays(avatar, frame: HeadFrame, rays_o: torch.Tensor, rays_d: torch.Te
     points = rays_o[rows, None, :] + t[..., None] * rays_d[rows, None, :]
     deltas = ((far - near) / samples).expand_as(t)
     if occupancy is None:
-        sigma, colour = avatar.query(points.reshape(-1, 3), frame)
+        sigma, colour = avatar.query(points.reshape(-1, 3), frame, frame_values=frame_values)
     else:
-        sigma, colour = _query_front_to_back(avatar, frame, points, deltas, occupancy)
+        sigma, colour = _query_front_to_back(avatar, frame, points, deltas, occupancy, frame_values=frame_values)
     weights, _ = render_weights(sigma.reshape(t.shape), deltas)
     z = t * (rays_d[rows] @ forward.to(rays_d))[:, None]
     values = composite(weights, torch.cat([colour.reshape(*t.shape, 3), z[..., None]], dim=2))
