@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 
 import numpy as np
 
-from neuralbody.data.capture import read_capture
+from neuralbody.data.capture import Capture, read_capture
 from neuralbody.io.errors import InputError
 from neuralbody.keypoint_nerf.dataset import TrainingExample, capture_example
 from neuralbody.keypoint_nerf.keypoints import JointRegressor
@@ -66,12 +67,12 @@ class FinetuneConfig(KeypointTrainConfig):
 
 def init_model_fields(init_run: str) -> dict:
     """``encoding`` and ``model_options`` reproducing the initial run's model exactly (from its checkpoint)."""
-    payload = load_checkpoint(f"{init_run}/{CHECKPOINT_NAME}", device="cpu", required=("model_config",))
+    payload = load_checkpoint(Path(init_run) / CHECKPOINT_NAME, device="cpu", required=("model_config",))
     model_config = dict(payload["model_config"])
     return {"encoding": model_config["encoding"], "model_options": model_config}
 
 
-def check_capture(capture, views: list[int], frames: list[int], regressor: JointRegressor) -> None:
+def check_capture(capture: Capture, views: list[int], frames: list[int], regressor: JointRegressor) -> None:
     """InputError (one line) unless every frame has the body vertices the regressor takes and every view exists."""
     bad_views = [v for v in views if not 0 <= v < capture.num_views]
     if bad_views:
