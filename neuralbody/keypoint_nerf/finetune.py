@@ -117,6 +117,9 @@ class FinetuneTrainer(KeypointTrainer):
             done = max(done, self.elapsed_s / (60.0 * self.config.minutes))
         return done
 
+    def progress_total(self) -> int | None:
+        return None if self.config.minutes is not None else self.config.steps
+
     def examples_for(self, step: int) -> list[TrainingExample]:
         """The step's examples (a pure function of seed and step): frames of ``frames``, cameras of ``views``."""
         rng = np.random.default_rng([self.config.seed, self.context.rank, step])

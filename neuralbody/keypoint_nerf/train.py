@@ -208,6 +208,10 @@ class KeypointTrainer:
         """How far the run is, 0 .. 1 (>= 1: done): here step / steps."""
         return self.step / self.config.steps
 
+    def progress_total(self) -> int | None:
+        """The progress bar's total, steps (None: unknown, a counter)."""
+        return self.config.steps
+
     def _load(self) -> None:
         payload = load_checkpoint(self.run_dir / CHECKPOINT_NAME, device=self.device, required=CHECKPOINT_KEYS)
         if payload["model_config"] != self.model.config.to_dict():
@@ -255,7 +259,7 @@ class KeypointTrainer:
 
     def run(self) -> int:
         """Train until :meth:`fraction` reaches 1 (``config.steps``), checkpointing; returns the final step."""
-        bar = progress_bar(total=self.config.steps, initial=self.step, enabled=self.progress, desc="train-keypoint", unit="step")
+        bar = progress_bar(total=self.progress_total(), initial=self.step, enabled=self.progress, desc="train-keypoint", unit="step")
         while self.fraction() < 1.0:
             started = time.perf_counter()
             loss, psnr = self.train_step(self.examples_for(self.step))
