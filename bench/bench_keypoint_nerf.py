@@ -19,11 +19,22 @@ real Pose2Sim capture after ``neuralbody import``, ``detect`` and ``fit``), both
 render ``--capture-camera`` from ``--capture-inputs`` on ``--capture-frames`` frames spread over those
 with vertices, with no training on that capture, scored the same way.
 
+With ``--finetune DIR`` (a capture in ZJU-MoCap layout with masks and Anny vertices), the fine-tuning
+comparison instead, at equal wall-clock: Neural Body from scratch (``neuralbody train DIR --views V
+--frames F --minutes M``) against the generalisable relative run (``--finetune-init``, default the
+corpus's) fine-tuned on the same views and frames for the same M minutes (``neuralbody
+finetune-keypoint``), and the generalisable run as it is; Neural Body scored by ``neuralbody eval
+RUN --split novel_view --views H --max-frames N`` (ZJU protocol), KeypointNeRF rendered from the
+training views V at the same frames and held-out cameras H and scored the same way. Runs already
+there are kept (delete ``WORK/finetune/NAME`` to redo).
+
 Usage::
 
     NEURALBODY_THREADS=1 OMP_NUM_THREADS=1 python bench/bench_keypoint_nerf.py --work work/kpnerf --steps 1000
     python bench/bench_keypoint_nerf.py --work work/kpnerf --steps 1000 --json kp.json --figure docs/keypoint_nerf_heldout.png
     python bench/bench_keypoint_nerf.py --work work/kpnerf --capture p2s --capture-inputs 0,1,2 --capture-camera 3
+    python bench/bench_keypoint_nerf.py --work work/kpnerf --finetune demo --finetune-views 0,2,4,6 --finetune-frames 0:20 \
+        --finetune-heldout 1,3,5,7 --minutes 3
 """
 
 from __future__ import annotations
@@ -114,6 +125,41 @@ def figure(path: Path, runs: dict[str, TrainedRun], corpus, inputs: list[int], s
     write_png(path, np.concatenate(rows, axis=0))
 
 
+def finetune_comparison(args: argparse.Namespace) -> dict:
+    """Neural Body from scratch, KeypointNeRF fine-tuned and KeypointNeRF as it is, on ``args.finetune``'s held-out cameras."""
+    from neuralbody.cli.arguments import parse_index_list
+    from neuralbody.data.capture import read_capture
+
+    folder = args.work / "finetune" / (args.finetune_name or args.finetune.name)
+    nb_run, kp_run = folder / "neuralbody", folder / "keypoint"
+    common = ["--views", args.finetune_views, "--frames", args.finetune_frames, "--minutes", str(args.minutes)]
+    if not (nb_run / "checkpoint.pt").is_file():
+        _cli("train", str(args.finetune), "--out", str(nb_run), *common)
+    nb_json = folder / "neuralbody_novel_view.json"
+    if not nb_json.is_file():
+        _cli("eval", str(nb_run), "--split", "novel_view", "--views", args.finetune_heldout, "--max-frames",
+             str(args.eval_frames), "--json", str(nb_json), "--no-images", "--no-lpips")  # fmt: skip
+    if not (kp_run / "checkpoint.pt").is_file():
+        _cli("finetune-keypoint", str(args.finetune_init), str(args.finetune), "--out", str(kp_run), *common)
+    scored = json.loads(nb_json.read_text())
+    frames, cameras = scored["novel_view"]["frames"], scored["novel_view"]["views"]
+    capture = read_capture(args.finetune)
+    inputs = parse_index_list(args.finetune_views, limit=capture.num_views, what="finetune-views")
+    rows = {"neuralbody": {"psnr_box": scored["novel_view"]["means"]["psnr_box"],
+                           "ssim_box": scored["novel_view"]["means"]["ssim_box"], "steps": scored["step"]}}  # fmt: skip
+    for name, run in (("keypoint_finetuned", load_trained(kp_run)), ("keypoint_generalisable", load_trained(args.finetune_init))):
+        scores = [render_and_score(run, capture, f, inputs, c, num_samples=args.samples) for f in frames for c in cameras]
+        rows[name] = {"psnr_box": float(np.mean([s.psnr_box for s in scores])),
+                      "ssim_box": float(np.mean([s.ssim_box for s in scores])), "steps": run.step}  # fmt: skip
+    print(f"{args.finetune}: training views {args.finetune_views}, frames {args.finetune_frames}, {args.minutes:g} min each; "
+          f"scored at held-out cameras {cameras}, frames {frames} (ZJU box protocol)")
+    print(f"{'model':<24} {'steps':>7} {'PSNR dB':>8} {'SSIM':>7}")
+    for name, row in rows.items():
+        print(f"{name:<24} {row['steps']:>7} {row['psnr_box']:>8.2f} {row['ssim_box']:>7.4f}")
+    return {"capture": str(args.finetune), "views": args.finetune_views, "frames": args.finetune_frames, "minutes": args.minutes,
+            "eval_frames": frames, "eval_cameras": cameras, "rows": rows}  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True, help="work folder (corpus/, runs/)")
@@ -128,9 +174,23 @@ def main() -> int:
     parser.add_argument("--capture-camera", type=int, default=3, help="its camera to render and score (default 3)")
     parser.add_argument("--capture-frames", type=int, default=8, help="its frames scored, spread (default 8)")
     parser.add_argument("--skip-corpus", action="store_true", help="only the --capture part (the runs must exist)")
+    parser.add_argument("--finetune", type=Path, default=None, help="the fine-tuning comparison on this capture (only)")
+    parser.add_argument("--finetune-init", type=Path, default=None, help="the generalisable run (default WORK/runs/relative)")
+    parser.add_argument("--finetune-views", default="0,2,4,6", help="training cameras (default 0,2,4,6)")
+    parser.add_argument("--finetune-frames", default="0:20", help="training frames (default 0:20)")
+    parser.add_argument("--finetune-heldout", default="1,3,5,7", help="held-out cameras scored (default 1,3,5,7)")
+    parser.add_argument("--finetune-name", default=None, help="subfolder of WORK/finetune (default the capture's name)")
+    parser.add_argument("--minutes", type=float, default=3.0, help="training minutes of each model (default 3)")
+    parser.add_argument("--eval-frames", type=int, default=4, help="frames scored, as eval --max-frames (default 4)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(int(os.environ.get("NEURALBODY_THREADS", "1")))
+    if args.finetune:
+        args.finetune_init = args.finetune_init or args.work / "runs" / "relative"
+        result = finetune_comparison(args)
+        if args.json:
+            args.json.write_text(json.dumps({"finetune": result, "time": time.ctime()}, indent=2) + "\n")
+        return 0
     corpus_dir = args.work / "corpus"
     if not (corpus_dir / "corpus.json").is_file():
         _cli("synth-corpus", str(corpus_dir), *CORPUS_ARGS)

@@ -29,6 +29,7 @@ COMMANDS = {
     "reconstruct": "neuralbody.cli.reconstruct",
     "train-keypoint": "neuralbody.cli.train_keypoint",
     "render-keypoint": "neuralbody.cli.render_keypoint",
+    "finetune-keypoint": "neuralbody.cli.finetune_keypoint",
     "render": "neuralbody.cli.render",
     "eval": "neuralbody.cli.evaluate",
     "mesh": "neuralbody.cli.mesh",

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from neuralbody.data.cameras import pixel_rays, project_box_mask
+from neuralbody.data.capture import Capture
 from neuralbody.data.corpus import Corpus, CorpusSample
 from neuralbody.keypoint_nerf.inputs import FrameViews, load_frame_views
 from neuralbody.keypoint_nerf.keypoints import JointRegressor
@@ -53,19 +54,29 @@ def draw_pixels(mask: np.ndarray, box: np.ndarray, count: int, rng: np.random.Ge
 
 def training_example(corpus: Corpus, sample: CorpusSample, regressor: JointRegressor, rng: np.random.Generator, *,
                      num_inputs: int, rays: int, size: int) -> TrainingExample:  # fmt: skip
-    """The example of the module docstring."""
+    """The example of the module docstring, any of the person's cameras an input or the target."""
     capture = corpus.capture(sample.subject)
     if capture.num_views < num_inputs + 1:
         raise ValueError(f"{corpus.subject_root(sample.subject)}: {capture.num_views} cameras, need {num_inputs} inputs and a target")
-    order = rng.permutation(capture.num_views)
-    inputs, target = sorted(order[:num_inputs].tolist()), int(order[num_inputs])
-    frame = load_frame_views(capture, sample.frame, inputs, regressor, size=size)
+    return capture_example(capture, sample.frame, list(range(capture.num_views)), regressor, rng, num_inputs=num_inputs,
+                           rays=rays, size=size)  # fmt: skip
+
+
+def capture_example(capture: Capture, frame: int, cameras: list[int], regressor: JointRegressor, rng: np.random.Generator,
+                    *, num_inputs: int, rays: int, size: int) -> TrainingExample:  # fmt: skip
+    """One example of ``frame``: ``num_inputs`` of ``cameras`` drawn as inputs, another of them the target
+    (a fine-tune on one capture passes its training cameras: the others are never read)."""
+    if len(cameras) < num_inputs + 1:
+        raise ValueError(f"cameras {cameras}: need {num_inputs} inputs and a target among them")
+    order = rng.permutation(len(cameras))
+    inputs, target = sorted(cameras[i] for i in order[:num_inputs].tolist()), int(cameras[int(order[num_inputs])])
+    frame_views = load_frame_views(capture, frame, inputs, regressor, size=size)
     camera = capture.cameras[target]
-    box = project_box_mask(camera, frame.box_min.numpy().astype(np.float64), frame.box_max.numpy().astype(np.float64))
-    mask = capture.load_mask(sample.frame, target)
+    box = project_box_mask(camera, frame_views.box_min.numpy().astype(np.float64), frame_views.box_max.numpy().astype(np.float64))
+    mask = capture.load_mask(frame, target)
     pixels = draw_pixels(mask, box, rays, rng)
     rays_o, rays_d = pixel_rays(camera, pixels.astype(np.float64))
-    image = capture.load_image(sample.frame, target)
+    image = capture.load_image(frame, target)
     as_tensor = lambda array: torch.tensor(np.asarray(array), dtype=torch.float32)  # noqa: E731
-    return TrainingExample(frame, as_tensor(rays_o), as_tensor(rays_d), as_tensor(image[pixels[:, 1], pixels[:, 0]]),
+    return TrainingExample(frame_views, as_tensor(rays_o), as_tensor(rays_d), as_tensor(image[pixels[:, 1], pixels[:, 0]]),
                            as_tensor(mask[pixels[:, 1], pixels[:, 0]]))

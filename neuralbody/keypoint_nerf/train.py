@@ -179,10 +179,7 @@ class KeypointTrainer:
         self.device = rank_device(resolve_device(config.device), self.context)
         self.progress = progress and self.context.is_main
         self.run_dir = Path(config.out)
-        self.corpus = read_corpus(config.corpus)
-        self.samples = self.corpus.samples("train")
-        if not self.samples:
-            raise ValueError(f"{config.corpus}: the corpus has no training frames")
+        self.open_data()
         torch.manual_seed(config.seed)
         self.model = KeypointNeRF(config.model_config()).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
@@ -190,11 +187,30 @@ class KeypointTrainer:
         if resume and (self.run_dir / CHECKPOINT_NAME).is_file():
             self._load()
         else:
-            self.regressor = fit_corpus_regressor(self.corpus)
+            self.start()
             if self.context.is_main:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
                 config.to_json(self.run_dir / CONFIG_NAME)
         broadcast_state(self.model, self.context)
+
+    def open_data(self) -> None:
+        """Read the training data (here the corpus and its training frames)."""
+        self.corpus = read_corpus(self.config.corpus)
+        self.samples = self.corpus.samples("train")
+        if not self.samples:
+            raise ValueError(f"{self.config.corpus}: the corpus has no training frames")
+
+    def start(self) -> None:
+        """A new run's starting state beyond the seeded model (here the keypoint regressor fitted on the corpus)."""
+        self.regressor = fit_corpus_regressor(self.corpus)
+
+    def fraction(self) -> float:
+        """How far the run is, 0 .. 1 (>= 1: done): here step / steps."""
+        return self.step / self.config.steps
+
+    def progress_total(self) -> int | None:
+        """The progress bar's total, steps (None: unknown, a counter)."""
+        return self.config.steps
 
     def _load(self) -> None:
         payload = load_checkpoint(self.run_dir / CHECKPOINT_NAME, device=self.device, required=CHECKPOINT_KEYS)
@@ -225,7 +241,7 @@ class KeypointTrainer:
 
     def train_step(self, examples: list[TrainingExample]) -> tuple[float, float]:
         """One optimisation step; returns (loss, colour PSNR in dB of the step's rays)."""
-        lr = self.config.lr * self.config.lr_final_ratio ** min(1.0, self.step / self.config.steps)
+        lr = self.config.lr * self.config.lr_final_ratio ** min(1.0, self.fraction())
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
@@ -242,9 +258,9 @@ class KeypointTrainer:
         return total, -10.0 * float(np.log10(max(mse, 1e-10)))
 
     def run(self) -> int:
-        """Train to ``config.steps``, checkpointing; returns the final step."""
-        bar = progress_bar(total=self.config.steps, initial=self.step, enabled=self.progress, desc="train-keypoint", unit="step")
-        while self.step < self.config.steps:
+        """Train until :meth:`fraction` reaches 1 (``config.steps``), checkpointing; returns the final step."""
+        bar = progress_bar(total=self.progress_total(), initial=self.step, enabled=self.progress, desc="train-keypoint", unit="step")
+        while self.fraction() < 1.0:
             started = time.perf_counter()
             loss, psnr = self.train_step(self.examples_for(self.step))
             self.step += 1
