@@ -20,7 +20,6 @@ every rank draws its own batches (seed, rank, step), gradients are averaged, ran
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import logging
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from neuralbody.io.csv_log import append_csv_row
 from neuralbody.data.corpus import Corpus, read_corpus
 from neuralbody.io.atomic import atomic_write_text
 from neuralbody.io.errors import InputError
@@ -160,15 +160,6 @@ def rays_loss(model: KeypointNeRF, example: TrainingExample, config: KeypointTra
     return colour + config.mask_weight * mask, float(colour.detach())
 
 
-def _append_csv(path: Path, row: dict) -> None:
-    new = not path.exists()
-    with path.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=LOG_FIELDS)
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-
-
 class KeypointTrainer:
     """Owns the model, regressor, optimiser and run folder of one train-keypoint run."""
 
@@ -267,7 +258,7 @@ class KeypointTrainer:
             self.elapsed_s += time.perf_counter() - started
             if self.context.is_main and self.step % self.config.log_every == 0:
                 lr = self.optimizer.param_groups[0]["lr"]
-                _append_csv(self.run_dir / "log.csv", {"step": self.step, "elapsed_s": round(self.elapsed_s, 2),
+                append_csv_row(self.run_dir / "log.csv", LOG_FIELDS, {"step": self.step, "elapsed_s": round(self.elapsed_s, 2),
                             "lr": f"{lr:.3g}", "loss": f"{loss:.5f}", "psnr": f"{psnr:.2f}"})  # fmt: skip
             if self.step % self.config.ckpt_every == 0:
                 self.save()

@@ -21,7 +21,6 @@ rank 0's clock.
 from __future__ import annotations
 
 import concurrent.futures
-import csv
 import dataclasses
 import json
 import logging
@@ -32,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from neuralbody.io.csv_log import append_csv_row
 from neuralbody.data.corpus import read_corpus
 from neuralbody.io.atomic import atomic_write_text
 from neuralbody.io.progress import progress_bar
@@ -131,15 +131,6 @@ class ReconTrainResult:
     elapsed_s: float
     last_loss: float
     val_iou: float | None
-
-
-def _append_csv(path: Path, fields: tuple[str, ...], row: dict) -> None:
-    new = not path.exists()
-    with path.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
 
 
 def occupancy_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, float]:
@@ -265,7 +256,7 @@ class ReconTrainer:
             return
         if self.step % self.config.log_every == 0:
             lr = self.optimizer.param_groups[0]["lr"]
-            _append_csv(self.run_dir / "log.csv", LOG_FIELDS, {"step": self.step, "elapsed_s": round(self.elapsed_s, 2),
+            append_csv_row(self.run_dir / "log.csv", LOG_FIELDS, {"step": self.step, "elapsed_s": round(self.elapsed_s, 2),
                         "lr": f"{lr:.3g}", "loss": f"{loss:.5f}", "accuracy": f"{accuracy:.4f}", "views": views})  # fmt: skip
         if self.step % self.config.val_every == 0:
             self._validate_and_log()
@@ -278,7 +269,7 @@ class ReconTrainer:
             self.last_val = result
             row = {"step": self.step, "elapsed_s": round(self.elapsed_s, 2), "iou": f"{result['iou']:.4f}",
                    "accuracy": f"{result['accuracy']:.4f}", "views": result["views"]}
-            _append_csv(self.run_dir / "val.csv", VAL_FIELDS, row)
+            append_csv_row(self.run_dir / "val.csv", VAL_FIELDS, row)
             log.info("step %d: held-out occupancy IoU %.4f, accuracy %.4f (%d views)", self.step, result["iou"],
                      result["accuracy"], result["views"])  # fmt: skip
 

@@ -52,6 +52,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from neuralbody.io.csv_log import append_csv_row
 from neuralbody.data.cameras import project_box_mask
 from neuralbody.data.checks import validate_frames
 from neuralbody.geometry.box import body_box
@@ -149,15 +150,6 @@ def truncate_log(path: Path, fields: tuple[str, ...], step: int) -> int:
     writer.writerows(keep)
     atomic_write_text(path, buffer.getvalue())
     return len(rows) - len(keep)
-
-
-def _append_csv(path: Path, fields: tuple[str, ...], row: dict) -> None:
-    new = not path.exists()
-    with path.open("a", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=fields)
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
 
 
 def _save_side_by_side(path: Path, target: np.ndarray, rendered: np.ndarray) -> None:
@@ -418,7 +410,7 @@ class Trainer:
             box = math.nan
         full = psnr(rendered, target)
         _save_side_by_side(self.run_dir / "val" / f"step_{self.step:06d}.png", target, rendered)
-        _append_csv(self.run_dir / "val.csv", VAL_FIELDS, {
+        append_csv_row(self.run_dir / "val.csv", VAL_FIELDS, {
             "step": self.step, "elapsed_s": round(self.elapsed, 2), "frame": frame, "view": config.val_view,
             "psnr_box": round(box, 3), "psnr_full": round(full, 3),
         })
@@ -445,7 +437,7 @@ class Trainer:
             if self.dist.is_main and (self.step % config.log_every == 0 or self.step == 1):
                 rays_per_s = rays_window / max(time_window, 1e-9)
                 rays_window, time_window = 0, 0.0
-                _append_csv(self.run_dir / "log.csv", LOG_FIELDS, {
+                append_csv_row(self.run_dir / "log.csv", LOG_FIELDS, {
                     "step": self.step, "elapsed_s": round(self.elapsed, 3), "lr": f"{metrics['lr']:.3e}",
                     "loss": f"{metrics['loss']:.6f}", "color_mse": f"{metrics['color_mse']:.6f}",
                     "psnr": f"{metrics['psnr']:.3f}", "acc_mse": f"{metrics['acc_mse']:.6f}",
