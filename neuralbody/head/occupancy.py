@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from neuralbody.head.deformation import deform, frame_grid
 from neuralbody.head.frame import HeadFrame
+from neuralbody.models.occupancy import dilate_cells
 
 
 @dataclasses.dataclass
@@ -66,7 +67,5 @@ def posed_occupancy(avatar, frame: HeadFrame, *, voxel: float = 0.005, threshold
         keep = ((index >= 0) & (index < torch.tensor(shape))).all(dim=1)
         index = index[keep]
         occupied[index[:, 0], index[:, 1], index[:, 2]] = True
-        if dilation:
-            size = 2 * dilation + 1
-            occupied = F.max_pool3d(occupied[None, None].float(), size, stride=1, padding=dilation)[0, 0] > 0
+        occupied = dilate_cells(occupied, dilation)
     return PosedOccupancy(origin=low.clone(), voxel=voxel, occupied=occupied)

@@ -35,19 +35,24 @@ def hash_cells(cells: torch.Tensor, table_log2: int) -> torch.Tensor:
 
 
 def _corner_rows_weights(points: torch.Tensor, cells: torch.Tensor, table_log2: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(M, L, 8) table rows (within each level's table) and trilinear weights of the corners around
-    points (M, 3), metres, at the L levels of cell edges ``cells`` (L,), metres.
+    """(M, L, 8) int32 table rows (within each level's table) and trilinear weights of the corners
+    around points (M, 3), metres, at the L levels of cell edges ``cells`` (L,), metres.
 
-    The hash is a xor of per-axis terms, so each axis's two terms are computed once per point and level.
+    The hash is a xor of per-axis terms and ``(a ^ b ^ c) & m = (a & m) ^ (b & m) ^ (c & m)``, so
+    each axis's two masked terms are computed once per point and level (int64, then int32: they
+    fit), and the eight corners are their xors, laid out corner-major so every operation runs
+    over whole rows of points.
     """
-    q = points[:, None, :] / cells[None, :, None]  # (M, L, 3)
+    q = (points[:, None, :] / cells[None, :, None]).reshape(-1, 3)  # (M L, 3)
     base = torch.floor(q)
-    weights = trilinear_weights((q - base).reshape(-1, 3)).reshape(q.shape[0], q.shape[1], 8)
-    step = torch.tensor([0, 1], dtype=torch.long, device=points.device)
-    b = base.long()
-    hx, hy, hz = ((b[..., k, None] + step) * PRIMES[k] for k in range(3))  # (M, L, 2) each
-    rows = (hx[..., :, None, None] ^ hy[..., None, :, None] ^ hz[..., None, None, :]).reshape(weights.shape)
-    return rows & ((1 << table_log2) - 1), weights
+    weights = trilinear_weights(q - base)  # (M L, 8)
+    mask = (1 << table_log2) - 1
+    lower = base.long().T  # (3, M L)
+    terms = [torch.stack([(lower[k] * PRIMES[k]) & mask, ((lower[k] + 1) * PRIMES[k]) & mask]).int()
+             for k in range(3)]  # (2, M L) each: bit, point-level
+    rows = terms[0][:, None, None, :] ^ terms[1][None, :, None, :] ^ terms[2][None, None, :, :]  # (2, 2, 2, M L)
+    shape = (points.shape[0], cells.shape[0], 8)
+    return rows.reshape(8, -1).T.reshape(shape), weights.reshape(shape)
 
 
 class HashGrid(torch.nn.Module):
@@ -82,7 +87,7 @@ class HashGrid(torch.nn.Module):
             raise ValueError(f"points must be (M, 3), got {tuple(points.shape)}")
         cells = torch.tensor(self.cell_sizes, dtype=points.dtype, device=points.device)
         rows, weights = _corner_rows_weights(points.detach(), cells, self.table_log2)  # (M, L, 8) each
-        levels = torch.arange(len(self.cell_sizes), device=points.device) << self.table_log2
+        levels = torch.arange(len(self.cell_sizes), dtype=torch.int32, device=points.device) << self.table_log2
         rows = rows + levels[None, :, None]  # one table holds the levels one after another
         features = weighted_row_sum(self.tables, rows.reshape(-1, 8), weights.reshape(-1, 8).to(self.tables.dtype))
         return features.reshape(points.shape[0], -1)  # (M, L * F), level-major

@@ -1,9 +1,9 @@
 """Where a person can be: a coarse occupancy grid around the posed body-model vertices.
 
 Cells of edge ``cell`` metres that contain a vertex are marked, then dilated by
-``d = ceil(margin / cell)`` cells in every direction (a (2d+1)^3 box maximum, done as three
-separable 1-D max-pools). Density is only evaluated, and samples only placed, in marked
-cells: the grid costs one scatter and three pools per frame, and it is what lets both Neural
+``d = ceil(margin / cell)`` cells in every direction (a (2d+1)^3 box maximum, done as
+separable shifted ORs). Density is only evaluated, and samples only placed, in marked
+cells: the grid costs one scatter and a few boolean passes per frame, and it is what lets both Neural
 Body and the baseline skip empty space in the same way.
 """
 
@@ -62,16 +62,33 @@ def occupancy_grid(points: torch.Tensor, *, cell: float, margin: float) -> Occup
 
 
 def dilate_cells(occupied: torch.Tensor, cells: int) -> torch.Tensor:
-    """(X, Y, Z) bool grown by ``cells`` cells in every direction: a (2 cells + 1)^3 box maximum,
-    as three separable 1-D max-pools (same shape; cells <= 0: unchanged)."""
+    """(X, Y, Z) bool grown by ``cells`` cells in every direction: a (2 cells + 1)^3 box maximum.
+
+    The box is separable: along each axis in turn, a cell is marked when any cell within
+    ``cells`` of it on that axis is, which is ``2 cells`` in-place ORs of the grid with itself
+    shifted (same shape; cells <= 0: unchanged). :func:`dilate_cells_reference` is the oracle.
+    """
     if cells <= 0:
         return occupied
-    grid = occupied.to(torch.float32)[None, None]
+    if occupied.ndim != 3 or occupied.dtype != torch.bool:
+        raise ValueError(f"occupied must be a (X, Y, Z) bool grid, got {tuple(occupied.shape)} {occupied.dtype}")
+    grown = occupied
     for axis in range(3):
-        kernel, padding = [1, 1, 1], [0, 0, 0]
-        kernel[axis], padding[axis] = 2 * cells + 1, cells
-        grid = F.max_pool3d(grid, kernel_size=kernel, stride=1, padding=padding)
-    return grid[0, 0] > 0
+        source, grown = grown, grown.clone()
+        size = source.shape[axis]
+        for shift in range(1, min(cells, size - 1) + 1):
+            grown.narrow(axis, shift, size - shift).logical_or_(source.narrow(axis, 0, size - shift))
+            grown.narrow(axis, 0, size - shift).logical_or_(source.narrow(axis, shift, size - shift))
+    return grown
+
+
+def dilate_cells_reference(occupied: torch.Tensor, cells: int) -> torch.Tensor:
+    """Slow oracle of :func:`dilate_cells`: a (2 cells + 1)^3 max-pool over the whole grid at once."""
+    if cells <= 0:
+        return occupied
+    size = 2 * cells + 1
+    pooled = F.max_pool3d(occupied.to(torch.float32)[None, None], kernel_size=size, stride=1, padding=cells)
+    return pooled[0, 0] > 0
 
 
 def points_occupied(grid: OccupancyGrid, points: torch.Tensor) -> torch.Tensor:

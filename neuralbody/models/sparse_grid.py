@@ -33,7 +33,7 @@ CORNERS = tuple(itertools.product((0, 1), repeat=3))
 class WeightedRowSum(torch.autograd.Function):
     """``out[m] = sum_j weights[m, j] * table[rows[m, j]]`` with the gradient to ``table`` only.
 
-    table: (N, C); rows: (M, J) int64 in [0, N); weights: (M, J) constant -> (M, C).
+    table: (N, C); rows: (M, J) int64 or int32 in [0, N); weights: (M, J) constant -> (M, C).
     Backward: ``grad_table = index_add over rows of weights[m, j] * grad_out[m]``.
     """
 

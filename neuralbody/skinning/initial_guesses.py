@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+import torch.nn.functional as F
 
 DEFAULT_MIN_LENGTH = 0.08  # metres: SMPL- and Anny-sized limbs stay apart, fingers and toes merge
 DEFAULT_CELL = 0.05  # metres: the posed cells sharing one choice of bones
@@ -160,7 +161,12 @@ def choose_bones(
 
 
 def rigid_guesses(points: torch.Tensor, bones: torch.Tensor, bone_transforms: torch.Tensor) -> torch.Tensor:
-    """(N, K, 3) starts ``G_b^{-1} x'`` of posed points (N, 3) for bones (N, K) of transforms (B, 4, 4)."""
-    inverse = torch.linalg.inv(bone_transforms)[:, :3, :]  # (B, 3, 4)
-    chosen = inverse[bones]  # (N, K, 3, 4)
-    return (chosen[..., :3] @ points[:, None, :, None])[..., 0] + chosen[..., 3]
+    """(N, K, 3) starts ``G_b^{-1} x'`` of posed points (N, 3) for bones (N, K) of transforms (B, 4, 4).
+
+    One gather of the (3, 4) inverses, then one batched product with the homogeneous points.
+    """
+    count, k = bones.shape
+    inverse = torch.linalg.inv(bone_transforms)[:, :3, :].reshape(-1, 12)  # (B, 12)
+    chosen = inverse[bones.reshape(-1)].view(-1, 3, 4)  # (N K, 3, 4)
+    homogeneous = F.pad(points, (0, 1), value=1.0).repeat_interleave(k, dim=0)  # (N K, 4)
+    return torch.bmm(chosen, homogeneous[:, :, None])[:, :, 0].reshape(count, k, 3)
