@@ -11,7 +11,8 @@ vertices (``vertices/``) through the run's regressor, as ``render-keypoint`` get
 
 The run stops at the first of ``steps`` and ``minutes`` (of training, as ``neuralbody train``
 counts them); the learning rate decays from ``lr`` to ``lr * lr_final_ratio`` over
-``max(step / steps, elapsed / minutes)``, as Neural Body's. The run folder is a train-keypoint run
+``max(step / steps, elapsed / minutes)``, as Neural Body's
+(:class:`~neuralbody.training.run_trainer.RunTrainer`). The run folder is a train-keypoint run
 folder (``config.json`` holds this :class:`FinetuneConfig`, ``checkpoint.pt``, ``log.csv``):
 ``render-keypoint`` renders with it, ``--resume`` carries it on. One process (no torchrun: a
 wall-clock budget would stop ranks at different steps).
@@ -46,13 +47,11 @@ class FinetuneConfig(KeypointTrainConfig):
         init: the train-keypoint run folder it starts from.
         views: the capture's training cameras (inputs and targets); at least ``num_inputs + 1``.
         frames: the capture's training frames.
-        minutes: wall-clock budget of training, minutes (None: ``steps`` alone).
     """
 
     init: str
     views: list[int]
     frames: list[int]
-    minutes: float | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -61,8 +60,6 @@ class FinetuneConfig(KeypointTrainConfig):
                              f"({self.num_inputs} inputs and a target); pass more views or fewer --inputs")  # fmt: skip
         if not self.frames:
             raise ValueError("--frames: no training frames")
-        if self.minutes is not None and self.minutes <= 0:
-            raise ValueError(f"--minutes must be > 0, got {self.minutes}")
 
 
 def init_model_fields(init_run: str) -> dict:
@@ -94,6 +91,8 @@ def check_capture(capture: Capture, views: list[int], frames: list[int], regress
 class FinetuneTrainer(KeypointTrainer):
     """:class:`KeypointTrainer` on one capture, starting from a generalisable run (module docstring)."""
 
+    label = "finetune-keypoint"
+
     config: FinetuneConfig
 
     def open_data(self) -> None:
@@ -111,16 +110,7 @@ class FinetuneTrainer(KeypointTrainer):
         log.info("fine-tuning %s (step %d) on %s: views %s, %d frames", self.config.init, initial.step, self.config.corpus,
                  self.config.views, len(self.config.frames))  # fmt: skip
 
-    def fraction(self) -> float:
-        done = self.step / self.config.steps
-        if self.config.minutes is not None:
-            done = max(done, self.elapsed_s / (60.0 * self.config.minutes))
-        return done
-
-    def progress_total(self) -> int | None:
-        return None if self.config.minutes is not None else self.config.steps
-
-    def examples_for(self, step: int) -> list[TrainingExample]:
+    def batch_for(self, step: int) -> list[TrainingExample]:
         """The step's examples (a pure function of seed and step): frames of ``frames``, cameras of ``views``."""
         rng = np.random.default_rng([self.config.seed, self.context.rank, step])
         picks = rng.choice(len(self.samples), size=self.config.batch, replace=len(self.samples) < self.config.batch)

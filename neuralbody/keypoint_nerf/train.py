@@ -23,29 +23,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from neuralbody.io.csv_log import append_csv_row
 from neuralbody.data.corpus import Corpus, read_corpus
 from neuralbody.io.atomic import atomic_write_text
 from neuralbody.io.errors import InputError
-from neuralbody.io.progress import progress_bar
 from neuralbody.keypoint_nerf.dataset import TrainingExample, training_example
 from neuralbody.keypoint_nerf.inputs import condition
 from neuralbody.keypoint_nerf.keypoints import JointRegressor, fit_joint_regressor, select_joints
 from neuralbody.keypoint_nerf.model import ENCODINGS, KeypointNeRF, KeypointNeRFConfig, preset
 from neuralbody.keypoint_nerf.render import render_rays
-from neuralbody.training.checkpoint import load_checkpoint, resolve_device, save_checkpoint
-from neuralbody.training.distributed import DistributedContext, average_gradients, barrier, broadcast_state, rank_device
+from neuralbody.training.checkpoint import load_checkpoint
+from neuralbody.training.run_trainer import CHECKPOINT_NAME, CONFIG_NAME, RunTrainer, check_budget  # noqa: F401
 
 log = logging.getLogger(__name__)
 
-CONFIG_NAME = "config.json"
-CHECKPOINT_NAME = "checkpoint.pt"
 LOG_FIELDS = ("step", "elapsed_s", "lr", "loss", "psnr")
 REGRESSOR_FRAMES = 32
 CHECKPOINT_KEYS = ("model_config", "model", "regressor", "step")
@@ -69,6 +64,8 @@ class KeypointTrainConfig:
         seed: seeds the model and the batches.
         log_every, ckpt_every: intervals, steps.
         device: "cpu", "cuda[:i]" or "auto".
+        minutes, cpu_minutes: optional budgets of training wall clock and of the process's CPU
+            time, minutes; the run stops at the first of them and ``steps``.
     """
 
     corpus: str
@@ -87,8 +84,11 @@ class KeypointTrainConfig:
     log_every: int = 10
     ckpt_every: int = 100
     device: str = "auto"
+    minutes: float | None = None
+    cpu_minutes: float | None = None
 
     def __post_init__(self) -> None:
+        check_budget(self.minutes, self.cpu_minutes)
         if self.encoding not in ENCODINGS:
             raise ValueError(f"--encoding {self.encoding!r}: choose one of {', '.join(ENCODINGS)}")
         for name in ("steps", "batch", "rays", "samples", "num_inputs", "log_every", "ckpt_every"):
@@ -160,29 +160,13 @@ def rays_loss(model: KeypointNeRF, example: TrainingExample, config: KeypointTra
     return colour + config.mask_weight * mask, float(colour.detach())
 
 
-class KeypointTrainer:
-    """Owns the model, regressor, optimiser and run folder of one train-keypoint run."""
+class KeypointTrainer(RunTrainer):
+    """Owns the model, regressor, optimiser and run folder of one train-keypoint run
+    (:class:`~neuralbody.training.run_trainer.RunTrainer`: budget, checkpoints, resume, loop)."""
 
-    def __init__(self, config: KeypointTrainConfig, *, resume: bool = False, progress: bool = True,
-                 distributed: DistributedContext | None = None) -> None:  # fmt: skip
-        self.config = config
-        self.context = distributed or DistributedContext()
-        self.device = rank_device(resolve_device(config.device), self.context)
-        self.progress = progress and self.context.is_main
-        self.run_dir = Path(config.out)
-        self.open_data()
-        torch.manual_seed(config.seed)
-        self.model = KeypointNeRF(config.model_config()).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
-        self.step, self.elapsed_s = 0, 0.0
-        if resume and (self.run_dir / CHECKPOINT_NAME).is_file():
-            self._load()
-        else:
-            self.start()
-            if self.context.is_main:
-                self.run_dir.mkdir(parents=True, exist_ok=True)
-                config.to_json(self.run_dir / CONFIG_NAME)
-        broadcast_state(self.model, self.context)
+    label = "train-keypoint"
+    log_fields = LOG_FIELDS
+    config: KeypointTrainConfig
 
     def open_data(self) -> None:
         """Read the training data (here the corpus and its training frames)."""
@@ -191,80 +175,35 @@ class KeypointTrainer:
         if not self.samples:
             raise ValueError(f"{self.config.corpus}: the corpus has no training frames")
 
+    def build_model(self) -> KeypointNeRF:
+        return KeypointNeRF(self.config.model_config())
+
     def start(self) -> None:
         """A new run's starting state beyond the seeded model (here the keypoint regressor fitted on the corpus)."""
         self.regressor = fit_corpus_regressor(self.corpus)
 
-    def fraction(self) -> float:
-        """How far the run is, 0 .. 1 (>= 1: done): here step / steps."""
-        return self.step / self.config.steps
+    def extra_state(self) -> dict:
+        return {"regressor": self.regressor.to_dict()}
 
-    def progress_total(self) -> int | None:
-        """The progress bar's total, steps (None: unknown, a counter)."""
-        return self.config.steps
-
-    def _load(self) -> None:
-        payload = load_checkpoint(self.run_dir / CHECKPOINT_NAME, device=self.device, required=CHECKPOINT_KEYS)
-        if payload["model_config"] != self.model.config.to_dict():
-            raise InputError(self.run_dir / CHECKPOINT_NAME, "the checkpoint's model differs from config.json's",
-                             "resume with the run's own config.json, or start a new --out")  # fmt: skip
-        self.model.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
+    def load_extra_state(self, payload: dict) -> None:
+        if "regressor" not in payload:
+            raise InputError(self.run_dir / CHECKPOINT_NAME, "no keypoint regressor in the checkpoint",
+                             "train one with neuralbody train-keypoint")  # fmt: skip
         self.regressor = JointRegressor.from_dict(payload["regressor"])
-        self.step, self.elapsed_s = int(payload["step"]), float(payload["elapsed_s"])
-        log.info("resumed %s at step %d (%.1f min)", self.run_dir, self.step, self.elapsed_s / 60)
 
-    def save(self) -> None:
-        """Write checkpoint.pt atomically (rank 0)."""
-        if self.context.is_main:
-            save_checkpoint(self.run_dir / CHECKPOINT_NAME, {
-                "model_config": self.model.config.to_dict(), "model": self.model.state_dict(),
-                "regressor": self.regressor.to_dict(), "optimizer": self.optimizer.state_dict(),
-                "step": self.step, "elapsed_s": self.elapsed_s,
-            })  # fmt: skip
-
-    def examples_for(self, step: int) -> list[TrainingExample]:
+    def batch_for(self, step: int) -> list[TrainingExample]:
         """The examples of ``step`` on this rank (a pure function of seed, rank and step)."""
         rng = np.random.default_rng([self.config.seed, self.context.rank, step])
         picks = rng.choice(len(self.samples), size=self.config.batch, replace=len(self.samples) < self.config.batch)
         return [training_example(self.corpus, self.samples[i], self.regressor, rng, num_inputs=self.config.num_inputs,
                                  rays=self.config.rays, size=self.model.config.input_size) for i in picks]  # fmt: skip
 
-    def train_step(self, examples: list[TrainingExample]) -> tuple[float, float]:
-        """One optimisation step; returns (loss, colour PSNR in dB of the step's rays)."""
-        lr = self.config.lr * self.config.lr_final_ratio ** min(1.0, self.fraction())
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        self.model.train()
+    def accumulate_gradients(self, examples: list[TrainingExample]) -> dict[str, float]:
+        """Gradients of the examples' mean loss; returns the loss and the colour PSNR (dB) of the step's rays."""
         generator = torch.Generator(device=self.device).manual_seed(self.config.seed * 1_000_003 + self.step)
-        self.optimizer.zero_grad(set_to_none=True)
         total, mse = 0.0, 0.0
         for example in examples:
             loss, colour = rays_loss(self.model, example, self.config, self.device, generator)
             (loss / len(examples)).backward()
             total, mse = total + float(loss.detach()) / len(examples), mse + colour / len(examples)
-        average_gradients(self.model.parameters(), self.context)
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.optimizer.step()
-        return total, -10.0 * float(np.log10(max(mse, 1e-10)))
-
-    def run(self) -> int:
-        """Train until :meth:`fraction` reaches 1 (``config.steps``), checkpointing; returns the final step."""
-        bar = progress_bar(total=self.progress_total(), initial=self.step, enabled=self.progress, desc="train-keypoint", unit="step")
-        while self.fraction() < 1.0:
-            started = time.perf_counter()
-            loss, psnr = self.train_step(self.examples_for(self.step))
-            self.step += 1
-            self.elapsed_s += time.perf_counter() - started
-            if self.context.is_main and self.step % self.config.log_every == 0:
-                lr = self.optimizer.param_groups[0]["lr"]
-                append_csv_row(self.run_dir / "log.csv", LOG_FIELDS, {"step": self.step, "elapsed_s": round(self.elapsed_s, 2),
-                            "lr": f"{lr:.3g}", "loss": f"{loss:.5f}", "psnr": f"{psnr:.2f}"})  # fmt: skip
-            if self.step % self.config.ckpt_every == 0:
-                self.save()
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4f}", psnr=f"{psnr:.1f}")
-        bar.close()
-        self.save()
-        barrier(self.context)
-        return self.step
+        return {"loss": total, "psnr": -10.0 * float(np.log10(max(mse, 1e-10)))}

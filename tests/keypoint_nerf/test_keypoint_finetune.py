@@ -54,7 +54,7 @@ def test_starts_from_the_run_reads_only_training_views_and_lowers_the_loss(initi
     read = []
     load_image = type(trainer.capture).load_image
     monkeypatch.setattr(type(trainer.capture), "load_image", lambda self, f, v: read.append(v) or load_image(self, f, v))
-    examples = [trainer.examples_for(step)[0] for step in range(6)]
+    examples = [trainer.batch_for(step)[0] for step in range(6)]
     assert set(read) == {0, 1}  # camera 2 is held out: never read
     assert {int(e.frame.views.images.shape[0]) for e in examples} == {1}
 

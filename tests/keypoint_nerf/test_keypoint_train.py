@@ -33,7 +33,7 @@ def _config(corpus: Path, out: Path, **overrides) -> KeypointTrainConfig:
 
 def test_training_steps_decrease_the_loss_of_a_batch(tiny_corpus, tmp_path):
     trainer = KeypointTrainer(_config(tiny_corpus, tmp_path / "run", lr=3e-3), progress=False)
-    examples = trainer.examples_for(0)
+    examples = trainer.batch_for(0)
     assert examples[0].frame.views.images.shape == (2, 4, 32, 32) and examples[0].colours.shape == (64, 3)
     assert examples[0].frame.keypoints.shape == (23, 3)
 
@@ -75,7 +75,7 @@ from neuralbody.training.distributed import init_distributed, shutdown_distribut
 torch.set_num_threads(1)
 context = init_distributed("cpu")
 trainer = KeypointTrainer(KeypointTrainConfig.from_json(sys.argv[1]), progress=False, distributed=context)
-colours = trainer.examples_for(0)[0].colours.clone()
+colours = trainer.batch_for(0)[0].colours.clone()
 trainer.run()
 torch.save({"state": trainer.model.state_dict(), "colours": colours}, sys.argv[2] + f"/rank{context.rank}.pt")
 shutdown_distributed()
