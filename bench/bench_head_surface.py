@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/bench_head_surface.py [--work DIR] [--eval-frames 4] [--supersample 2] [--level 0]
+    python bench/bench_head_surface.py [--work DIR] [--eval-frames 4] [--supersample 1] [--level 0] [--shading band]
 
 Needs ``bench/bench_head.py``'s work folder (``WORK/data``, the trained ``WORK/run_imavatar``).
 
@@ -14,11 +14,11 @@ Needs ``bench/bench_head.py``'s work folder (``WORK/data``, the trained ``WORK/r
    frames of each held-out split, all three cameras, at the data's resolution, for the volume
    render (``render_image_fast``: ``animate-head``'s volume renderer, the picture
    ``bench_head.py`` scores) and the surface render
-   (:func:`neuralbody.head.surface_render.render_surface`, ``--supersample`` rays a pixel
-   along each axis): PSNR, SSIM, depth errors (surface and expected depth; for the surface render
-   both are the hit depth), the share of the head covered, and the PSNR and mean surface-depth gap of
-   the surface render against the volume render. One torch thread; seconds are indicative
-   (shared machine).
+   (:func:`neuralbody.head.surface_render.render_surface`, ``--supersample`` rays a pixel along
+   each axis; ``--shading band``, the default, or ``plain``, the colour at the hit): PSNR, SSIM,
+   depth errors (surface and expected depth), the share of the head covered, and the PSNR and
+   mean surface-depth gap of the surface render against the volume render. One torch thread;
+   seconds are indicative (shared machine).
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "bench_head")
     parser.add_argument("--eval-frames", type=int, default=4)
-    parser.add_argument("--supersample", type=int, default=2)
+    parser.add_argument("--supersample", type=int, default=1)
+    parser.add_argument("--shading", choices=("band", "plain"), default="band",
+                        help="band: volume rendering around the hit (default); plain: the colour at the hit")
     parser.add_argument("--level", type=float, default=0.0, help="surface density, 1/m (0: choose)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -58,9 +60,10 @@ def main() -> None:
     from neuralbody.head.fast_render import render_image_fast
     from neuralbody.head.frame import head_frame
     from neuralbody.head.surface_level import choose_level
-    from neuralbody.head.surface_render import render_surface
+    from neuralbody.head.surface_render import SurfaceSettings, render_surface
     from neuralbody.head.training import load_run
 
+    settings = SurfaceSettings(supersample=args.supersample, **({} if args.shading == "band" else {"band": None}))
     capture = read_head_capture(args.work / "data")
     avatar, rig, _, _ = load_run(args.work / "run_imavatar")
     if args.level > 0:
@@ -87,17 +90,18 @@ def main() -> None:
                 camera = capture.camera(index, name)
                 truth = (capture.image(index, name), capture.mask(index, name), capture.depth(index, name))
                 volume = render_image_fast(avatar, frame, camera, workers=1)
-                shown = render_surface(avatar, surface, frame, camera, supersample=args.supersample, workers=1)
+                shown = render_surface(avatar, surface, frame, camera, settings=settings, workers=1)
                 for key, rendered in (("volume", volume), ("surface", shown)):
-                    scores[key].append(ImageScore(split=split, frame=index, camera=name, **score_image(rendered, *truth)))
+                    values = score_image(rendered, *truth)
+                    scores[key].append(ImageScore(split=split, frame=index, camera=name, **values))
                     seconds[key].append(rendered.seconds)
                 gaps.append(_gap(shown, volume))
         for key in ("volume", "surface"):
             m = mean_scores(scores[key])
             extra = (f"{np.mean([g[0] for g in gaps]):11.2f} {np.nanmean([g[1] for g in gaps]):6.1f}"
                      if key == "surface" else f"{'-':>11s} {'-':>6s}")
-            print(f"{key:9s} {split:7s} {m['psnr']:6.2f} {m['ssim']:6.3f} {m['depth_mm']:6.1f} {m['mean_depth_mm']:6.1f} "
-                  f"{m['depth_coverage']:6.3f} {np.median(seconds[key]):6.2f} {extra}")
+            print(f"{key:9s} {split:7s} {m['psnr']:6.2f} {m['ssim']:6.3f} {m['depth_mm']:6.1f} "
+                  f"{m['mean_depth_mm']:6.1f} {m['depth_coverage']:6.3f} {np.median(seconds[key]):6.2f} {extra}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """IMAvatar's surface render: analytic depths of a moved sphere, hits that map forward onto themselves,
-agreement with the Broyden search, and the band equal to the volume render where the deformation is rigid."""
+agreement with the Broyden search, the band equal to the volume render where the deformation is rigid,
+and ``animate-head --renderer``."""
 
 import math
 
@@ -7,13 +8,16 @@ import numpy as np
 import pytest
 import torch
 from head_fixtures import tiny_rig
+from PIL import Image
+
+from neuralbody.cli.main import main
 
 from neuralbody.data.cameras import pixel_rays, ray_box_intersection
 from neuralbody.geometry.rotations import axis_angle_to_matrix
 from neuralbody.head.avatar import AvatarSettings, ImAvatar
 from neuralbody.head.camera_path import orbit_camera
 from neuralbody.head.canonical_surface import extract_canonical_surface, raw_level
-from neuralbody.head.capture import FrameParams
+from neuralbody.head.capture import FrameParams, read_head_capture
 from neuralbody.head.deformation import FrameCode, deform
 from neuralbody.head.deformer import find_canonical
 from neuralbody.head.fast_render import render_image_fast
@@ -23,6 +27,8 @@ from neuralbody.head.rig import bone_transforms
 from neuralbody.head.surface_band import Band
 from neuralbody.head.surface_level import choose_level
 from neuralbody.head.surface_render import SurfaceSettings, posed_vertices, render_surface, surface_hits
+from neuralbody.head.synth import HeadSynthConfig, generate_head_capture
+from neuralbody.head.training import TrainSettings, load_run, train_head
 
 CENTRE, RADIUS, LEVEL = torch.tensor([0.0, -0.04, 0.69]), 0.055, 20.0
 PLAIN = SurfaceSettings(band=None)
@@ -164,3 +170,30 @@ def test_level_choice_matches_the_volume_silhouette():
     choice = choose_level(avatar, tiny_rig(), levels=(2.0, LEVEL, 1e9), resolution=24, azimuths=(0.0,), workers=1)
     assert list(choice.levels) == [2.0, LEVEL]  # the level above the density's maximum is skipped
     assert choice.surface.level == LEVEL and choice.iou[1] > 0.9
+
+
+def test_animate_head_renders_the_surface_and_refuses_it_for_nerf_expr(tmp_path, caplog, capsys):
+    config = HeadSynthConfig(train_frames=1, test_frames=1, strong_frames=1, resolution=16, supersample=1)
+    capture = read_head_capture(generate_head_capture(tmp_path / "cap", config, rig=tiny_rig(), progress=False))
+    small = AvatarSettings(voxel=0.01, deform_voxel=0.04, prior_points=16)
+    runs = {}
+    for model in ("imavatar", "nerf-expr"):
+        runs[model] = tmp_path / model
+        train_head(capture, runs[model], TrainSettings(model=model, steps=1, rays=8, samples=4, prior_warmup=1),
+                   avatar_settings=small, progress=False)
+    avatar = load_run(runs["imavatar"])[0]
+    with torch.no_grad():  # a dense ball in the middle of the canonical box
+        avatar.canonical[..., 0] = -12.0
+        avatar.canonical[4:-4, 4:-4, 4:-4, 0] = 3.0
+    torch.save({"model": avatar.state_dict(), "step": 1}, runs["imavatar"] / "checkpoint.pt")
+    params = str(capture.root / "animation" / "strong.npz")
+    for renderer in ("surface", "auto"):
+        out = tmp_path / f"anim_{renderer}"
+        assert main(["animate-head", str(runs["imavatar"]), "--params", params, "--out", str(out), "--res", "16",
+                     "--renderer", renderer, "--no-progress"]) == 0
+        image = np.asarray(Image.open(out / "000000.png"))
+        assert image.shape == (16, 16, 3) and image.max() > 0 and image[0, 0].max() == 0  # the head on black
+        assert "surface (level" in capsys.readouterr().out
+    assert main(["animate-head", str(runs["nerf-expr"]), "--params", params, "--out", str(tmp_path / "a"),
+                 "--renderer", "surface", "--no-progress"]) == 1
+    assert "nerf-expr has no canonical space" in caplog.text
