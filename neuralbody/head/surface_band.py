@@ -36,6 +36,7 @@ import torch
 
 from neuralbody.head.avatar import ImAvatar
 from neuralbody.head.deformation import deform
+from neuralbody.head.grid_box import GridBox
 from neuralbody.head.raymarch import RayColours
 from neuralbody.rendering.volrend import composite, render_weights
 from neuralbody.skinning.forward_skinning import invert_jacobians
@@ -63,7 +64,7 @@ class Band:
             raise ValueError(f"Band: front, back >= 0 and samples >= 2 needed, got {self}")
 
 
-def _hit_blend(canonical: torch.Tensor, frame_values: torch.Tensor, box, transforms: torch.Tensor
+def _hit_blend(canonical: torch.Tensor, frame_values: torch.Tensor, box: GridBox, transforms: torch.Tensor
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """``d(x_h)`` (R, 3) and ``A^{-1}`` (R, 3, 3), the inverse blended rotation, at canonical points (R, 3)."""
     sample = trilinear(frame_values, box.coords(canonical)).values
