@@ -6,7 +6,7 @@ Usage::
         --near-samples 200 --uniform-samples 100 --seed 7          # 32 train + 8 held-out people, ~2 min
     neuralbody train-gen CORPUS --out RUN --steps 8000 --points 1024
     python bench/bench_gdna.py --corpus CORPUS --run RUN [--n 8] [--seeds 3] [--points 2048] [--fit-scans 8] \
-        [--finetune-steps 300] [--no-generative]
+        [--finetune-steps 300] [--no-generative] [--figure fits.png]
 
 1. **References.** The held-out people's clothed surfaces in their canonical (rest) pose, rebuilt
    with the corpus's own generator (each person's plan, wardrobe and union surface from the
@@ -162,7 +162,23 @@ def _colour_rows(loaded, result, scan, mean_colour: torch.Tensor) -> dict:
     return out
 
 
-def fit_rows(loaded, corpus: Path, count: int, samples: int, finetune_steps: int, mean_colour) -> list[dict]:
+def colour_render(vertices, faces, colours, scan, size: int = 160) -> np.ndarray:
+    """(size, size, 3) lit front colour render of a posed mesh, framed on the scan."""
+    from neuralbody.gdna.meshing import NormalMesh
+    from neuralbody.gdna.normal_render import render_colours
+    from neuralbody.geometry.normals import vertex_normals
+
+    vertices, faces = torch.as_tensor(np.asarray(vertices)).float(), torch.as_tensor(np.asarray(faces))
+    mesh = NormalMesh(vertices.double().numpy(), faces.numpy(), vertex_normals(vertices, faces).double().numpy(),
+                      np.asarray(colours))
+    low, high = scan.vertices.double().numpy().min(axis=0), scan.vertices.double().numpy().max(axis=0)
+    return render_colours(mesh, size, 0.5 * (low + high), 0.55 * float((high - low)[[0, 2]].max()))
+
+
+def fit_rows(loaded, corpus: Path, count: int, samples: int, finetune_steps: int, mean_colour,
+             renders: dict | None = None) -> list[dict]:
+    """The fitting figures of the first ``count`` held-out people; ``renders`` (when given) collects colour renders
+    of each scan and fit by name ("scan", "latents", "finetune")."""
     from neuralbody.evaluation.geometry_metrics import chamfer_l2, point_to_surface
     from neuralbody.gdna.fitting import FitSettings, fit_scan
     from neuralbody.gdna.scans import corpus_scans, load_scan
@@ -172,6 +188,8 @@ def fit_rows(loaded, corpus: Path, count: int, samples: int, finetune_steps: int
     for subject in subjects:
         scan = load_scan(corpus / subject, 0)
         row = {"subject": subject}
+        if renders is not None and scan.colours is not None:
+            renders.setdefault("scan", []).append(colour_render(scan.vertices, scan.faces, scan.colours, scan))
         for name, steps in (("latents", 0), ("finetune", finetune_steps)):
             if name == "finetune" and not steps:
                 continue
@@ -182,6 +200,9 @@ def fit_rows(loaded, corpus: Path, count: int, samples: int, finetune_steps: int
             if result.colour_error is not None and mean_colour is not None:
                 colours = _colour_rows(loaded, result, scan, mean_colour)
                 row.update({(f"{name}_{k}" if k.endswith("_fit") else k): v for k, v in colours.items()})
+                if renders is not None:
+                    renders.setdefault(name, []).append(colour_render(result.mesh.vertices, result.mesh.faces,
+                                                                      result.mesh.colours, scan))
         with torch.no_grad():
             out = loaded.body(scan.poses[None], scan.shapes[None])
         naked = (out.vertices[0].float(), out.faces)
@@ -236,6 +257,8 @@ def main() -> None:
     parser.add_argument("--finetune-steps", type=int, default=300,
                         help="steps of the per-scan fine-tune row (default 300; 0: latents only)")
     parser.add_argument("--no-generative", action="store_true", help="skip the generative metrics and timings")
+    parser.add_argument("--figure", type=Path, default=None,
+                        help="write a PNG of the fitted people in colour: scans, latents-only fits, fine-tuned fits")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -247,9 +270,16 @@ def main() -> None:
         generative_section(loaded, args)
     coloured = loaded.model.colour is not None and args.fit_scans > 0
     mean_colour = mean_training_colour(args.corpus) if coloured else None
-    fits = fit_rows(loaded, args.corpus, args.fit_scans, args.fit_samples, args.finetune_steps, mean_colour)
+    renders = {} if args.figure else None
+    fits = fit_rows(loaded, args.corpus, args.fit_scans, args.fit_samples, args.finetune_steps, mean_colour, renders)
     if fits:
         print_fits(fits)
+    if renders:
+        from neuralbody.data.images import write_png
+        from neuralbody.gdna.normal_render import contact_sheet
+
+        write_png(args.figure, contact_sheet([im for name in ("scan", "latents", "finetune") for im in renders.get(name, [])],
+                                             len(renders["scan"])))
     if args.json:
         args.json.write_text(json.dumps({"fits": fits}, indent=1))
 
