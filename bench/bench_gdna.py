@@ -5,7 +5,8 @@ Usage::
     neuralbody synth-corpus CORPUS --subjects 40 --frames 2 --views 1 --res 16 --supersample 1 \
         --near-samples 200 --uniform-samples 100 --seed 7          # 32 train + 8 held-out people, ~2 min
     neuralbody train-gen CORPUS --out RUN --steps 8000 --points 1024
-    python bench/bench_gdna.py --corpus CORPUS --run RUN [--n 8] [--seeds 3] [--points 2048] [--fit-scans 8]
+    python bench/bench_gdna.py --corpus CORPUS --run RUN [--n 8] [--seeds 3] [--points 2048] [--fit-scans 8] \
+        [--finetune-steps 300] [--no-generative] [--figure fits.png]
 
 1. **References.** The held-out people's clothed surfaces in their canonical (rest) pose, rebuilt
    with the corpus's own generator (each person's plan, wardrobe and union surface from the
@@ -16,10 +17,17 @@ Usage::
    baseline (``--n`` random Anny phenotypes uniform in the corpus's ranges, no clothing). The
    detail network changes normals, not geometry, so the coarse stage's shapes are the full
    model's: the Chamfer metrics are the same by construction.
-3. **Scan fitting** (:mod:`neuralbody.gdna.fitting`) of frame 0 of ``--fit-scans`` held-out people:
-   Chamfer-L2, point-to-surface and normal consistency with the coarse surface's own normals
-   and with the detail network's; beside it the unclothed body model in the scan's pose.
-4. **Time** of ``generate`` of 8 people (canonical, and also posed in 3 frames of a walk).
+3. **Time** of ``generate`` of 8 people (canonical, and also posed in 3 frames of a walk)
+   (2 and 3 skipped with ``--no-generative``).
+4. **Scan fitting** (:mod:`neuralbody.gdna.fitting`) of frame 0 of ``--fit-scans`` held-out people,
+   codes only and codes plus a per-scan fine-tune of the networks (``--finetune-steps``; two
+   separate fits): Chamfer-L2, point-to-surface and normal consistency with the coarse surface's
+   own normals and with the detail network's; beside it the unclothed body model in the scan's pose.
+5. **Colour** of those fits (a run with colour, a corpus with colours): the mean absolute RGB error
+   (0-255) at the fitted vertices against the scan's colour at the closest surface point, and the
+   PSNR of an unshaded front render against the scan's where both silhouettes cover, beside two baselines
+   on the same fitted geometry: the mean colour of the training scans, and the colour network with
+   the mean colour code (not fitted).
 """
 
 from __future__ import annotations
@@ -100,7 +108,77 @@ def row(name, metrics) -> str:
     return (f"| {name} | {100 * metrics.coverage:.0f} % | {1e6 * metrics.mmd:.0f} | {100 * metrics.one_nna:.1f} % |")
 
 
-def fit_rows(loaded, corpus: Path, count: int, samples: int) -> list[dict]:
+def mean_training_colour(corpus: Path, points: int = 2000) -> torch.Tensor | None:
+    """(3,) the mean colour of the training scans' surfaces (area-weighted): the colour baseline; None when the
+    scans have no colours."""
+    from neuralbody.gdna.scan_colours import surface_colours
+    from neuralbody.gdna.scans import corpus_scans, load_scan
+
+    means = []
+    for i, ref in enumerate(corpus_scans(corpus, "train")):
+        scan = load_scan(corpus / ref.subject, ref.frame)
+        if scan.colours is None:
+            log.info("%s has no colours: no colour figures (regenerate the corpus)", corpus / ref.subject)
+            return None
+        at = points_of(scan.vertices, scan.faces, points, i).float()
+        means.append(surface_colours(scan.vertices, scan.faces, scan.colours, at).mean(dim=0))
+    return torch.stack(means).mean(dim=0)
+
+
+def render_psnr(vertices, faces, colours, scan, size: int = 128) -> float:
+    """PSNR (dB) of the unshaded front render of a posed coloured mesh against the scan's, over the pixels both
+    cover (the colour where the geometry agrees; silhouette errors are the geometry metrics' business)."""
+    from neuralbody.gdna.meshing import NormalMesh
+    from neuralbody.gdna.normal_render import BACKGROUND, render_colours
+    from neuralbody.metrics import psnr
+
+    gt_vertices = scan.vertices.double().numpy()
+    low, high = gt_vertices.min(axis=0), gt_vertices.max(axis=0)
+    centre, half = 0.5 * (low + high), 0.55 * float((high - low)[[0, 2]].max())
+    gt = render_colours(NormalMesh(gt_vertices, scan.faces.numpy(), np.zeros_like(gt_vertices), scan.colours.numpy()),
+                        size, centre, half, shade=False)
+    pred = render_colours(NormalMesh(np.asarray(vertices), np.asarray(faces), np.zeros((len(vertices), 3)),
+                                     np.asarray(colours)), size, centre, half, shade=False)
+    mask = (gt != BACKGROUND).any(axis=2) & (pred != BACKGROUND).any(axis=2)
+    return psnr(torch.as_tensor(pred), torch.as_tensor(gt), torch.as_tensor(mask))
+
+
+def _colour_rows(loaded, result, scan, mean_colour: torch.Tensor) -> dict:
+    """Colour error (0-255) and render PSNR of the fit and of two baselines on the fitted geometry."""
+    from neuralbody.gdna.fitting import mean_person
+    from neuralbody.gdna.meshing import Person, vertex_colours_of
+    from neuralbody.gdna.scan_colours import colour_error, surface_colours
+
+    vertices, faces = result.mesh.vertices, result.mesh.faces
+    target = surface_colours(scan.vertices, scan.faces, scan.colours, torch.as_tensor(vertices).float())
+    mean_code = mean_person(loaded, scan.shapes).colour_code
+    unfitted = vertex_colours_of(loaded.model, Person(result.person.shape_code, result.person.detail_code, scan.shapes,
+                                                      mean_code), result.canonical.vertices)
+    constant = mean_colour.double().expand(len(vertices), 3).numpy()
+    out = {}
+    for name, colours in (("fit", result.mesh.colours), ("mean_code", unfitted), ("mean_colour", constant)):
+        out[f"colour_{name}"] = colour_error(torch.as_tensor(colours), target)
+        out[f"psnr_{name}"] = render_psnr(vertices, faces, colours, scan)
+    return out
+
+
+def colour_render(vertices, faces, colours, scan, size: int = 160) -> np.ndarray:
+    """(size, size, 3) lit front colour render of a posed mesh, framed on the scan."""
+    from neuralbody.gdna.meshing import NormalMesh
+    from neuralbody.gdna.normal_render import render_colours
+    from neuralbody.geometry.normals import vertex_normals
+
+    vertices, faces = torch.as_tensor(np.asarray(vertices)).float(), torch.as_tensor(np.asarray(faces))
+    mesh = NormalMesh(vertices.double().numpy(), faces.numpy(), vertex_normals(vertices, faces).double().numpy(),
+                      np.asarray(colours))
+    low, high = scan.vertices.double().numpy().min(axis=0), scan.vertices.double().numpy().max(axis=0)
+    return render_colours(mesh, size, 0.5 * (low + high), 0.55 * float((high - low)[[0, 2]].max()))
+
+
+def fit_rows(loaded, corpus: Path, count: int, samples: int, finetune_steps: int, mean_colour,
+             renders: dict | None = None) -> list[dict]:
+    """The fitting figures of the first ``count`` held-out people; ``renders`` (when given) collects colour renders
+    of each scan and fit by name ("scan", "latents", "finetune")."""
     from neuralbody.evaluation.geometry_metrics import chamfer_l2, point_to_surface
     from neuralbody.gdna.fitting import FitSettings, fit_scan
     from neuralbody.gdna.scans import corpus_scans, load_scan
@@ -109,17 +187,61 @@ def fit_rows(loaded, corpus: Path, count: int, samples: int) -> list[dict]:
     rows = []
     for subject in subjects:
         scan = load_scan(corpus / subject, 0)
-        result = fit_scan(loaded, scan, FitSettings(metric_samples=samples), progress=False)
+        row = {"subject": subject}
+        if renders is not None and scan.colours is not None:
+            renders.setdefault("scan", []).append(colour_render(scan.vertices, scan.faces, scan.colours, scan))
+        for name, steps in (("latents", 0), ("finetune", finetune_steps)):
+            if name == "finetune" and not steps:
+                continue
+            result = fit_scan(loaded, scan, FitSettings(metric_samples=samples, finetune_steps=steps), progress=False)
+            row.update({f"{name}_chamfer_mm2": 1e6 * result.chamfer_l2, f"{name}_p2s_mm": 1e3 * result.point_to_surface,
+                        f"{name}_nc_coarse": result.normal_consistency_coarse,
+                        f"{name}_nc_detail": result.normal_consistency_detail, f"{name}_seconds": result.seconds})
+            if result.colour_error is not None and mean_colour is not None:
+                colours = _colour_rows(loaded, result, scan, mean_colour)
+                row.update({(f"{name}_{k}" if k.endswith("_fit") else k): v for k, v in colours.items()})
+                if renders is not None:
+                    renders.setdefault(name, []).append(colour_render(result.mesh.vertices, result.mesh.faces,
+                                                                      result.mesh.colours, scan))
         with torch.no_grad():
             out = loaded.body(scan.poses[None], scan.shapes[None])
         naked = (out.vertices[0].float(), out.faces)
         gt = (scan.vertices, scan.faces)
-        rows.append({"subject": subject, "chamfer_mm2": 1e6 * result.chamfer_l2, "p2s_mm": 1e3 * result.point_to_surface,
-                     "nc_coarse": result.normal_consistency_coarse, "nc_detail": result.normal_consistency_detail,
-                     "body_chamfer_mm2": 1e6 * chamfer_l2(naked, gt, num_samples=samples),
-                     "body_p2s_mm": 1e3 * point_to_surface(naked, gt, num_samples=samples), "seconds": result.seconds})
-        log.info("fit %s: %s", subject, {k: round(v, 3) if isinstance(v, float) else v for k, v in rows[-1].items()})
+        row.update({"body_chamfer_mm2": 1e6 * chamfer_l2(naked, gt, num_samples=samples),
+                    "body_p2s_mm": 1e3 * point_to_surface(naked, gt, num_samples=samples)})
+        rows.append(row)
+        log.info("fit %s: %s", subject, {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
     return rows
+
+
+def print_fits(fits: list[dict]) -> None:
+    """The scan-fitting tables (mean, median in brackets)."""
+    def cell(key, digits):
+        values = [f[key] for f in fits]
+        return f"{np.mean(values):.{digits}f} ({np.median(values):.{digits}f})"
+
+    print(f"\nscan fitting, {len(fits)} held-out people (frame 0), mean (median)\n")
+    print("| surface | Chamfer-L2 mm² | P2S mm | normal consistency |\n|---|---|---|---|")
+    names = [("latents", "gDNA fit, latents only")] + ([("finetune", "gDNA fit, latents + per-scan fine-tune")]
+                                                      if "finetune_p2s_mm" in fits[0] else [])
+    for key, name in names:
+        print(f"| {name}, coarse normals | {cell(key + '_chamfer_mm2', 0)} | {cell(key + '_p2s_mm', 1)} | "
+              f"{cell(key + '_nc_coarse', 3)} |")
+        print(f"| {name}, detail normals | {cell(key + '_chamfer_mm2', 0)} | {cell(key + '_p2s_mm', 1)} | "
+              f"{cell(key + '_nc_detail', 3)} |")
+    print(f"| unclothed body model, same pose | {cell('body_chamfer_mm2', 0)} | {cell('body_p2s_mm', 1)} | - |")
+    if "colour_mean_colour" not in fits[0]:
+        return
+    print("\ncolour of the fitted surface against the scan's nearest colour (0-255), front render PSNR (unshaded, "
+          "where both silhouettes cover)\n")
+    print("| colour | mean abs. RGB error | PSNR dB |\n|---|---|---|")
+    rows = [("mean colour of the training scans", "colour_mean_colour", "psnr_mean_colour"),
+            ("gDNA, mean colour code (not fitted)", "colour_mean_code", "psnr_mean_code"),
+            ("gDNA fit, latents only", "latents_colour_fit", "latents_psnr_fit")]
+    if "finetune_colour_fit" in fits[0]:
+        rows.append(("gDNA fit, latents + per-scan fine-tune", "finetune_colour_fit", "finetune_psnr_fit"))
+    for name, error, psnr in rows:
+        print(f"| {name} | {cell(error, 1)} | {cell(psnr, 2)} |")
 
 
 def main() -> None:
@@ -130,17 +252,43 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="draws of new people (default 3)")
     parser.add_argument("--points", type=int, default=2048, help="surface points a shape (default 2048)")
     parser.add_argument("--voxel", type=float, default=0.02, help="marching cubes of generated people, metres")
-    parser.add_argument("--fit-scans", type=int, default=8, help="held-out people fitted (default 8)")
+    parser.add_argument("--fit-scans", type=int, default=8, help="held-out people fitted (default 8; 0: none)")
     parser.add_argument("--fit-samples", type=int, default=20000, help="surface samples of the fit metrics")
+    parser.add_argument("--finetune-steps", type=int, default=300,
+                        help="steps of the per-scan fine-tune row (default 300; 0: latents only)")
+    parser.add_argument("--no-generative", action="store_true", help="skip the generative metrics and timings")
+    parser.add_argument("--figure", type=Path, default=None,
+                        help="write a PNG of the fitted people in colour: scans, latents-only fits, fine-tuned fits")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(int(os.environ.get("NEURALBODY_THREADS", "1")))
-    from neuralbody.gdna.gen_metrics import generative_metrics
-    from neuralbody.gdna.generate import GenerateSettings, generate
     from neuralbody.gdna.run_files import load_run
 
     loaded = load_run(args.run)
+    if not args.no_generative:
+        generative_section(loaded, args)
+    coloured = loaded.model.colour is not None and args.fit_scans > 0
+    mean_colour = mean_training_colour(args.corpus) if coloured else None
+    renders = {} if args.figure else None
+    fits = fit_rows(loaded, args.corpus, args.fit_scans, args.fit_samples, args.finetune_steps, mean_colour, renders)
+    if fits:
+        print_fits(fits)
+    if renders:
+        from neuralbody.data.images import write_png
+        from neuralbody.gdna.normal_render import contact_sheet
+
+        write_png(args.figure, contact_sheet([im for name in ("scan", "latents", "finetune") for im in renders.get(name, [])],
+                                             len(renders["scan"])))
+    if args.json:
+        args.json.write_text(json.dumps({"fits": fits}, indent=1))
+
+
+def generative_section(loaded, args) -> None:
+    """COV, MMD, 1-NNA against the held-out people, and the time of ``generate``."""
+    from neuralbody.gdna.gen_metrics import generative_metrics
+    from neuralbody.gdna.generate import GenerateSettings, generate
+
     references = [points_of(v, f, args.points, i) for i, (v, f) in enumerate(reference_surfaces(args.corpus, loaded.body))]
     count = args.n or len(references)
     results = {"full": [], "body": []}
@@ -156,13 +304,6 @@ def main() -> None:
     for name, key in (("gDNA, full model", "full"), ("gDNA, coarse stage alone (same geometry)", "full"),
                       ("body model (random Anny phenotypes, no clothing)", "body")):
         print(row(name, mean[key]))
-    fits = fit_rows(loaded, args.corpus, args.fit_scans, args.fit_samples)
-    average = {k: float(np.mean([f[k] for f in fits])) for k in fits[0] if k != "subject"}
-    print(f"\nscan fitting, {len(fits)} held-out people (frame 0), mean\n")
-    print("| surface | Chamfer-L2 mm² | P2S mm | normal consistency |\n|---|---|---|---|")
-    print(f"| gDNA fit, coarse normals | {average['chamfer_mm2']:.0f} | {average['p2s_mm']:.1f} | {average['nc_coarse']:.3f} |")
-    print(f"| gDNA fit, detail normals | {average['chamfer_mm2']:.0f} | {average['p2s_mm']:.1f} | {average['nc_detail']:.3f} |")
-    print(f"| unclothed body model, same pose | {average['body_chamfer_mm2']:.0f} | {average['body_p2s_mm']:.1f} | - |")
     timings = {}
     with tempfile.TemporaryDirectory() as tmp:
         for motion in (None, "walk"):
@@ -170,10 +311,10 @@ def main() -> None:
             generate(loaded, GenerateSettings(count=8, motion=motion), Path(tmp) / str(motion), progress=False)
             timings[str(motion)] = time.perf_counter() - started
     print(f"\ngenerate --n 8: {timings['None']:.1f} s canonical only; {timings['walk']:.1f} s with --motion walk "
-          f"(3 frames) and the interpolation; fitting took {average['seconds']:.1f} s a scan")
+          f"(3 frames) and the interpolation")
     if args.json:
-        args.json.write_text(json.dumps({"generative": {k: [vars(m) for m in v] for k, v in results.items()},
-                                         "fits": fits, "generate_seconds": timings}, indent=1))
+        args.json.with_suffix(".generative.json").write_text(json.dumps(
+            {"generative": {k: [vars(m) for m in v] for k, v in results.items()}, "generate_seconds": timings}, indent=1))
 
 
 if __name__ == "__main__":

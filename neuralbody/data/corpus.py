@@ -9,7 +9,8 @@ KeypointNeRF). On disk (``neuralbody synth-corpus`` writes it; paths relative to
                                    annots.npy, images, mask_cihp/, depth/, params/, vertices/ (the
                                    body model, unclothed), neuralbody.json
     <subject>/gt_meshes/{i}.npz    the clothed surface of frame i: vertices (N, 3) float32 metres,
-                                   faces (M, 3) int32
+                                   faces (M, 3) int32, colours (N, 3) uint8 RGB albedo (corpora
+                                   written before colours have none)
     <subject>/occupancy/{i}.npz    points (N, 3) float32 world metres, inside (N,) bool,
                                    box_min (3,), box_max (3,) float32 (the box of the uniform points)
     <subject>/joints/{i}.npy       (J, 3) float32 posed joints (the body model's bone heads), world metres

@@ -10,7 +10,8 @@ On disk (paths relative to the capture folder; ``<cam>`` is the camera name, e.g
     mask_cihp/<cam>/<f>.png     person mask, uint8 0 / 255 (ZJU rule: 'mask_cihp/' + image path, .png)
     params/{i}.npy              dict: poses (1, P), Rh (1, 3) axis-angle, Th (1, 3) metres, shapes (1, S)
     vertices/{i}.npy            (V, 3) float32 posed vertices, world, metres
-    gt_meshes/{i}.npz           vertices (V, 3) float32 metres, faces (F, 3) int32     [ours]
+    gt_meshes/{i}.npz           vertices (V, 3) float32 metres, faces (F, 3) int32,    [ours]
+                                optional colours (V, 3) uint8 RGB albedo
     depth/<cam>/<f>.png         z-depth in camera coordinates, uint16 MILLIMETRES, 0 = no surface [ours]
     neuralbody.json             capture description (body model, cameras split, frames split, ...) [ours;
                                 left out on request, as in real ZJU-MoCap data]
@@ -265,6 +266,7 @@ class CaptureWriter:
         vertices: np.ndarray,
         faces: np.ndarray,
         gt_mesh: tuple[np.ndarray, np.ndarray] | None = None,
+        gt_colours: np.ndarray | None = None,
     ) -> int:
         """Write one frame for every camera; returns its frame index.
 
@@ -279,6 +281,8 @@ class CaptureWriter:
             gt_mesh: the ground-truth surface ``(vertices (N, 3) metres, faces (M, 3))`` for
                 ``gt_meshes/`` when it is not ``(vertices, faces)``: a clothed person, or the full
                 mesh when ``vertices/`` hold a subset of its vertices; None: the body.
+            gt_colours: optional (N, 3) uint8 RGB albedo (unshaded) of the ground-truth surface's
+                vertices, saved as ``colours`` beside them.
         """
         if self._closed:
             raise ValueError(f"CaptureWriter({self.root}): add_frame after close()")
@@ -302,6 +306,10 @@ class CaptureWriter:
         missing = {"poses", "Rh", "Th", "shapes"} - set(params)
         if missing:
             raise ValueError(f"CaptureWriter.add_frame: params lacks {sorted(missing)}")
+        gt_count = len(vertices) if gt_mesh is None else len(gt_mesh[0])
+        if gt_colours is not None and (np.shape(gt_colours) != (gt_count, 3) or np.asarray(gt_colours).dtype != np.uint8):
+            raise ValueError(f"CaptureWriter.add_frame: gt_colours must be ({gt_count}, 3) uint8, got "
+                             f"{np.shape(gt_colours)} {np.asarray(gt_colours).dtype}")
 
         frame = len(self._ims)
         paths = []
@@ -322,10 +330,12 @@ class CaptureWriter:
         )
         save_npy(self.root / "vertices" / f"{frame}.npy", vertices)
         gt_vertices, gt_faces = (vertices, faces) if gt_mesh is None else gt_mesh
+        extra = {} if gt_colours is None else {"colours": np.asarray(gt_colours)}
         save_npz_reproducible(
             self.root / "gt_meshes" / f"{frame}.npz",
             vertices=np.asarray(gt_vertices, dtype=np.float32),
             faces=np.asarray(gt_faces).astype(np.int32),
+            **extra,
         )
         self._ims.append({"ims": paths})
         return frame

@@ -11,7 +11,9 @@ from memory, which makes a training step a few network evaluations.
 The detail network is trained on the scan's surface: points sampled on the posed mesh with
 their face normals ``n'``. A surface point's canonical correspondence ``x*`` (its first valid
 candidate) and the skinning Jacobian ``J = d x' / d x`` there carry a canonical normal ``n`` to
-the posed frame as ``n' ~ J^{-T} n`` (normals transform by the inverse transpose).
+the posed frame as ``n' ~ J^{-T} n`` (normals transform by the inverse transpose). When the scan
+has vertex colours, each surface point also carries the scan's colour there (the colour network's
+target: colour lives in canonical space, so the colour at ``x*`` must be the scan's at ``x'``).
 
 Canonical points that no posed sample reaches (beside the arms, the box's corners) would get no
 supervision and grow blobs. SNARF's max gives them one for free: if a canonical point's posed image
@@ -34,6 +36,7 @@ import torch
 
 from neuralbody.geometry.queries import WarpMesh
 from neuralbody.geometry.surface_sampling import sample_surface
+from neuralbody.gdna.scan_colours import surface_colours
 from neuralbody.gdna.shape_skinning import ShapeSkinning
 from neuralbody.skinning.forward_skinning import invert_jacobians
 from neuralbody.snarf.samples import training_points
@@ -62,11 +65,13 @@ class NormalTargets:
         canonical: (M, 3) float32 canonical points, metres.
         inverse_transpose: (M, 3, 3) float32 ``J^{-T}``, carrying canonical normals to the posed frame.
         normals: (M, 3) float32 unit posed normals of the scan (face normals).
+        colours: (M, 3) float32 the scan's colours at the points in [0, 1], or None (a scan without colours).
     """
 
     canonical: torch.Tensor
     inverse_transpose: torch.Tensor
     normals: torch.Tensor
+    colours: torch.Tensor | None = None
 
 
 def occupancy_targets(skinning: ShapeSkinning, bone_transforms: torch.Tensor, vertices: torch.Tensor,
@@ -88,10 +93,11 @@ def occupancy_targets(skinning: ShapeSkinning, bone_transforms: torch.Tensor, ve
 
 
 def normal_targets(skinning: ShapeSkinning, bone_transforms: torch.Tensor, vertices: torch.Tensor,
-                   faces: torch.Tensor, count: int, seed: int) -> NormalTargets:
+                   faces: torch.Tensor, count: int, seed: int, colours: torch.Tensor | None = None) -> NormalTargets:
     """Up to ``count`` surface points of a posed mesh (vertices (V, 3), faces (F, 3)) with a canonical point.
 
-    Points without a valid candidate (or a singular Jacobian) are dropped.
+    Points without a valid candidate (or a singular Jacobian) are dropped. ``colours`` (V, 3) in
+    [0, 1], the mesh's vertex colours, or None; the targets carry them at the points.
     """
     samples = sample_surface(vertices, faces, count, seed)
     with torch.no_grad():
@@ -103,7 +109,8 @@ def normal_targets(skinning: ShapeSkinning, bone_transforms: torch.Tensor, verti
         _, jacobian = deformer.field.skin_with_jacobian(canonical)
         inverse, invertible = invert_jacobians(jacobian)
     keep = invertible
-    return NormalTargets(canonical[keep], inverse.transpose(1, 2)[keep].float(), samples.normals[has][keep].float())
+    at = None if colours is None else surface_colours(vertices, faces, colours, samples.points)[has][keep]
+    return NormalTargets(canonical[keep], inverse.transpose(1, 2)[keep].float(), samples.normals[has][keep].float(), at)
 
 
 def free_space_targets(skinning: ShapeSkinning, bone_transforms: torch.Tensor, vertices: torch.Tensor,

@@ -7,17 +7,28 @@ time, as DeepSDF and gDNA infer a code), from the mean of the training codes:
 1. ``z_shape`` by the coarse stage's loss on labelled points around the scan, carried to the
    person's canonical space by forward skinning, and on the canonical free space
    (:mod:`neuralbody.gdna.correspondences`), plus the latent prior;
-2. ``z_detail`` by the detail stage's normal loss on the scan's surface, plus the prior.
+2. ``z_detail`` by the detail stage's normal loss on the scan's surface, plus the prior;
+3. ``z_colour`` (a model with colour, a scan with vertex colours) by the L1 colour loss on the
+   same surface points (:mod:`neuralbody.gdna.colour`), plus the prior.
+
+Optionally (``finetune_steps > 0``) a per-scan refinement follows stages 1 and 3: the coarse
+network (its grids and MLP) with ``z_shape``, then the colour network with ``z_colour``, are
+fine-tuned on the same losses at the small learning rate ``finetune_lr`` (on a copy: the run's
+networks are left as they are). This is no longer a code of the generative model: it reports
+how close the model's networks come to a scan when allowed to move, beside the latents-only fit.
 
 The fitted canonical surface, posed by the scan's bone transforms (:mod:`neuralbody.gdna.meshing`),
 is scored against the scan in its body frame: Chamfer-L2 and point-to-surface
-(:mod:`neuralbody.evaluation.geometry_metrics`) and the normal consistency at the vertices
+(:mod:`neuralbody.evaluation.geometry_metrics`), the normal consistency at the vertices
 (:mod:`neuralbody.gdna.fit_metrics`) with the coarse surface's own normals and with the
-detail network's (the geometry is the same: the detail network changes normals only).
+detail network's (the geometry is the same: the detail network changes normals only), and the
+colour error at the vertices against the scan's nearest colour
+(:mod:`neuralbody.gdna.scan_colours`, mean absolute RGB error, 0-255).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 
@@ -26,14 +37,19 @@ import torch
 
 from neuralbody.evaluation.geometry_metrics import chamfer_l2, point_to_surface
 from neuralbody.evaluation.mesh_extraction import Mesh
-from neuralbody.gdna.correspondences import free_space_targets, normal_targets, occupancy_targets
+from neuralbody.gdna.colour import colour_loss
+from neuralbody.gdna.correspondences import (NormalTargets, OccupancyTargets, free_space_targets, normal_targets,
+                                             occupancy_targets)
 from neuralbody.gdna.fit_metrics import point_normal_consistency
 from neuralbody.gdna.latents import prior_loss
 from neuralbody.gdna.losses import free_space_loss, normal_loss, occupancy_loss
-from neuralbody.gdna.meshing import NormalMesh, Person, canonical_mesh, pose_mesh, vertex_normals_of
+from neuralbody.gdna.meshing import (NormalMesh, Person, canonical_mesh, pose_mesh, vertex_colours_of,
+                                     vertex_normals_of)
+from neuralbody.gdna.model import GenerativeModel
 from neuralbody.gdna.run_files import LoadedGenerator
+from neuralbody.gdna.scan_colours import colour_error, surface_colours
 from neuralbody.gdna.scans import Scan
-from neuralbody.gdna.shape_skinning import shape_skinning
+from neuralbody.gdna.shape_skinning import ShapeSkinning, shape_skinning
 from neuralbody.io.progress import progress_bar
 
 
@@ -44,7 +60,12 @@ class FitSettings:
     Attributes:
         shape_steps: Adam steps on ``z_shape``.
         detail_steps: Adam steps on ``z_detail``.
+        colour_steps: Adam steps on ``z_colour`` (a model with colour and a scan with colours).
+        finetune_steps: steps of each per-scan refinement (0: latents only; module docstring).
+        finetune_lr: learning rate of the networks in the refinement.
         points: points a step.
+        targets: labelled points around the scan and canonical free-space candidates (surface points: half as
+            many); many (16384) keep the per-scan fine-tune from overfitting the points.
         lr: learning rate of the codes.
         prior_weight: ``lambda`` of the latent prior.
         voxel: marching-cubes spacing of the fitted surface, metres.
@@ -54,7 +75,11 @@ class FitSettings:
 
     shape_steps: int = 300
     detail_steps: int = 150
+    colour_steps: int = 150
+    finetune_steps: int = 0
+    finetune_lr: float = 2e-3
     points: int = 1024
+    targets: int = 16384
     lr: float = 2e-2
     prior_weight: float = 1e-3
     voxel: float = 0.015
@@ -62,8 +87,10 @@ class FitSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.shape_steps < 0 or self.detail_steps < 0 or self.points < 1 or not self.lr > 0:
-            raise ValueError(f"FitSettings: steps >= 0, points >= 1, lr > 0; got {self}")
+        if min(self.shape_steps, self.detail_steps, self.colour_steps, self.finetune_steps) < 0:
+            raise ValueError(f"FitSettings: steps must be >= 0; got {self}")
+        if self.points < 1 or self.targets < 2 or not (self.lr > 0 and self.finetune_lr > 0):
+            raise ValueError(f"FitSettings: points >= 1, targets >= 2, lr, finetune_lr > 0; got {self}")
         if not self.voxel > 0 or self.metric_samples < 1 or self.prior_weight < 0:
             raise ValueError(f"FitSettings: voxel > 0, metric_samples >= 1, prior_weight >= 0; got {self}")
 
@@ -74,13 +101,17 @@ class FitResult:
 
     Attributes:
         person: the fitted codes (with the scan's body shape).
-        mesh: the fitted surface posed like the scan, detail normals, body frame, metres.
+        mesh: the fitted surface posed like the scan, detail normals (and colours), body frame, metres.
         chamfer_l2: square metres.
         point_to_surface: metres, fitted surface to scan.
         normal_consistency_coarse: NC with the coarse surface's own normals.
         normal_consistency_detail: NC with the detail network's normals.
+        colour_error: mean absolute RGB error (0-255) at the fitted vertices against the scan's nearest
+            colour, or None (no colour in the model or the scan).
         final_loss: the last shape-fitting loss (occupancy and free space, without the prior).
         seconds: wall time.
+        model: the networks the fit used (a fine-tuned copy when ``finetune_steps > 0``).
+        canonical: the fitted surface in the person's canonical space (same vertices and faces as ``mesh``).
     """
 
     person: Person
@@ -89,13 +120,38 @@ class FitResult:
     point_to_surface: float
     normal_consistency_coarse: float
     normal_consistency_detail: float
+    colour_error: float | None
     final_loss: float
     seconds: float
+    model: GenerativeModel
+    canonical: NormalMesh
 
 
-def _optimise(code: torch.Tensor, steps: int, settings: FitSettings, loss_of, desc: str, progress: bool) -> float:
-    """Adam on ``code`` (a leaf) for ``steps`` steps of ``loss_of(rows_rng) + prior``; the last data loss."""
-    optimizer = torch.optim.Adam([code], lr=settings.lr)
+@dataclasses.dataclass
+class FitTargets:
+    """A scan's targets in the person's canonical space: labelled points, surface points (with colours when
+    the scan has them), canonical free space (:mod:`neuralbody.gdna.correspondences`)."""
+
+    occupancy: OccupancyTargets
+    surface: NormalTargets
+    free: torch.Tensor
+
+
+def fit_targets(skinning: ShapeSkinning, transforms: torch.Tensor, scan: Scan, settings: FitSettings) -> FitTargets:
+    """The targets of ``scan`` for the person of ``skinning`` posed by bone transforms (B, 4, 4)."""
+    args = (skinning, transforms, scan.vertices, scan.faces)
+    return FitTargets(occupancy_targets(*args, settings.targets, settings.seed),
+                      normal_targets(*args, settings.targets // 2, settings.seed + 1, scan.colours),
+                      free_space_targets(*args, settings.targets, settings.seed + 2))
+
+
+def _optimise(code: torch.Tensor, networks: list[torch.nn.Parameter], steps: int, settings: FitSettings, loss_of,
+              desc: str, progress: bool) -> float:
+    """Adam on ``code`` (a leaf; lr) and ``networks`` (finetune_lr) for ``steps`` steps of ``loss_of(rng) + prior``;
+    the last data loss."""
+    groups = [{"params": [code], "lr": settings.lr}]
+    groups += [{"params": networks, "lr": settings.finetune_lr}] if networks else []
+    optimizer = torch.optim.Adam(groups)
     last = float("nan")
     for step in progress_bar(range(steps), enabled=progress, desc=desc, unit="step"):
         data = loss_of(np.random.default_rng([settings.seed, step, len(desc)]))
@@ -107,45 +163,85 @@ def _optimise(code: torch.Tensor, steps: int, settings: FitSettings, loss_of, de
     return last
 
 
-def fit_scan(loaded: LoadedGenerator, scan: Scan, settings: FitSettings = FitSettings(), *,
-             progress: bool = True) -> FitResult:
-    """Fit the codes of ``loaded`` to ``scan`` and score the result (module docstring)."""
-    started = time.perf_counter()
-    model, mean = loaded.model, loaded.distribution.mean
-    skinning = shape_skinning(loaded.body, scan.shapes)
-    transforms = skinning.bone_transforms(scan.poses[None])[0]
-    occupancy = occupancy_targets(skinning, transforms, scan.vertices, scan.faces, 4 * settings.points, settings.seed)
-    surface = normal_targets(skinning, transforms, scan.vertices, scan.faces, 2 * settings.points, settings.seed + 1)
-    shape_code = mean[: loaded.distribution.shape_width].clone().requires_grad_(True)
-    detail_code = mean[loaded.distribution.shape_width : loaded.distribution.shape_width
-                       + loaded.distribution.detail_width].clone().requires_grad_(True)
+def _rows(rng: np.random.Generator, count: int, size: int) -> torch.Tensor:
+    return torch.as_tensor(rng.integers(count, size=size)) if count else torch.zeros(0, dtype=torch.long)
 
-    def rows(rng, count):
-        return torch.as_tensor(rng.integers(count, size=settings.points))
 
-    free = free_space_targets(skinning, transforms, scan.vertices, scan.faces, 4 * settings.points, settings.seed + 2)
+def fit_codes(model: GenerativeModel, targets: FitTargets, start: Person, settings: FitSettings, *,
+              progress: bool = True) -> tuple[Person, float]:
+    """The codes fitted from ``start`` by the stages of the module docstring, and the last shape loss.
+
+    With ``finetune_steps > 0`` the networks of ``model`` are fine-tuned in place (pass a copy).
+    """
+    shapes, points = start.shapes, settings.points
+    shape_code = start.shape_code.detach().clone().requires_grad_(True)
+    detail_code = start.detail_code.detach().clone().requires_grad_(True)
+    colour_code = None if start.colour_code is None else start.colour_code.detach().clone().requires_grad_(True)
+    occupancy, surface, free = targets.occupancy, targets.surface, targets.free
 
     def shape_loss(rng):
-        data = occupancy_loss(model.coarse, occupancy, rows(rng, len(occupancy.inside)), shape_code, scan.shapes)
-        chosen = rows(rng, len(free))[: settings.points // 2] if len(free) else torch.zeros(0, dtype=torch.long)
-        return data + free_space_loss(model.coarse, free, chosen, shape_code, scan.shapes)
+        data = occupancy_loss(model.coarse, occupancy, _rows(rng, len(occupancy.inside), points), shape_code, shapes)
+        return data + free_space_loss(model.coarse, free, _rows(rng, len(free), points // 2), shape_code, shapes)
 
-    final = _optimise(shape_code, settings.shape_steps, settings, shape_loss, "fit shape", progress)
+    def colour_fit_loss(rng):
+        rows = _rows(rng, len(surface.normals), points)
+        _, features = model.coarse(surface.canonical[rows], shape_code.detach(), shapes)
+        return colour_loss(model.colour(surface.canonical[rows], colour_code, features), surface.colours[rows])
+
+    final = _optimise(shape_code, [], settings.shape_steps, settings, shape_loss, "fit shape", progress)
+    if settings.finetune_steps:
+        model.coarse.requires_grad_(True)
+        final = _optimise(shape_code, list(model.coarse.parameters()), settings.finetune_steps, settings, shape_loss,
+                          "refine shape", progress)
+        model.coarse.requires_grad_(False)
     if len(surface.normals):
-        _optimise(detail_code, settings.detail_steps, settings, lambda rng: normal_loss(
-            model.coarse, model.detail, surface, rows(rng, len(surface.normals)), shape_code.detach(), detail_code,
-            scan.shapes), "fit detail", progress)
-    person = Person(shape_code.detach(), detail_code.detach(), scan.shapes)
+        _optimise(detail_code, [], settings.detail_steps, settings, lambda rng: normal_loss(
+            model.coarse, model.detail, surface, _rows(rng, len(surface.normals), points), shape_code.detach(),
+            detail_code, shapes), "fit detail", progress)
+    coloured = colour_code is not None and model.colour is not None and surface.colours is not None
+    if coloured and len(surface.normals):
+        _optimise(colour_code, [], settings.colour_steps, settings, colour_fit_loss, "fit colour", progress)
+        if settings.finetune_steps:
+            model.colour.requires_grad_(True)
+            _optimise(colour_code, list(model.colour.parameters()), settings.finetune_steps, settings, colour_fit_loss,
+                      "refine colour", progress)
+            model.colour.requires_grad_(False)
+    colour = None if colour_code is None else colour_code.detach()
+    return Person(shape_code.detach(), detail_code.detach(), shapes, colour), final
+
+
+def mean_person(loaded: LoadedGenerator, shapes: torch.Tensor) -> Person:
+    """The mean of the training codes (where fitting starts), with the body shape ``shapes`` (S,)."""
+    shape, detail, colour, _ = loaded.distribution.split(loaded.distribution.mean[None])
+    return Person(shape[0].clone(), detail[0].clone(), shapes, colour[0].clone() if loaded.model.colour is not None
+                  else None)
+
+
+def fit_scan(loaded: LoadedGenerator, scan: Scan, settings: FitSettings = FitSettings(), *,
+             progress: bool = True) -> FitResult:
+    """Fit the codes of ``loaded`` (and, with ``finetune_steps``, a copy of its networks) to ``scan``; score it."""
+    started = time.perf_counter()
+    model = copy.deepcopy(loaded.model) if settings.finetune_steps else loaded.model
+    skinning = shape_skinning(loaded.body, scan.shapes)
+    transforms = skinning.bone_transforms(scan.poses[None])[0]
+    targets = fit_targets(skinning, transforms, scan, settings)
+    person, final = fit_codes(model, targets, mean_person(loaded, scan.shapes), settings, progress=progress)
     mesh = canonical_mesh(model, person, skinning, settings.voxel)
-    canonical = NormalMesh(mesh.vertices, mesh.faces, vertex_normals_of(model, person, mesh, detail=True))
+    colours = None
+    if person.colour_code is not None and scan.colours is not None:
+        colours = vertex_colours_of(model, person, mesh.vertices)
+    canonical = NormalMesh(mesh.vertices, mesh.faces, vertex_normals_of(model, person, mesh, detail=True), colours)
     posed = pose_mesh(canonical, skinning, transforms)
     coarse_normals = vertex_normals_of(model, person, Mesh(posed.vertices, posed.faces), detail=False)
     gt = (scan.vertices, scan.faces)
     points = torch.as_tensor(posed.vertices)
+    error = None
+    if colours is not None:
+        error = colour_error(torch.as_tensor(colours), surface_colours(*gt, scan.colours, points.float()))
     return FitResult(
         person, posed,
         chamfer_l2((posed.vertices, posed.faces), gt, num_samples=settings.metric_samples, seed=settings.seed),
         point_to_surface((posed.vertices, posed.faces), gt, num_samples=settings.metric_samples, seed=settings.seed),
         point_normal_consistency(points, torch.as_tensor(coarse_normals), *gt),
         point_normal_consistency(points, torch.as_tensor(posed.normals), *gt),
-        final, time.perf_counter() - started)
+        error, final, time.perf_counter() - started, model, canonical)

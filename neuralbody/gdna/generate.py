@@ -1,20 +1,23 @@
-"""New people from a trained model: meshes in canonical pose and in a motion, normal renders, an interpolation.
+"""New people from a trained model: meshes in canonical pose and in a motion, normal and colour renders, an interpolation.
 
-``count`` codes ``c = [z_shape, z_detail, beta]`` are drawn from the Gaussian fitted to the
+``count`` codes ``c = [z_shape, z_detail, z_colour, beta]`` are drawn from the Gaussian fitted to the
 training scans (:class:`~neuralbody.gdna.latents.LatentDistribution`). For each: the person's
 skinning from ``beta`` (:mod:`neuralbody.gdna.shape_skinning`), the canonical surface with
-the detail network's normals (:mod:`neuralbody.gdna.meshing`), and, given a motion
+the detail network's normals and, for a model with colour, the colour network's vertex colours
+(:mod:`neuralbody.gdna.meshing`), and, given a motion
 (:data:`neuralbody.synth.motion.MOTIONS`), the same mesh posed in ``motion_frames`` frames of
 it by forward skinning, in the body frame (the motion's global rotation and translation are
 left out). The interpolation walks the straight line between the first two codes.
 
 The output folder::
 
-    person_<i>/canonical.ply          canonical pose, PLY with vertex normals (metres, z up)
+    person_<i>/canonical.ply          canonical pose, PLY with vertex normals (and colours; metres, z up)
     person_<i>/<motion>_<t>.ply       frame t of the motion
     interpolation/<k>.ply             step k of the interpolation between person 0 and person 1
     sheet.png                         normal renders: canonical row, then one row a motion frame
+    sheet_colour.png                  the same as colour renders (a model with colour)
     interpolation.png                 normal renders of the interpolation
+    interpolation_colour.png          colour renders of the interpolation (a model with colour)
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ import numpy as np
 import torch
 
 from neuralbody.data.images import write_png
-from neuralbody.gdna.meshing import NormalMesh, Person, canonical_mesh, pose_mesh, vertex_normals_of, write_ply
-from neuralbody.gdna.normal_render import contact_sheet, render_normals
+from neuralbody.gdna.meshing import (NormalMesh, Person, canonical_mesh, pose_mesh, vertex_colours_of, vertex_normals_of,
+                                     write_ply)
+from neuralbody.gdna.normal_render import contact_sheet, render_colours, render_normals
 from neuralbody.gdna.run_files import LoadedGenerator
 from neuralbody.gdna.shape_skinning import ShapeSkinning, shape_skinning
 from neuralbody.io.progress import progress_bar
@@ -80,22 +84,45 @@ class GenerateResult:
 
 
 def person_mesh(loaded: LoadedGenerator, person: Person, voxel: float) -> tuple[NormalMesh, ShapeSkinning]:
-    """The canonical mesh of ``person`` with detail normals, and their skinning."""
+    """The canonical mesh of ``person`` with detail normals (and colours, when the person has a colour code),
+    and their skinning."""
     skinning = shape_skinning(loaded.body, person.shapes)
     mesh = canonical_mesh(loaded.model, person, skinning, voxel)
     normals = vertex_normals_of(loaded.model, person, mesh, detail=True)
-    return NormalMesh(mesh.vertices, mesh.faces, normals), skinning
+    colours = None if person.colour_code is None else vertex_colours_of(loaded.model, person, mesh.vertices)
+    return NormalMesh(mesh.vertices, mesh.faces, normals, colours), skinning
 
 
 def sample_people(loaded: LoadedGenerator, count: int, seed: int) -> list[Person]:
-    """``count`` people drawn from the run's latent distribution."""
-    shape, detail, shapes = loaded.distribution.split(loaded.distribution.sample(count, seed))
-    return [Person(shape[i], detail[i], shapes[i]) for i in range(count)]
+    """``count`` people drawn from the run's latent distribution (with colour codes when the model has colour)."""
+    shape, detail, colour, shapes = loaded.distribution.split(loaded.distribution.sample(count, seed))
+    coloured = loaded.model.colour is not None
+    return [Person(shape[i], detail[i], shapes[i], colour[i] if coloured else None) for i in range(count)]
 
 
-def _render(mesh: NormalMesh, size: int) -> np.ndarray:
+def _render(mesh: NormalMesh, size: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(normal render, colour render or None) of a mesh, framed on its extent."""
     low, high = mesh.vertices.min(axis=0), mesh.vertices.max(axis=0)
-    return render_normals(mesh, size, 0.5 * (low + high), 0.55 * float((high - low)[[0, 2]].max()))
+    centre, half = 0.5 * (low + high), 0.55 * float((high - low)[[0, 2]].max())
+    colour = None if mesh.colours is None else render_colours(mesh, size, centre, half)
+    return render_normals(mesh, size, centre, half), colour
+
+
+def _blend(a: Person, b: Person, t: float) -> Person:
+    """The person a fraction ``t`` of the way from ``a`` to ``b`` (every code and the body shape)."""
+    colour = None if a.colour_code is None or b.colour_code is None else torch.lerp(a.colour_code, b.colour_code, t)
+    return Person(torch.lerp(a.shape_code, b.shape_code, t), torch.lerp(a.detail_code, b.detail_code, t),
+                  torch.lerp(a.shapes, b.shapes, t), colour)
+
+
+def _write_sheets(out: Path, name: str, renders: list[tuple[np.ndarray, np.ndarray | None]], columns: int) -> list[Path]:
+    """``<name>.png`` of the normal renders and ``<name>_colour.png`` of the colour renders (when there are)."""
+    paths = [out / f"{name}.png"]
+    write_png(paths[0], contact_sheet([normal for normal, _ in renders], columns))
+    if all(colour is not None for _, colour in renders):
+        paths.append(out / f"{name}_colour.png")
+        write_png(paths[1], contact_sheet([colour for _, colour in renders], columns))
+    return paths
 
 
 def generate(loaded: LoadedGenerator, settings: GenerateSettings, out: str | Path, *, progress: bool = True) -> GenerateResult:
@@ -117,18 +144,13 @@ def generate(loaded: LoadedGenerator, settings: GenerateSettings, out: str | Pat
                 posed = pose_mesh(mesh, skinning, frame)
                 meshes.append(write_ply(folder / f"{settings.motion}_{t}.ply", posed))
                 rows[1 + t].append(_render(posed, settings.image_size))
-    images = [out / "sheet.png"]
-    write_png(images[0], contact_sheet([im for row in rows for im in row], settings.count))
+    images = _write_sheets(out, "sheet", [im for row in rows for im in row], settings.count)
     if settings.interpolation_steps and settings.count >= 2:
         renders = []
         (out / "interpolation").mkdir(parents=True, exist_ok=True)
         for k, t in enumerate(np.linspace(0.0, 1.0, settings.interpolation_steps)):
-            a, b = people[0], people[1]
-            blend = Person(*(torch.lerp(x, y, float(t)) for x, y in ((a.shape_code, b.shape_code),
-                                                                     (a.detail_code, b.detail_code), (a.shapes, b.shapes))))
-            mesh, _ = person_mesh(loaded, blend, settings.voxel)
+            mesh, _ = person_mesh(loaded, _blend(people[0], people[1], float(t)), settings.voxel)
             meshes.append(write_ply(out / "interpolation" / f"{k}.ply", mesh))
             renders.append(_render(mesh, settings.image_size))
-        images.append(out / "interpolation.png")
-        write_png(images[-1], contact_sheet(renders, len(renders)))
+        images += _write_sheets(out, "interpolation", renders, len(renders))
     return GenerateResult(meshes, images, time.perf_counter() - started)

@@ -14,6 +14,11 @@ carried to the posed frame (``J^{-T} n``, normalised, :func:`~neuralbody.gdna.co
 against the scan's normal ``n'``::
 
     L_normal = mean (1 - <J^{-T} n / |J^{-T} n|, n'>)
+
+and, when the model and the scan have colour, the colour network's albedo at the same
+correspondences against the scan's colour there (:mod:`neuralbody.gdna.colour`)::
+
+    L_colour = mean |C(x*, z_colour, f) - c'|
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ import torch
 import torch.nn.functional as F
 
 from neuralbody.gdna.coarse import CoarseShape
+from neuralbody.gdna.colour import colour_loss
 from neuralbody.gdna.correspondences import NormalTargets, OccupancyTargets, posed_normals
 from neuralbody.gdna.detail import DetailNormals
+from neuralbody.gdna.model import GenerativeModel
 from neuralbody.models.skinning_deformer import max_over_candidates
 from neuralbody.snarf.posed_occupancy import EMPTY_LOGIT
 
@@ -67,3 +74,20 @@ def normal_loss(coarse: CoarseShape, detail: DetailNormals, targets: NormalTarge
     _, features = coarse(points, shape_code, shapes)
     predicted = posed_normals(detail(points, detail_code, features), targets.inverse_transpose[rows])
     return (1.0 - (predicted * targets.normals[rows]).sum(dim=1)).mean()
+
+
+def surface_losses(model: GenerativeModel, targets: NormalTargets, rows: torch.Tensor, shape_code: torch.Tensor,
+                   detail_code: torch.Tensor, colour_code: torch.Tensor | None,
+                   shapes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(``L_normal``, ``L_colour`` or None) over the surface rows ``rows`` (M,) int64 of one scan, one coarse call.
+
+    ``L_colour`` is None when ``colour_code`` is None, the model has no colour network or the
+    targets no colours.
+    """
+    points = targets.canonical[rows]
+    _, features = model.coarse(points, shape_code, shapes)
+    predicted = posed_normals(model.detail(points, detail_code, features), targets.inverse_transpose[rows])
+    normal = (1.0 - (predicted * targets.normals[rows]).sum(dim=1)).mean()
+    if colour_code is None or model.colour is None or targets.colours is None:
+        return normal, None
+    return normal, colour_loss(model.colour(points, colour_code, features), targets.colours[rows])

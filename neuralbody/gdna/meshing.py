@@ -6,9 +6,12 @@
 * :func:`vertex_normals_of`: the normals the mesh wears, the detail network's at its vertices
   (``detail=True``) or the coarse surface's own (area-weighted face normals,
   :func:`neuralbody.geometry.normals.vertex_normals`);
+* :func:`vertex_colours_of`: the colour network's albedo at the vertices (a model with colour);
 * :func:`pose_mesh`: vertices moved by forward skinning ``x' = A(x) [x; 1]``
   (:class:`~neuralbody.skinning.forward_skinning.SkinningField`) and normals by ``J^{-T} n``;
-* :func:`write_ply`: binary PLY with per-vertex normals, written atomically.
+  colours stay (they belong to the canonical point);
+* :func:`write_ply`: binary PLY with per-vertex normals (and 8-bit RGBA colours when the mesh has
+  them), written atomically.
 
 Canonical: the person's rest pose; posed: the body frame of the bone transforms; metres.
 """
@@ -40,20 +43,24 @@ class Person:
         shape_code: (Ls,) ``z_shape``.
         detail_code: (Ld,) ``z_detail``.
         shapes: (S,) the body shape ``beta``.
+        colour_code: (Lc,) ``z_colour``, or None (a model without colour).
     """
 
     shape_code: torch.Tensor
     detail_code: torch.Tensor
     shapes: torch.Tensor
+    colour_code: torch.Tensor | None = None
 
 
 @dataclasses.dataclass
 class NormalMesh:
-    """A mesh with unit vertex normals: vertices (V, 3) float64 metres, faces (F, 3) int64, normals (V, 3)."""
+    """A mesh with unit vertex normals: vertices (V, 3) float64 metres, faces (F, 3) int64, normals (V, 3),
+    and optional vertex colours (V, 3) float in [0, 1] (None: no colour)."""
 
     vertices: np.ndarray
     faces: np.ndarray
     normals: np.ndarray
+    colours: np.ndarray | None = None
 
 
 def canonical_logits(model: GenerativeModel, person: Person, box_min: torch.Tensor, box_max: torch.Tensor,
@@ -89,6 +96,20 @@ def vertex_normals_of(model: GenerativeModel, person: Person, mesh: Mesh, *, det
     return normals.numpy().astype(np.float64)
 
 
+def vertex_colours_of(model: GenerativeModel, person: Person, vertices: np.ndarray) -> np.ndarray:
+    """(V, 3) albedo in [0, 1] of the colour network at canonical vertices (V, 3), metres.
+
+    ValueError when the model has no colour network or the person no colour code.
+    """
+    if person.colour_code is None:
+        raise ValueError("vertex_colours_of: the person has no colour code")
+    points = torch.as_tensor(np.asarray(vertices), dtype=torch.float32)
+    with torch.no_grad():
+        colours = torch.cat([model.colours(points[i : i + CHUNK], person.shape_code, person.colour_code, person.shapes)
+                             for i in range(0, len(points), CHUNK)])
+    return colours.numpy().astype(np.float64)
+
+
 def pose_mesh(mesh: NormalMesh, skinning: ShapeSkinning, bone_transforms: torch.Tensor) -> NormalMesh:
     """The canonical mesh with normals posed by bone transforms (B, 4, 4) (module docstring)."""
     field = skinning.grid.field(bone_transforms.float())
@@ -97,15 +118,20 @@ def pose_mesh(mesh: NormalMesh, skinning: ShapeSkinning, bone_transforms: torch.
         posed, jacobian = field.skin_with_jacobian(vertices)
         inverse, _ = invert_jacobians(jacobian)
         normals = posed_normals(torch.tensor(np.asarray(mesh.normals), dtype=torch.float32), inverse.transpose(1, 2))
-    return NormalMesh(posed.double().numpy(), mesh.faces, normals.double().numpy())
+    return NormalMesh(posed.double().numpy(), mesh.faces, normals.double().numpy(), mesh.colours)
 
 
 def write_ply(path: str | Path, mesh: NormalMesh) -> Path:
-    """Write the mesh with its vertex normals as binary PLY, atomically."""
+    """Write the mesh with its vertex normals (and colours, 8-bit RGBA) as binary PLY, atomically."""
     import trimesh
 
     path = Path(path)
-    shape = trimesh.Trimesh(vertices=mesh.vertices, faces=mesh.faces, vertex_normals=mesh.normals, process=False)
+    colours = None
+    if mesh.colours is not None:
+        rgb = np.clip(np.round(255.0 * np.asarray(mesh.colours, dtype=np.float64)), 0, 255).astype(np.uint8)
+        colours = np.concatenate([rgb, np.full((len(rgb), 1), 255, dtype=np.uint8)], axis=1)
+    shape = trimesh.Trimesh(vertices=mesh.vertices, faces=mesh.faces, vertex_normals=mesh.normals,
+                            vertex_colors=colours, process=False)
     with atomic_path(path, keep_suffix=True) as tmp:
         shape.export(tmp)
     return path

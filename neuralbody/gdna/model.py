@@ -1,8 +1,10 @@
 """The generative model's networks together, and the plain values that rebuild them from a checkpoint.
 
-A :class:`GenerativeModel` holds the coarse shape network and the detail network
-(:mod:`neuralbody.gdna.coarse`, :mod:`neuralbody.gdna.detail`); the detail network reads the
-coarse network's last hidden layer, so its feature width is the coarse network's width. The
+A :class:`GenerativeModel` holds the coarse shape network, the detail network and, optionally,
+the colour network (:mod:`neuralbody.gdna.coarse`, :mod:`neuralbody.gdna.detail`,
+:mod:`neuralbody.gdna.colour`); the detail and colour networks read the coarse network's last
+hidden layer, so their feature width is the coarse network's width. Runs trained before colour
+existed have no ``colour`` in their spec and load without the colour network. The
 per-scan latent codes live beside it (:mod:`neuralbody.gdna.latents`): they belong to the
 training scans, the networks to everyone.
 """
@@ -14,6 +16,7 @@ import dataclasses
 import torch
 
 from neuralbody.gdna.coarse import CoarseOptions, CoarseShape
+from neuralbody.gdna.colour import ColourNetwork, ColourOptions
 from neuralbody.gdna.detail import DetailNormals, DetailOptions
 
 
@@ -25,12 +28,14 @@ class ModelSpec:
         box_min, box_max: the canonical box of the coarse network's grids, 3 floats each, metres.
         coarse: the coarse network's size.
         detail: the detail network's size (its ``feature`` is the coarse ``hidden``).
+        colour: the colour network's size (its ``feature`` is the coarse ``hidden``), or None: no colour.
     """
 
     box_min: list[float]
     box_max: list[float]
     coarse: CoarseOptions = CoarseOptions()
     detail: DetailOptions = DetailOptions()
+    colour: ColourOptions | None = None
 
     def __post_init__(self) -> None:
         if len(self.box_min) != 3 or len(self.box_max) != 3:
@@ -38,25 +43,36 @@ class ModelSpec:
         if self.detail.feature != self.coarse.hidden:
             raise ValueError(f"ModelSpec: the detail network reads {self.detail.feature} features, the coarse "
                              f"network gives {self.coarse.hidden}")
+        if self.colour is not None and self.colour.feature != self.coarse.hidden:
+            raise ValueError(f"ModelSpec: the colour network reads {self.colour.feature} features, the coarse "
+                             f"network gives {self.coarse.hidden}")
 
     def to_dict(self) -> dict:
-        return {"box_min": list(self.box_min), "box_max": list(self.box_max), "coarse": self.coarse.to_dict(),
-                "detail": dataclasses.asdict(self.detail)}
+        values = {"box_min": list(self.box_min), "box_max": list(self.box_max), "coarse": self.coarse.to_dict(),
+                  "detail": dataclasses.asdict(self.detail)}
+        return values if self.colour is None else {**values, "colour": dataclasses.asdict(self.colour)}
 
     @classmethod
     def from_dict(cls, values: dict) -> "ModelSpec":
+        colour = values.get("colour")  # absent in runs trained before colour existed
         return cls([float(v) for v in values["box_min"]], [float(v) for v in values["box_max"]],
-                   CoarseOptions.from_dict(values["coarse"]), DetailOptions(**values["detail"]))
+                   CoarseOptions.from_dict(values["coarse"]), DetailOptions(**values["detail"]),
+                   None if colour is None else ColourOptions(**colour))
 
 
 class GenerativeModel(torch.nn.Module):
-    """The coarse and detail networks of a :class:`ModelSpec`."""
+    """The coarse, detail and (when the spec has one) colour networks of a :class:`ModelSpec`.
+
+    Attributes:
+        colour: the colour network, or None when the spec has no colour.
+    """
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
         self.spec = spec
         self.coarse = CoarseShape(torch.tensor(spec.box_min), torch.tensor(spec.box_max), spec.coarse)
         self.detail = DetailNormals(spec.detail)
+        self.colour = None if spec.colour is None else ColourNetwork(spec.colour)
 
     def normals(self, points: torch.Tensor, shape_code: torch.Tensor, detail_code: torch.Tensor,
                 shapes: torch.Tensor) -> torch.Tensor:
@@ -66,3 +82,16 @@ class GenerativeModel(torch.nn.Module):
         """
         _, features = self.coarse(points, shape_code, shapes)
         return self.detail(points, detail_code, features)
+
+    def colours(self, points: torch.Tensor, shape_code: torch.Tensor, colour_code: torch.Tensor,
+                shapes: torch.Tensor) -> torch.Tensor:
+        """(N, 3) albedo in [0, 1] of the colour network at canonical points (N, 3), metres.
+
+        ``shape_code`` (Ls,) or (N, Ls), ``colour_code`` (Lc,) or (N, Lc), ``shapes`` (S,) or (N, S);
+        ValueError when the model has no colour network.
+        """
+        if self.colour is None:
+            raise ValueError("this gDNA model has no colour network (trained without colours); retrain it with "
+                             "`neuralbody train-gen` on a corpus with coloured meshes")
+        _, features = self.coarse(points, shape_code, shapes)
+        return self.colour(points, colour_code, features)

@@ -4,7 +4,7 @@
 through :func:`neuralbody.training.checkpoint.load_checkpoint`)::
 
     format           "neuralbody.gdna/1"
-    spec             the ModelSpec's values (network sizes, canonical box)
+    spec             the ModelSpec's values (network sizes, canonical box; "colour" when the model has colour)
     model, codes     the networks' and the latent codes' state dicts
     optimizers       {"coarse": ..., "detail": ...} Adam state dicts
     settings         the TrainSettings' values
@@ -14,7 +14,10 @@ through :func:`neuralbody.training.checkpoint.load_checkpoint`)::
     shapes           (N, S) their body shapes
     body_model       the body model's name
 
-Rank 0 writes it atomically (:func:`neuralbody.training.checkpoint.save_checkpoint`).
+Rank 0 writes it atomically (:func:`neuralbody.training.checkpoint.save_checkpoint`). A new run
+has a colour network when every training scan has vertex colours (a corpus written by
+``synth-corpus`` since colours were added); runs trained before colour existed load without one
+(``generate`` then writes no colours, ``fit-scan`` fits no colour).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import torch
 from neuralbody.body import load_body_model
 from neuralbody.body.base import BodyModel
 from neuralbody.data.corpus import CORPUS_INDEX
+from neuralbody.gdna.colour import ColourOptions
 from neuralbody.gdna.latents import LatentCodes, LatentDistribution, fit_distribution
 from neuralbody.gdna.model import GenerativeModel, ModelSpec
 from neuralbody.gdna.scans import CORPUS_FIX, ScanRef, corpus_scans
@@ -120,9 +124,9 @@ def train_run(corpus: str | Path, run_dir: str | Path, settings: TrainSettings, 
     body = load_body_model(body_name)
     scans, skinnings = prepare_scans(corpus, refs, body, sizes, settings.seed, progress=progress and context.is_main)
     shapes = torch.stack([s.shapes for s in scans])
-    spec = ModelSpec.from_dict(payload["spec"]) if payload else ModelSpec(*_union_box(skinnings))
+    spec = ModelSpec.from_dict(payload["spec"]) if payload else _new_spec(scans, skinnings)
     torch.manual_seed(settings.seed)
-    model, codes = GenerativeModel(spec), LatentCodes(len(refs), spec.coarse.latent, spec.detail.latent, settings.seed)
+    model, codes = GenerativeModel(spec), _codes(spec, len(refs), settings.seed)
     optimizers = make_optimizers(model, codes, settings)
     state = TrainState()
     if payload:
@@ -139,6 +143,19 @@ def train_run(corpus: str | Path, run_dir: str | Path, settings: TrainSettings, 
 
     state = train(model, codes, optimizers, state, scans, settings, save, context=context, progress=progress)
     return TrainResult(state, state.step - start, run_dir)
+
+
+def _new_spec(scans, skinnings) -> ModelSpec:
+    """The spec of a new run: the union box of the people, colour when every scan has colours."""
+    coloured = all(scan.normals.colours is not None for scan in scans)
+    if not coloured:
+        log.info("gdna: not every training scan has vertex colours: no colour network")
+    return ModelSpec(*_union_box(skinnings), colour=ColourOptions() if coloured else None)
+
+
+def _codes(spec: ModelSpec, count: int, seed: int = 0) -> LatentCodes:
+    return LatentCodes(count, spec.coarse.latent, spec.detail.latent, seed,
+                       colour_width=0 if spec.colour is None else spec.colour.latent)
 
 
 def _load_payload(path: Path, required: tuple[str, ...]) -> dict:
@@ -159,12 +176,12 @@ def load_run(run_dir: str | Path) -> LoadedGenerator:
         model = GenerativeModel(spec)
         model.load_state_dict(payload["model"])
         count = len(payload["scans"])
-        codes = LatentCodes(count, spec.coarse.latent, spec.detail.latent)
+        codes = _codes(spec, count)
         codes.load_state_dict(payload["codes"])
         shapes = torch.as_tensor(payload["shapes"]).float()
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise InputError(path, f"does not fit its own spec ({one_line(error)})", RUN_FIX) from None
     model.eval().requires_grad_(False)
     codes.requires_grad_(False)
-    distribution = fit_distribution(codes.shape, codes.detail, shapes)
+    distribution = fit_distribution(codes.shape, codes.detail, shapes, colour_codes=codes.colour)
     return LoadedGenerator(model, codes, shapes, distribution, load_body_model(str(payload["body_model"])), payload)

@@ -7,7 +7,8 @@ SNARF's reader. :func:`corpus_scans` lists the scans of a split (``train``: the 
 frames of the training people; ``heldout_people``: every frame of the people held out);
 :func:`load_scan` reads one and moves its mesh to the frame's body frame
 (:func:`~neuralbody.snarf.frame_pose.world_to_body`), where the bone transforms take the
-person's canonical (rest) pose.
+person's canonical (rest) pose. When the mesh file also holds ``colours`` ((V, 3) uint8 RGB
+albedo, what ``synth-corpus`` writes), the scan carries them.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from neuralbody.data.corpus import CORPUS_INDEX, SPLITS
 from neuralbody.io.errors import InputError
 from neuralbody.snarf.frame_pose import world_to_body
-from neuralbody.snarf.posed_meshes import read_posed_meshes
+from neuralbody.snarf.posed_meshes import MESH_DIR, read_posed_meshes
 
 CORPUS_FIX = "give a corpus folder written by `neuralbody synth-corpus`"
 
@@ -42,12 +44,14 @@ class Scan:
         faces: (F, 3) int64 triangles.
         poses: (P,) float32 the body model's pose, radians.
         shapes: (S,) float32 the body model's shape parameters.
+        colours: (V, 3) float32 vertex albedo in [0, 1], or None when the mesh has no colours.
     """
 
     vertices: torch.Tensor
     faces: torch.Tensor
     poses: torch.Tensor
     shapes: torch.Tensor
+    colours: torch.Tensor | None = None
 
 
 def corpus_scans(corpus: str | Path, split: str) -> list[ScanRef]:
@@ -77,5 +81,19 @@ def load_scan(folder: str | Path, frame: int) -> Scan:
         raise InputError(Path(folder), f"has {data.num_frames} frames, no frame {frame}",
                          f"give a frame in 0..{data.num_frames - 1}")
     posed = data.load_frame(frame)
+    colours = read_vertex_colours(Path(folder) / MESH_DIR / f"{posed.number}.npz", len(posed.vertices))
     return Scan(world_to_body(posed.vertices.float(), posed.Rh, posed.Th), posed.faces.long(), posed.poses.float(),
-                posed.shapes.float())
+                posed.shapes.float(), colours)
+
+
+def read_vertex_colours(path: Path, count: int) -> torch.Tensor | None:
+    """(count, 3) float32 colours in [0, 1] from the ``colours`` (count, 3) uint8 array of a mesh ``.npz``; None
+    when it has none (read without pickles; InputError naming the file when they do not fit the vertices)."""
+    with np.load(path, allow_pickle=False) as archive:
+        if "colours" not in archive.files:
+            return None
+        colours = np.asarray(archive["colours"])
+    if colours.shape != (count, 3) or colours.dtype != np.uint8:
+        raise InputError(path, f"colours are {colours.dtype} {colours.shape}, not uint8 ({count}, 3) like the vertices",
+                         "write colours as (V, 3) uint8 RGB, one per vertex, or leave them out")
+    return torch.from_numpy(colours.astype(np.float32) / 255.0)

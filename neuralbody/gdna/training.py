@@ -8,7 +8,9 @@ prepared targets (:mod:`neuralbody.gdna.training_data`); draws are seeded by
   latents minimise ``L_occ + L_free + L_prior(z_shape)`` (free space: half as many points;
   :mod:`neuralbody.gdna.losses`, :mod:`neuralbody.gdna.latents`);
 * detail stage: the coarse network and shape latents frozen, the detail network and the
-  detail latents minimise ``L_normal + L_prior(z_detail)``.
+  detail latents minimise ``L_normal + L_prior(z_detail)``; with colour (a model with a colour
+  network, scans with colours) the colour network and colour latents are trained in the same
+  steps on the same surface points, ``+ colour_weight L_colour + L_prior(z_colour)``.
 
 Adam, one optimiser a stage, latents at their own learning rate. Under torchrun every rank
 draws its own scans (its rank in the seed) and gradients are averaged across ranks
@@ -27,7 +29,7 @@ import numpy as np
 import torch
 
 from neuralbody.gdna.latents import LatentCodes, prior_loss
-from neuralbody.gdna.losses import free_space_loss, normal_loss, occupancy_loss
+from neuralbody.gdna.losses import free_space_loss, occupancy_loss, surface_losses
 from neuralbody.gdna.model import GenerativeModel
 from neuralbody.gdna.training_data import PreparedScan
 from neuralbody.io.progress import progress_bar
@@ -48,6 +50,7 @@ class TrainSettings:
         lr: learning rate of the networks.
         latent_lr: learning rate of the latent codes.
         prior_weight: ``lambda`` of the latent prior.
+        colour_weight: weight of ``L_colour`` in the detail stage.
         checkpoint_every_s: wall seconds between checkpoints.
         seed: seeds the latents, the targets and the draws.
     """
@@ -59,6 +62,7 @@ class TrainSettings:
     lr: float = 2e-3
     latent_lr: float = 1e-2
     prior_weight: float = 1e-3
+    colour_weight: float = 1.0
     checkpoint_every_s: float = 60.0
     seed: int = 0
 
@@ -68,7 +72,7 @@ class TrainSettings:
                              f"{self.detail_fraction}")
         if self.scans_per_step < 1 or self.points_per_scan < 1 or not (self.lr > 0 and self.latent_lr > 0):
             raise ValueError(f"TrainSettings: scans_per_step, points_per_scan >= 1, lr, latent_lr > 0; got {self}")
-        if self.prior_weight < 0 or not self.checkpoint_every_s > 0:
+        if self.prior_weight < 0 or self.colour_weight < 0 or not self.checkpoint_every_s > 0:
             raise ValueError(f"TrainSettings: prior_weight >= 0, checkpoint_every_s > 0; got {self}")
 
     @property
@@ -94,7 +98,8 @@ class TrainState:
 
 @dataclasses.dataclass
 class Optimizers:
-    """One Adam a stage: ``coarse`` (coarse network, shape codes), ``detail`` (detail network, detail codes)."""
+    """One Adam a stage: ``coarse`` (coarse network, shape codes), ``detail`` (detail network, detail codes,
+    and the colour network and colour codes when the model has them)."""
 
     coarse: torch.optim.Adam
     detail: torch.optim.Adam
@@ -102,11 +107,17 @@ class Optimizers:
 
 def make_optimizers(model: GenerativeModel, codes: LatentCodes, settings: TrainSettings) -> Optimizers:
     """The two stages' optimisers (module docstring)."""
+    if (model.colour is None) != (codes.colour is None):
+        raise ValueError("make_optimizers: the model and the codes must both have colour or both not")
+    detail = [{"params": list(model.detail.parameters()), "lr": settings.lr},
+              {"params": [codes.detail], "lr": settings.latent_lr}]
+    if model.colour is not None:
+        detail += [{"params": list(model.colour.parameters()), "lr": settings.lr},
+                   {"params": [codes.colour], "lr": settings.latent_lr}]
     return Optimizers(
         torch.optim.Adam([{"params": list(model.coarse.parameters()), "lr": settings.lr},
                           {"params": [codes.shape], "lr": settings.latent_lr}]),
-        torch.optim.Adam([{"params": list(model.detail.parameters()), "lr": settings.lr},
-                          {"params": [codes.detail], "lr": settings.latent_lr}]))
+        torch.optim.Adam(detail))
 
 
 def step_loss(model: GenerativeModel, codes: LatentCodes, scans: list[PreparedScan], chosen: np.ndarray,
@@ -123,10 +134,14 @@ def step_loss(model: GenerativeModel, codes: LatentCodes, scans: list[PreparedSc
                           + free_space_loss(model.coarse, scan.free, free, codes.shape[i], scan.shapes))
         else:
             rows = torch.as_tensor(rng.integers(len(scan.normals.normals), size=settings.points_per_scan))
-            losses.append(normal_loss(model.coarse, model.detail, scan.normals, rows, codes.shape[i].detach(),
-                                      codes.detail[i], scan.shapes))
+            colour_code = None if codes.colour is None else codes.colour[i]
+            normal, colour = surface_losses(model, scan.normals, rows, codes.shape[i].detach(), codes.detail[i],
+                                            colour_code, scan.shapes)
+            losses.append(normal if colour is None else normal + settings.colour_weight * colour)
     used = torch.as_tensor(np.asarray(chosen, dtype=np.int64))
     prior = prior_loss((codes.shape if coarse else codes.detail)[used], settings.prior_weight)
+    if not coarse and codes.colour is not None:
+        prior = prior + prior_loss(codes.colour[used], settings.prior_weight)
     return torch.stack(losses).mean() + prior
 
 

@@ -28,7 +28,7 @@ class PreparedScan:
     Attributes:
         shapes: (S,) the body shape ``beta``.
         occupancy: labelled posed points with their canonical candidates.
-        normals: surface points with canonical correspondences and posed normals.
+        normals: surface points with canonical correspondences, posed normals (and colours, if the scan has them).
         free: (M, 3) canonical points known to be outside (posed image outside the scan).
     """
 
@@ -58,7 +58,8 @@ def prepare_scan(skinning: ShapeSkinning, folder: Path, frame: int, sizes: Targe
     transforms = skinning.bone_transforms(scan.poses[None])[0]
     return PreparedScan(scan.shapes,
                         occupancy_targets(skinning, transforms, scan.vertices, scan.faces, sizes.occupancy, seed),
-                        normal_targets(skinning, transforms, scan.vertices, scan.faces, sizes.surface, seed + 1),
+                        normal_targets(skinning, transforms, scan.vertices, scan.faces, sizes.surface, seed + 1,
+                                       scan.colours),
                         free_space_targets(skinning, transforms, scan.vertices, scan.faces, sizes.free, seed + 2))
 
 

@@ -16,7 +16,8 @@ Person ``k`` of a corpus (all of it seeded by ``(seed, k)``, world frame z up, m
   (2.4-3.6 m) and height (0.8-1.8 m) that sees every frame;
 * per frame: the images, masks and depths of the clothed person (ray cast with Warp, Lambert
   shading, as :mod:`neuralbody.synth.generate`), the body model's parameters and vertices (unclothed),
-  the clothed surface, occupancy samples near it and in its box (:mod:`neuralbody.synth.occupancy`)
+  the clothed surface with its albedo (unshaded vertex colours, the solid texture at each vertex's
+  rest position), occupancy samples near it and in its box (:mod:`neuralbody.synth.occupancy`)
   and the posed joints.
 
 The last ``round(heldout_people * subjects)`` people (at least one when there are two or more) are
@@ -42,11 +43,11 @@ from neuralbody.data.writer import CaptureWriter
 from neuralbody.geometry.queries import WarpMesh
 from neuralbody.io.progress import progress_bar
 from neuralbody.synth import motion as motion_lib
-from neuralbody.synth.garments import Outfit, RestBody, build_wardrobe, dress, random_outfit, union_surface
+from neuralbody.synth.garments import Outfit, RestBody, build_wardrobe, dress, random_outfit, union_surface_indices
 from neuralbody.synth.generate import BACKGROUND, Appearance, camera_rays, load_body, render_views
 from neuralbody.synth.occupancy import OccupancySampling, sample_occupancy
 from neuralbody.synth.rig import RigConfig, ring_cameras, split_cameras
-from neuralbody.synth.texture import REGIONS, make_texture, vertex_regions
+from neuralbody.synth.texture import REGIONS, albedo, make_texture, vertex_regions
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +268,7 @@ def render_subject(subject_root: Path, config: CorpusConfig, plan: SubjectPlan, 
         region_onehot=torch.nn.functional.one_hot(rest_clothed.regions, len(REGIONS)).float(),
         texture=make_texture(plan.texture_seed, floor_z=floor_z),
     )
+    colours = (255.0 * albedo(appearance.texture, rest_clothed.vertices, rest_clothed.regions)).round().to(torch.uint8)
     clothed = [dress(wardrobe, out.vertices[f].float(), rest.faces, rest.regions, out.bone_transforms[f].float())
                for f in range(len(plan.frame_times))]  # fmt: skip
     rig = RigConfig(num_views=config.views, resolution=config.resolution, radius=plan.rig_radius, height=plan.rig_height)
@@ -275,7 +277,8 @@ def render_subject(subject_root: Path, config: CorpusConfig, plan: SubjectPlan, 
     writer = CaptureWriter(subject_root, cameras, _capture_meta(config, plan, body))
     for frame, mesh in enumerate(clothed):
         warp_mesh = WarpMesh(mesh.vertices, mesh.faces)
-        surface_vertices, surface_faces = union_surface(mesh, warp_mesh=warp_mesh)
+        used, surface_faces = union_surface_indices(mesh, warp_mesh=warp_mesh)
+        surface_vertices = mesh.vertices[used]
         samples = sample_occupancy(surface_vertices, surface_faces, warp_mesh.inside, config.sampling,
                                    seed=plan.texture_seed + frame)  # fmt: skip
         views = render_views(rays=rays, vertices=mesh.vertices, faces=mesh.faces, appearance=appearance)
@@ -287,6 +290,7 @@ def render_subject(subject_root: Path, config: CorpusConfig, plan: SubjectPlan, 
             vertices=out.vertices[frame].numpy(),
             faces=rest.faces.numpy(),
             gt_mesh=(surface_vertices.numpy(), surface_faces.numpy()),
+            gt_colours=colours[used].numpy(),
         )
         occupancy = OccupancyArrays(samples.points, samples.inside, samples.box_min, samples.box_max)
         save_frame_extras(subject_root, frame, occupancy=occupancy, joints=out.joints[frame].numpy())

@@ -456,6 +456,13 @@ def union_surface(mesh: ClothedMesh, *, warp_mesh: WarpMesh | None = None) -> tu
     (At a point on a face the winding number jumps by one across the face, and Warp returns either
     side's value there, so the test is made just outside.)
     """
+    used, faces = union_surface_indices(mesh, warp_mesh=warp_mesh)
+    return mesh.vertices[used], faces
+
+
+def union_surface_indices(mesh: ClothedMesh, *, warp_mesh: WarpMesh | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`union_surface` as indices: ``used`` (n,) int64, the clothed mesh's vertices kept (so that
+    per-vertex values, colours or regions, follow them), and the faces (m, 3) int64 over those."""
     warp_mesh = warp_mesh if warp_mesh is not None else WarpMesh(mesh.vertices, mesh.faces)
     a, b, c = (mesh.vertices[mesh.faces[:, k]].double() for k in range(3))
     normals = torch.linalg.cross(b - a, c - a, dim=1)
@@ -463,4 +470,4 @@ def union_surface(mesh: ClothedMesh, *, warp_mesh: WarpMesh | None = None) -> tu
     keep = warp_mesh.winding_numbers((a + b + c) / 3 + UNION_PROBE * normals) < 0.5
     faces = mesh.faces[keep]
     used, remapped = torch.unique(faces, return_inverse=True)
-    return mesh.vertices[used], remapped.reshape(-1, 3)
+    return used, remapped.reshape(-1, 3)

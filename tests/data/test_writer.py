@@ -132,6 +132,8 @@ def test_writer_rejects_bad_input(tmp_path):
         writer.add_frame(**{**frame, "images": frame["images"].astype(np.float32)})
     with pytest.raises(ValueError, match="params lacks"):
         writer.add_frame(**{**frame, "params": {"poses": np.zeros(3)}})
+    with pytest.raises(ValueError, match="gt_colours"):
+        writer.add_frame(**{**frame, "gt_colours": np.zeros((len(frame["vertices"]) + 1, 3), np.uint8)})
     with pytest.raises(ValueError, match="no frames"):
         writer.close()
     with pytest.raises(ValueError, match="unique"):

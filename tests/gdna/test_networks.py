@@ -99,7 +99,8 @@ def test_latent_prior_and_fitted_distribution():
     drawn = dist.sample(4000, seed=1)
     assert torch.allclose(drawn[:, :2].mean(dim=0), torch.tensor([2.0, 2.0]), atol=0.08)
     assert torch.allclose(drawn[:, :2].std(dim=0), torch.tensor([1.0, 0.5]), atol=0.08)
-    _, _, shapes = dist.split(drawn)
+    _, _, colour, shapes = dist.split(drawn)
+    assert colour.shape == (len(drawn), 0)
     assert bool((shapes >= dist.shapes_min).all() and (shapes <= dist.shapes_max).all())
     with pytest.raises(ValueError):
         fit_distribution(shape, detail[:3], beta)

@@ -1,4 +1,5 @@
-"""train-gen -> generate -> fit-scan on the tiny corpus: files, checkpoints, resume, CLI errors."""
+"""train-gen -> generate -> fit-scan on the tiny corpus (with vertex colours): files, colours, checkpoints, resume,
+runs from before colour, CLI errors."""
 
 import json
 import shutil
@@ -59,11 +60,35 @@ def test_generate_writes_ply_with_normals_and_sheets(tiny_run, tmp_path, capsys)
     assert code == 0 and "generate: 2 people" in capsys.readouterr().out
     for path in (out / "person_0" / "canonical.ply", out / "person_1" / "walk_0.ply", out / "interpolation" / "1.ply"):
         header = _ply_header(path)
-        assert "property float nx" in header and "element face" in header
+        assert "property float nx" in header and "element face" in header and "property uchar red" in header
         mesh = trimesh.load(path, process=False)
         normals = np.asarray(mesh.vertex_normals)
         assert len(mesh.faces) > 0 and np.allclose(np.linalg.norm(normals, axis=1), 1.0, atol=1e-3)
-    assert (out / "sheet.png").is_file() and (out / "interpolation.png").is_file()
+    canonical = trimesh.load(out / "person_1" / "canonical.ply", process=False)
+    posed = trimesh.load(out / "person_1" / "walk_0.ply", process=False)
+    assert np.array_equal(canonical.visual.vertex_colors, posed.visual.vertex_colors)  # colour stays with the point
+    for name in ("sheet", "sheet_colour", "interpolation", "interpolation_colour"):
+        assert (out / f"{name}.png").is_file(), name
+
+
+def test_a_run_from_before_colour_loads_and_generates_without_colours(tiny_run, tmp_path):
+    from neuralbody.gdna.generate import GenerateSettings, generate
+    from neuralbody.gdna.run_files import load_run
+    from neuralbody.training.checkpoint import load_checkpoint, save_checkpoint
+
+    run, _, _ = tiny_run
+    payload = load_checkpoint(run / "checkpoint.pt", "cpu")
+    payload["spec"].pop("colour")
+    payload["model"] = {k: v for k, v in payload["model"].items() if not k.startswith("colour.")}
+    payload["codes"].pop("colour")
+    old = tmp_path / "old"
+    old.mkdir()
+    save_checkpoint(old / "checkpoint.pt", payload)
+    loaded = load_run(old)
+    assert loaded.model.colour is None and loaded.codes.colour is None and loaded.distribution.colour_width == 0
+    result = generate(loaded, GenerateSettings(count=1, interpolation_steps=0, voxel=0.05), tmp_path / "g", progress=False)
+    assert [p.name for p in result.images] == ["sheet.png"]
+    assert "uchar red" not in _ply_header(result.meshes[0])
 
 
 def test_fit_scan_on_a_held_out_person(tiny_run, tiny_corpus, tmp_path, capsys):
@@ -71,11 +96,13 @@ def test_fit_scan_on_a_held_out_person(tiny_run, tiny_corpus, tmp_path, capsys):
     held = json.loads((tiny_corpus / "corpus.json").read_text())["splits"]["heldout_people"][0][0]
     out = tmp_path / "fit"
     code = main(["fit-scan", str(run), str(tiny_corpus / held), "--frame", "0", "--steps", "15", "--detail-steps", "5",
-                 "--voxel", "0.05", "--out", str(out), "--no-progress"])
+                 "--colour-steps", "5", "--finetune-steps", "3", "--targets", "2048", "--voxel", "0.05", "--out", str(out),
+                 "--no-progress"])
     assert code == 0 and "fit-scan: Chamfer-L2" in capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["chamfer_l2_mm2"] > 0 and 0 <= metrics["normal_consistency_detail"] <= 1
     assert 0 <= metrics["normal_consistency_coarse"] <= 1 and "property float nx" in _ply_header(out / "fitted.ply")
+    assert 0 <= metrics["colour_error_rgb"] <= 255 and "property uchar red" in _ply_header(out / "fitted.ply")
 
 
 def test_cli_errors_name_the_problem(tiny_run, tiny_corpus, tmp_path, caplog):

@@ -94,6 +94,8 @@ def test_union_surface_is_the_outer_boundary(rest_body):
     mesh = garments.dress(wardrobe, body.vertices, body.faces, body.regions, None)
     vertices, faces = garments.union_surface(mesh)
     assert faces.shape[0] < mesh.faces.shape[0]  # the body under the coat and the shells' inner sides are gone
+    used, same_faces = garments.union_surface_indices(mesh)
+    assert torch.equal(mesh.vertices[used], vertices) and torch.equal(same_faces, faces)
     a, b, c = (vertices[faces[:, k]] for k in range(3))
     centroid = (a + b + c) / 3
     normal = torch.linalg.cross(b - a, c - a, dim=1)
@@ -119,6 +121,10 @@ def test_tiny_corpus_layout_and_splits(tiny_corpus):
     assert len(gt_vertices) != len(capture.load_vertices(sample.frame))  # the clothed surface, not the body
     agree = (WarpMesh(gt_vertices, gt_faces).inside(occupancy.points.astype(np.float64)) == occupancy.inside).mean()
     assert agree > 0.97  # the stored surface encloses what the labels call inside (cracks where solids meet)
+    frames = [np.load(corpus.subject_root(sample.subject) / "gt_meshes" / f"{f}.npz") for f in (0, 1)]
+    colours = [f["colours"] for f in frames]  # the albedo of every vertex, riding with the body
+    assert colours[0].shape == (len(gt_vertices), 3) and colours[0].dtype == np.uint8 and colours[0].std() > 5
+    assert np.abs(colours[0].mean(axis=0) - colours[1].mean(axis=0)).max() < 10
     joints = corpus.load_joints(sample)
     assert joints.shape == (len(corpus.index["joint_names"]), 3)
     head = joints[corpus.index["joint_names"].index("head")]
