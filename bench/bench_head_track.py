@@ -9,7 +9,9 @@ Usage::
    ``WORK/data`` (reused when present).
 2. **The full tracker** (``neuralbody track-head``: MediaPipe's face mesh on every frame, the
    fit, the capture; focal length estimated) on the training frames of ``cam00``, into
-   ``WORK/track``. Needs MediaPipe (the detect extra); skipped without it.
+   ``WORK/track``; and the fit again on the same landmarks with the true focal length given
+   (the seconds of that row are the fit's alone). Needs MediaPipe (the detect extra); skipped
+   without it.
 3. **The fit alone**: the landmarks of the true head (the landmark map's points on the truly
    posed mesh) projected by the true camera, Gaussian noise of ``--noise`` pixels added, fitted
    the same way (focal estimated).
@@ -85,8 +87,14 @@ def main() -> None:
         started = time.perf_counter()
         tracked = track_video(data / "images" / "cam00", args.work / "track", rig, frames=frames, resolution=args.res,
                               progress=False)
-        found = np.load(args.work / "track" / "tracking.npz")["found"]
+        with np.load(args.work / "track" / "tracking.npz") as saved:
+            found, detected = saved["found"], saved["landmarks"]
         rows.append(_row("MediaPipe + fit", float(found.mean()), time.perf_counter() - started,
+                         score_tracking(rig, head, landmarks, tracked, truth, args.res, args.res)))
+        started = time.perf_counter()
+        tracked = fit_landmarks(head, torch.from_numpy(detected), torch.from_numpy(found), args.res, args.res,
+                                focal=float(truth.K[0, 0]), progress=False)
+        rows.append(_row("MediaPipe + fit, true focal given", float(found.mean()), time.perf_counter() - started,
                          score_tracking(rig, head, landmarks, tracked, truth, args.res, args.res)))
     except ImportError as error:
         log.warning("full tracker skipped: %s", error)

@@ -16,7 +16,6 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from neuralbody.head.appearance import vertex_albedo
 from neuralbody.head.camera_path import orbit_camera

@@ -1,8 +1,8 @@
 """``neuralbody track-head VIDEO_OR_FOLDER --out HEAD_CAPTURE``: a real face video as a head capture for ``train-head``.
 
-Needs the optional extra ``pip install 'neuralbody[detect]'`` (MediaPipe 0.10.14: its face mesh
-and selfie segmentation weights ship inside the wheel; OpenCV, which it brings, decodes the
-video). MediaPipe's 478 face landmarks per frame are fitted by Anny's head (head pose, jaw,
+Needs the optional extra ``pip install 'neuralbody[detect]'`` (MediaPipe 0.10.14: its face detector, face mesh
+and selfie segmentation weights ship inside the wheel); videos are decoded by imageio-ffmpeg
+(:mod:`neuralbody.capture_import.video`). MediaPipe's 478 face landmarks per frame are fitted by Anny's head (head pose, jaw,
 52 facial actions; one focal length for the video, estimated unless ``--focal`` is given;
 principal point at the image centre), and the capture is written in the layout
 ``train-head`` reads (:mod:`neuralbody.head.track_capture`).
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from neuralbody.head.rig import build_head_rig
     from neuralbody.head.track_fit import FitSettings
     from neuralbody.head.tracking import track_video
-    from neuralbody.head.video_frames import FrameSource
+    from neuralbody.capture_import.video import open_source
     from neuralbody.io.errors import InputError
     from neuralbody.cli.fit import parse_frames
 
@@ -51,8 +51,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--focal", f"must be a positive number of pixels, got {args.focal}", "e.g. --focal 1000")
     if not 16 <= args.res <= 2048:
         raise InputError("--res", f"must be in [16, 2048], got {args.res}", "e.g. --res 256")
-    source = FrameSource(args.video)
-    frames = parse_frames(args.frames, source.count)
+    frames = parse_frames(args.frames, open_source(args.video).num_frames)
     settings = FitSettings(steps=args.steps, smooth=args.smooth)
     tracked = track_video(args.video, args.out, build_head_rig(), frames=frames, focal=args.focal, resolution=args.res,
                           settings=settings, progress=not args.no_progress)

@@ -6,8 +6,8 @@ points); Anny's head is another mesh. The correspondence is ours, measured once
 
 1. Anny's neutral head (expression 0, pose 0, the rest mesh) is rendered by
    :func:`neuralbody.head.mesh_render.render_mesh` from ``C`` known cameras around the face
-   (azimuths and elevations within +-0.35 rad, 512 x 512) and MediaPipe finds its landmarks
-   in every view;
+   (nine: azimuths -0.35, 0, 0.35 rad by elevations -0.2, 0, 0.2 rad; 512 x 512) and MediaPipe
+   finds its landmarks in every view;
 2. each landmark is triangulated from the views (:func:`neuralbody.data.triangulation.triangulate`,
    robust DLT) to a point ``X_l`` in Anny's rest frame (metres);
 3. ``X_l`` is snapped to the closest point of Anny's surface

@@ -21,7 +21,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -29,47 +28,27 @@ import numpy as np
 import torch
 
 from neuralbody.data.cameras import Camera, pixel_rays, ray_box_intersection
-from neuralbody.data.images import resize_image
 from neuralbody.data.writer import write_image, write_mask
 from neuralbody.geometry.rotations import axis_angle_to_matrix
 from neuralbody.head.animation import write_params_file
 from neuralbody.head.capture import FORMAT, FrameParams, frame_name, rig_arrays, write_npz
 from neuralbody.head.frame import head_frame
 from neuralbody.head.rig import BONES, PARENTS, HeadRig
+from neuralbody.head.square_crop import Crop, crop_image, square_around
 from neuralbody.head.track_fit import TrackedHead, head_bone_transforms
 from neuralbody.io.atomic import atomic_write_text
 
 CAMERA = "cam00"
 
 
-@dataclasses.dataclass(frozen=True)
-class Crop:
-    """A square window of the video: top-left pixel ``(x0, y0)`` and ``side`` (whole pixels); ``resolution`` of the output."""
-
-    x0: int
-    y0: int
-    side: int
-    resolution: int
-
-    @property
-    def scale(self) -> float:
-        return self.resolution / self.side
-
-
 def face_crop(landmarks: np.ndarray, found: np.ndarray, resolution: int, *, margin: float = 1.8,
               lift: float = 0.12) -> Crop:
     """The crop of the module docstring from landmarks (N, L, 2) pixels and found (N,) bool."""
-    if resolution < 16 or margin < 1.0:
-        raise ValueError(f"face_crop: resolution >= 16 and margin >= 1 needed, got {resolution}, {margin}")
     points = np.asarray(landmarks)[np.asarray(found, bool)]
     if points.size == 0:
         raise ValueError("face_crop: no frame has a face")
-    low, high = points.reshape(-1, 2).min(0), points.reshape(-1, 2).max(0)
-    side = float((high - low).max()) * margin
-    centre = (low + high) / 2.0 - np.array([0.0, lift * side])
-    side = max(8, int(round(side)))
-    return Crop(x0=int(round(centre[0] - side / 2.0)), y0=int(round(centre[1] - side / 2.0)), side=side,
-                resolution=resolution)
+    points = points.reshape(-1, 2)
+    return square_around(points.min(0), points.max(0), resolution, margin=margin, lift=lift)
 
 
 def crop_intrinsics(focal: float, width: int, height: int, crop: Crop) -> np.ndarray:
@@ -77,19 +56,6 @@ def crop_intrinsics(focal: float, width: int, height: int, crop: Crop) -> np.nda
     s = crop.scale
     return np.array([[focal * s, 0.0, (width / 2.0 - crop.x0 + 0.5) * s - 0.5],
                      [0.0, focal * s, (height / 2.0 - crop.y0 + 0.5) * s - 0.5], [0.0, 0.0, 1.0]])
-
-
-def crop_image(image: np.ndarray, crop: Crop) -> np.ndarray:
-    """(R, R, C) float32 crop of a (H, W, C) uint8 or (H, W) bool image; black (False) outside it."""
-    image = np.asarray(image)
-    planes = image[..., None] if image.ndim == 2 else image
-    x0, y0, side = crop.x0, crop.y0, crop.side
-    window = np.zeros((side, side, planes.shape[2]), np.float32)
-    ys, xs = slice(max(0, y0), min(planes.shape[0], y0 + side)), slice(max(0, x0), min(planes.shape[1], x0 + side))
-    if ys.start < ys.stop and xs.start < xs.stop:
-        window[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0] = planes[ys, xs]
-    out = resize_image(window, (crop.resolution, crop.resolution))
-    return out[..., 0] if image.ndim == 2 else out / 255.0
 
 
 def head_reach(camera: Camera, rig: HeadRig, params: FrameParams) -> np.ndarray:

@@ -15,15 +15,18 @@ Landmark l of frame t is predicted at
 ``s = S / 100`` (S the median RMS spread of a frame's landmarks in pixels, so residuals are in
 "pixels of a 100-pixel face")
 
-    E = sum_t m_t sum_l w_l |p_tl - q_tl|^2 / (s^2 sum_l w_l)
-        + l1 sum_tj psi_tj + l2 sum_tj psi_tj^2 + jaw sum_t a_t^2
-        + smooth sum_t (|psi_t+1 - psi_t|^2 + |a_t+1 - a_t|^2 + |r_t+1 - r_t|^2 + |T_t+1 - T_t|^2 / 0.01^2) / ...
+    E = (1/sum_t m_t) sum_t m_t sum_l w_l |p_tl - q_tl|^2 / (s^2 sum_l w_l)
+        + (1/N) sum_t (l1 sum_j psi_tj + l2 sum_j psi_tj^2 + jaw a_t^2)
+        + smooth (1/(N-2)) sum_t sum_k |Delta^2 x_k,t / sigma_k|^2
 
-(m_t: 1 where the face was found; the smoothness bridges frames without a face) by Adam with
-the bounds projected after every step, in two stages: the rigid pose alone (psi = 0, a = 0),
-then everything. With no focal length given, the rigid stage is run for each of
-``focal_fovs`` (horizontal fields of view) and the best kept, and log f is optimised in the
-joint stage; f is shared by all frames.
+(m_t: 1 where the face was found; w_l: the landmark's weight; the smoothness is over the
+second differences of every per-frame quantity x_k (rotation, the camera's image position
+and log scale, psi, a) over its scale sigma_k (:data:`SMOOTH_SCALES`), so steady motion costs
+nothing and frames without a face are bridged) by Adam with the bounds projected after
+every step and the learning rate decayed tenfold (cosine), in two stages: the camera alone
+(psi = 0, a = 0), then everything. With no focal length given, log f starts from
+``initial_fov`` and is optimised in both stages; f is shared by all frames. The camera's
+parametrisation is :class:`_Problem`'s.
 """
 
 from __future__ import annotations

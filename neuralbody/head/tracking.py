@@ -1,6 +1,7 @@
 """``track-head``: a face video -> MediaPipe landmarks -> the fit of Anny's head -> a head capture.
 
-1. every chosen frame through MediaPipe's face mesh (:mod:`neuralbody.head.face_mesh`);
+1. every chosen frame of the video or image folder (:mod:`neuralbody.capture_import.video`)
+   through MediaPipe's face mesh (:mod:`neuralbody.head.face_mesh`);
 2. the fit (:mod:`neuralbody.head.track_fit`) of head pose, jaw, facial actions and, unless
    given, the focal length, with the landmark map of :mod:`neuralbody.head.landmark_map`;
 3. the capture (:mod:`neuralbody.head.track_capture`): a fixed square crop, per-frame person
@@ -16,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from neuralbody.capture_import.video import FrameSource, open_source
 from neuralbody.head.face_mesh import NUM_LANDMARKS, FaceMeshDetector
 from neuralbody.head.landmark_map import default_landmark_map
 from neuralbody.head.rig import HeadRig
 from neuralbody.head.track_capture import (capture_cameras, face_crop, frame_params, write_capture_files,
                                            write_frame)
 from neuralbody.head.track_fit import FitSettings, LandmarkHead, TrackedHead, fit_landmarks
-from neuralbody.head.video_frames import FrameSource
 from neuralbody.io.errors import InputError
 from neuralbody.io.progress import progress_bar
 
@@ -47,7 +48,7 @@ class Landmarks:
 
 
 def detect_landmarks(source: FrameSource, frames: list[int], *, progress: bool = True) -> Landmarks:
-    """Run the face mesh (video mode) over ``frames`` of ``source``."""
+    """Run the face mesh (video mode) over ``frames`` (increasing) of ``source``."""
     points, found, size = [], [], None
     with FaceMeshDetector(video=True) as detector:
         for index, image in progress_bar(source.frames(frames), total=len(frames), desc="track-head landmarks",
@@ -60,7 +61,7 @@ def detect_landmarks(source: FrameSource, frames: list[int], *, progress: bool =
             detection = detector.detect(image)
             points.append(detection.landmarks)
             found.append(detection.found)
-    return Landmarks(np.stack(points), np.array(found), sorted(set(frames)), size[1], size[0])
+    return Landmarks(np.stack(points), np.array(found), list(frames), size[1], size[0])
 
 
 def check_detections(landmarks: Landmarks, path: Path) -> None:
@@ -97,8 +98,9 @@ def write_tracked_capture(out: Path, source: FrameSource, landmarks: Landmarks, 
 def track_video(path: Path, out: Path, rig: HeadRig, *, frames: list[int] | None = None, focal: float | None = None,
                 resolution: int = 256, settings: FitSettings = FitSettings(), progress: bool = True) -> TrackedHead:
     """The whole of ``track-head`` (the module docstring); returns the fit (video pixels)."""
-    source = FrameSource(path)
-    landmarks = detect_landmarks(source, frames if frames is not None else list(range(source.count)), progress=progress)
+    source = open_source(path)
+    wanted = sorted(set(frames)) if frames is not None else list(range(source.num_frames))
+    landmarks = detect_landmarks(source, wanted, progress=progress)
     check_detections(landmarks, path)
     head = LandmarkHead(rig, default_landmark_map())
     if head.count != NUM_LANDMARKS:

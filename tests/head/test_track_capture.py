@@ -4,17 +4,15 @@ import numpy as np
 import pytest
 import torch
 from head_fixtures import tiny_rig
-from PIL import Image
 
 from neuralbody.data.cameras import Camera, project_points
 from neuralbody.geometry.rotations import look_at_rotation, matrix_to_axis_angle
 from neuralbody.head.capture import read_head_capture
 from neuralbody.head.face_mesh import normalised_to_pixels
-from neuralbody.head.track_capture import (Crop, capture_cameras, crop_image, crop_intrinsics, face_crop,
-                                           frame_params, write_capture_files, write_frame)
+from neuralbody.head.square_crop import Crop, crop_image, square_around
+from neuralbody.head.track_capture import (capture_cameras, crop_intrinsics, face_crop, frame_params,
+                                           write_capture_files, write_frame)
 from neuralbody.head.track_fit import TrackedHead
-from neuralbody.head.video_frames import FrameSource
-from neuralbody.io.errors import InputError
 
 
 def test_crop_intrinsics_move_pixels_as_the_crop_does():
@@ -39,6 +37,14 @@ def test_crop_image_is_a_block_mean_with_black_outside():
     assert out[0].max() == 0.0 and out[:, 0].max() == 0.0
     mask = crop_image(np.ones((6, 8), bool), Crop(x0=0, y0=0, side=4, resolution=4))
     assert mask.shape == (4, 4) and mask.min() == 1.0
+
+
+def test_crop_maps_pixels_both_ways():
+    crop = square_around(np.array([10.0, 20.0]), np.array([50.0, 40.0]), 32, margin=2.0)
+    assert crop.side == 80 and (crop.x0, crop.y0) == (-10, -10)
+    image_points = np.array([[0.0, 0.0], [33.5, 17.25]])
+    in_crop = (image_points - np.array([crop.x0, crop.y0]) + 0.5) * crop.scale - 0.5
+    np.testing.assert_allclose(crop.to_image(in_crop), image_points, atol=1e-12)
 
 
 def test_face_crop_holds_every_landmark():
@@ -80,21 +86,6 @@ def test_written_capture_is_read_back(tmp_path):
     mask = capture.mask(0, "cam00")
     assert mask.shape == (32, 32) and 0 < mask.mean() < 1  # the head box cuts the person mask
     assert capture.image(0, "cam00")[~mask].max() == 0.0
-
-
-def test_frame_source_reads_a_folder_and_names_bad_input(tmp_path):
-    for i in (2, 0, 1):
-        Image.fromarray(np.full((4, 6, 3), 10 * i, np.uint8)).save(tmp_path / f"f{i}.png")
-    source = FrameSource(tmp_path)
-    assert source.count == 3
-    read = list(source.frames([2, 0]))
-    assert [i for i, _ in read] == [0, 2] and read[1][1].shape == (4, 6, 3) and read[1][1].max() == 20
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    with pytest.raises(InputError, match="holds no images"):
-        FrameSource(empty)
-    with pytest.raises(InputError, match="does not exist"):
-        FrameSource(tmp_path / "missing.mp4")
 
 
 def test_normalised_landmarks_to_pixel_centres():

@@ -7,7 +7,6 @@ import pytest
 import torch
 from head_fixtures import tiny_rig
 
-from neuralbody.data.projection import project
 from neuralbody.geometry.rotations import axis_angle_to_matrix, look_at_rotation, matrix_to_axis_angle
 from neuralbody.head.landmark_map import LandmarkMap, default_landmark_map, landmark_points
 from neuralbody.head.rig import pose_head
