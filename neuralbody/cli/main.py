@@ -49,6 +49,7 @@ COMMANDS = {
     "synth-head": "neuralbody.cli.synth_head",
     "train-head": "neuralbody.cli.train_head",
     "animate-head": "neuralbody.cli.animate_head",
+    "track-head": "neuralbody.cli.track_head",
 }
 
 

@@ -8,5 +8,8 @@
   and its inversion by root finding with implicit gradients;
 * :mod:`~neuralbody.head.avatar`: IMAvatar and the nerf-expr baseline; :mod:`~neuralbody.head.raymarch`,
   :mod:`~neuralbody.head.occupancy`: rendering; :mod:`~neuralbody.head.training`,
-  :mod:`~neuralbody.head.evaluation`: training runs and scores.
+  :mod:`~neuralbody.head.evaluation`: training runs and scores;
+* :mod:`~neuralbody.head.face_mesh`, :mod:`~neuralbody.head.landmark_map`, :mod:`~neuralbody.head.track_fit`,
+  :mod:`~neuralbody.head.track_capture`, :mod:`~neuralbody.head.tracking`: a real video tracked (MediaPipe face
+  mesh, fitted by Anny's head) into a head capture; :mod:`~neuralbody.head.track_eval`: its scores against truth.
 """
