@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "camera in that frame (fitted body mesh, ray casting); table, JSON and *_coverage.png")
     parser.add_argument("--coverage-tolerance", type=float, default=None,
                         help="metres a training ray may stop short of the point and still see it (default 0.015)")
+    parser.add_argument("--truth", type=Path, default=None,
+                        help="score against this capture's images instead of the run's (same cameras, frames and "
+                             "resolution; e.g. a synthetic capture rendered again without mask errors)")
     parser.add_argument("--protocol", choices=tuple(PROTOCOLS), default=DEFAULT_PROTOCOL,
                         help="zju (default): Neural Body's ZJU-MoCap evaluator, box padded 5 cm along z only, SSIM "
                              "7x7 uniform window, data range 2; nb-custom: its custom-data box, padded on every axis; "
@@ -97,6 +100,7 @@ def plan_splits(loaded, args: argparse.Namespace, views: list[int] | None) -> di
 
 
 def run(args: argparse.Namespace) -> int:
+    from neuralbody.data.capture import read_capture
     from neuralbody.evaluation.protocol import EvalOptions, evaluate_run, format_table, write_eval_json
     from neuralbody.training.checkpoint import load_run
 
@@ -107,15 +111,17 @@ def run(args: argparse.Namespace) -> int:
     settings = loaded.render_settings(**overrides)
     plans = plan_splits(loaded, args, views)
     faces = body_faces(loaded.capture, loaded.train_frames[0]) if args.coverage else None
+    truth = read_capture(args.truth) if args.truth is not None else None
     path = args.json or args.run / "eval" / "metrics.json"
-    extra = {"run": str(args.run), "step": loaded.step, "model": loaded.config.model_kind, "num_samples": settings.num_samples}
+    extra = {"run": str(args.run), "step": loaded.step, "model": loaded.config.model_kind, "num_samples": settings.num_samples,
+             "truth": str(args.truth) if args.truth is not None else None}
     results = []
     for split in plans:
         options = EvalOptions(
             frame_stride=args.stride, views=views, settings=settings, max_frames=args.max_frames,
             out_dir=None if args.no_images else args.run / "eval" / split, use_lpips=not args.no_lpips,
             progress=not args.no_progress, coverage_faces=faces, coverage_tolerance=args.coverage_tolerance,
-            protocol=args.protocol,
+            protocol=args.protocol, truth=truth,
         )
         result = evaluate_run(loaded, split=split, options=options)
         results.append(result)

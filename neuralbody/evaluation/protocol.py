@@ -192,6 +192,9 @@ class EvalOptions:
         protocol: name of the box-and-SSIM protocol
             (:data:`~neuralbody.evaluation.image_metrics.PROTOCOLS`): "zju" (default, Neural
             Body's ZJU-MoCap evaluator), "nb-custom" or "padded-box".
+        truth: a capture whose images are the ground truth instead of the run's own (same
+            cameras, image sizes and frames; e.g. a synthetic capture rendered again without its
+            mask errors, :func:`check_truth_capture`). None: the run's capture.
     """
 
     frame_stride: int = 30
@@ -204,6 +207,22 @@ class EvalOptions:
     coverage_faces: np.ndarray | None = None
     coverage_tolerance: float | None = None
     protocol: str = DEFAULT_PROTOCOL
+    truth: object | None = None
+
+
+def check_truth_capture(capture, truth) -> None:
+    """Raise InputError unless ``truth`` (a Capture) can stand in for ``capture``'s images: the same
+    number of cameras and frames, and the same image size per camera."""
+    from neuralbody.io.errors import InputError
+
+    fix = "give the same capture rendered again (same cameras, frames and resolution)"
+    if truth.num_views != capture.num_views or len(truth.frame_ids) != len(capture.frame_ids):
+        raise InputError(truth.root, f"has {truth.num_views} cameras and {len(truth.frame_ids)} frames, the run's "
+                         f"capture {capture.num_views} and {len(capture.frame_ids)}", fix)  # fmt: skip
+    for view, (ours, theirs) in enumerate(zip(capture.cameras, truth.cameras)):
+        if (ours.width, ours.height) != (theirs.width, theirs.height):
+            raise InputError(truth.root, f"camera {view} is {theirs.width}x{theirs.height}, the run's "
+                             f"{ours.width}x{ours.height}", fix)  # fmt: skip
 
 
 def evaluation_plan(run, split: str, options: EvalOptions) -> tuple[list[int], list[int]]:
@@ -262,7 +281,8 @@ class _Scorer:
         rendered = render_view(target.field, camera, settings=self.settings, background=self.run.background,
                                occupancy=target.occupancy)
         pred = rendered.rgb.float().clamp(0, 1).cpu().numpy()
-        gt = np.asarray(self.run.capture.load_image(frame, view), dtype=np.float32)
+        source = self.options.truth if self.options.truth is not None else self.run.capture
+        gt = np.asarray(source.load_image(frame, view), dtype=np.float32)
         window = get_protocol(self.options.protocol).ssim_window
         metrics = box_mask_metrics(pred, gt, camera, target.box_min, target.box_max, ssim_window=window)
         lpips_value = None
@@ -298,6 +318,8 @@ def evaluate_run(run, *, split: str, options: EvalOptions | None = None) -> Eval
     options = options if options is not None else EvalOptions()
     protocol = get_protocol(options.protocol).name  # an unknown name fails before any rendering
     frames, views = evaluation_plan(run, split, options)
+    if options.truth is not None:
+        check_truth_capture(run.capture, options.truth)
     out_path = Path(options.out_dir) if options.out_dir is not None else None
     if out_path is not None:
         out_path.mkdir(parents=True, exist_ok=True)

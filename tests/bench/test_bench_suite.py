@@ -95,8 +95,11 @@ def test_table_and_means(bench):
     ]  # fmt: skip
     means = bench.suite_means(rows)
     assert means["novel_view.psnr_box"] == pytest.approx(22.0) and means["novel_pose.ssim_box"] == pytest.approx(0.75)
+    rows[0].clean_means = {"novel_view": {"psnr_box": 26.0, "ssim_box": 0.9, "images": 4}}
+    rows[1].clean_means = {"novel_view": {"psnr_box": 30.0, "ssim_box": 0.9, "images": 4}}
+    assert bench.suite_means(rows, clean=True)["novel_view.psnr_box"] == pytest.approx(28.0)
     table = bench.format_table(rows)
-    assert "b*" in table and "22.00" in table and "21.00" in table and "over 2 captures" in table
+    assert "b*" in table and "22.00" in table and "21.00" in table and "28.00" in table and "over 2 captures" in table
     rows[1].means.pop("novel_pose")
     assert bench.suite_means(rows)["novel_pose.psnr_box"] is None  # a missing split is not averaged away
 
@@ -108,8 +111,9 @@ def test_labels_keep_two_versions_apart(bench):
 
 @pytest.mark.anny
 def test_smoke_run_at_a_tiny_budget(bench, tmp_path, capsys):
-    """One capture at 64 px, 2 training steps: synth, train, eval (zju) through the CLI, the table, the JSON."""
-    code = bench.main(["--work", str(tmp_path), "--tiny", "--steps", "2", "--only", "sway-smpl-512", "--max-frames", "1"])
+    """One capture at 64 px, 2 training steps: synth, train, eval (zju) through the CLI, the table, the JSON;
+    its mask errors make a clean twin to score against too."""
+    code = bench.main(["--work", str(tmp_path), "--tiny", "--steps", "2", "--only", "dots-dark-warm", "--max-frames", "1"])
     assert code == 0
     document = json.loads((tmp_path / "suite.json").read_text())
     assert document["protocol"] == "zju" and document["budget"] == {"steps": 2} and len(document["captures"]) == 1
@@ -117,7 +121,10 @@ def test_smoke_run_at_a_tiny_budget(bench, tmp_path, capsys):
     assert row["steps"] == 2 and row["settings"]["body_format"] == "smpl-like"
     assert set(row["means"]) == {"novel_view", "novel_pose"}
     assert 0 < row["means"]["novel_view"]["psnr_box"] < 60
+    clean = row["clean_means"]["novel_view"]["psnr_box"]
+    assert 0 < clean < 60 and clean != pytest.approx(row["means"]["novel_view"]["psnr_box"], abs=1e-6)
+    assert (tmp_path / "captures" / "dots-dark-warm-tiny-clean" / "Camera_00" / "000000.jpg").is_file()
     out = capsys.readouterr().out
-    assert "sway-smpl-512" in out and "mean" in out
-    capture = tmp_path / "captures" / "sway-smpl-512-tiny"
+    assert "dots-dark-warm" in out and "mean" in out
+    capture = tmp_path / "captures" / "dots-dark-warm-tiny"
     assert not (capture / "neuralbody.json").exists() and (capture / "Camera_00" / "000000.jpg").is_file()

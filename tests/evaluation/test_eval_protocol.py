@@ -239,3 +239,31 @@ def test_protocol_is_named_in_results_json_and_table(fake_capture, tmp_path):
         format_table([zju, padded])
     with pytest.raises(ValueError, match="unknown evaluation protocol"):
         evaluate_run(run, split="novel_view", options=EvalOptions(progress=False, protocol="zju-mocap"))
+
+
+def test_truth_capture_replaces_the_ground_truth_and_must_match(fake_capture, tmp_path):
+    import shutil
+
+    from PIL import Image
+
+    from neuralbody.data.capture import read_capture
+    from neuralbody.io.errors import InputError
+
+    same = tmp_path / "same"
+    shutil.copytree(fake_capture.root, same)
+    inverted = tmp_path / "inverted"
+    shutil.copytree(fake_capture.root, inverted)
+    for path in inverted.glob("Camera_*/*.jpg"):  # every image's colours turned over
+        pixels = np.asarray(Image.open(path).convert("RGB"))
+        Image.fromarray(255 - pixels).save(path, quality=100)
+    options = dict(frame_stride=30, max_frames=2, views=[1, 3], progress=False)
+    run = _run(OracleModel(fake_capture), fake_capture)
+    own = evaluate_run(run, split="novel_pose", options=EvalOptions(**options))
+    copy = evaluate_run(run, split="novel_pose", options=EvalOptions(**options, truth=read_capture(same)))
+    turned = evaluate_run(run, split="novel_pose", options=EvalOptions(**options, truth=read_capture(inverted)))
+    assert copy.means["psnr_box"] == pytest.approx(own.means["psnr_box"], abs=1e-6) and own.means["psnr_box"] > 40
+    assert turned.means["psnr_box"] < 15  # the oracle renders the run's images, scored against their negatives
+    fewer = tmp_path / "fewer"
+    make_capture(fewer, num_views=4, num_frames=10)
+    with pytest.raises(InputError, match="4 cameras"):
+        evaluate_run(run, split="novel_pose", options=EvalOptions(**options, truth=read_capture(fewer)))
