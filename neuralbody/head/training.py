@@ -24,7 +24,6 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from neuralbody.data.cameras import pixel_rays, ray_box_intersection
