@@ -21,45 +21,19 @@ import dataclasses
 
 import torch
 
-from neuralbody.models.encoding import encoded_size, positional_encoding
+from neuralbody.gdna.latent_mlp import LatentMLP, LatentMLPOptions
 
 
 @dataclasses.dataclass(frozen=True)
-class ColourOptions:
-    """Size of the colour network.
-
-    Attributes:
-        freqs: positional-encoding frequencies of the point.
-        hidden: width of the hidden layers.
-        layers: hidden layers (at least 1).
-        latent: width of ``z_colour``.
-        feature: width of the coarse feature ``f``.
-    """
-
-    freqs: int = 6
-    hidden: int = 64
-    layers: int = 3
-    latent: int = 16
-    feature: int = 64
-
-    def __post_init__(self) -> None:
-        if min(self.hidden, self.layers, self.latent, self.feature) < 1 or self.freqs < 0:
-            raise ValueError(f"ColourOptions: hidden, layers, latent, feature >= 1 and freqs >= 0; got {self}")
+class ColourOptions(LatentMLPOptions):
+    """Size of the colour network (:class:`~neuralbody.gdna.latent_mlp.LatentMLPOptions`)."""
 
 
-class ColourNetwork(torch.nn.Module):
+class ColourNetwork(LatentMLP):
     """``C(x, z_colour, f) -> rgb`` (module docstring)."""
 
     def __init__(self, options: ColourOptions = ColourOptions()) -> None:
-        super().__init__()
-        self.options = options
-        width = encoded_size(3, options.freqs) + options.latent + options.feature
-        layers: list[torch.nn.Module] = []
-        for _ in range(options.layers):
-            layers += [torch.nn.Linear(width, options.hidden), torch.nn.ReLU()]
-            width = options.hidden
-        layers.append(torch.nn.Linear(width, 3))
-        self.mlp = torch.nn.Sequential(*layers)
+        super().__init__(options)
 
     def forward(self, points: torch.Tensor, latent: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """(N, 3) albedo in [0, 1].
@@ -69,16 +43,7 @@ class ColourNetwork(torch.nn.Module):
             latent: (N, L) or (L,) colour latents ``z_colour``.
             features: (N, F) coarse features at the points.
         """
-        count, options = points.shape[0], self.options
-        if points.ndim != 2 or points.shape[1] != 3 or features.shape != (count, options.feature):
-            raise ValueError(f"ColourNetwork: points (N, 3) and features (N, {options.feature}), got "
-                             f"{tuple(points.shape)}, {tuple(features.shape)}")
-        if latent.shape == (options.latent,):
-            latent = latent[None].expand(count, -1)
-        if latent.shape != (count, options.latent):
-            raise ValueError(f"ColourNetwork: latent must be ({options.latent},) or ({count}, {options.latent}), "
-                             f"got {tuple(latent.shape)}")
-        return torch.sigmoid(self.mlp(torch.cat([positional_encoding(points, options.freqs), latent, features], dim=1)))
+        return torch.sigmoid(self.raw(points, latent, features))
 
 
 def colour_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -18,45 +18,19 @@ import dataclasses
 
 import torch
 
-from neuralbody.models.encoding import encoded_size, positional_encoding
+from neuralbody.gdna.latent_mlp import LatentMLP, LatentMLPOptions
 
 
 @dataclasses.dataclass(frozen=True)
-class DetailOptions:
-    """Size of the detail network.
-
-    Attributes:
-        freqs: positional-encoding frequencies of the point.
-        hidden: width of the hidden layers.
-        layers: hidden layers (at least 1).
-        latent: width of ``z_detail``.
-        feature: width of the coarse feature ``f``.
-    """
-
-    freqs: int = 6
-    hidden: int = 64
-    layers: int = 3
-    latent: int = 16
-    feature: int = 64
-
-    def __post_init__(self) -> None:
-        if min(self.hidden, self.layers, self.latent, self.feature) < 1 or self.freqs < 0:
-            raise ValueError(f"DetailOptions: hidden, layers, latent, feature >= 1 and freqs >= 0; got {self}")
+class DetailOptions(LatentMLPOptions):
+    """Size of the detail network (:class:`~neuralbody.gdna.latent_mlp.LatentMLPOptions`)."""
 
 
-class DetailNormals(torch.nn.Module):
+class DetailNormals(LatentMLP):
     """``N(x, z_detail, f) -> n`` (module docstring)."""
 
     def __init__(self, options: DetailOptions = DetailOptions()) -> None:
-        super().__init__()
-        self.options = options
-        width = encoded_size(3, options.freqs) + options.latent + options.feature
-        layers: list[torch.nn.Module] = []
-        for _ in range(options.layers):
-            layers += [torch.nn.Linear(width, options.hidden), torch.nn.ReLU()]
-            width = options.hidden
-        layers.append(torch.nn.Linear(width, 3))
-        self.mlp = torch.nn.Sequential(*layers)
+        super().__init__(options)
 
     def forward(self, points: torch.Tensor, latent: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """(N, 3) unit canonical normals.
@@ -66,16 +40,7 @@ class DetailNormals(torch.nn.Module):
             latent: (N, L) or (L,) detail latents ``z_detail``.
             features: (N, F) coarse features at the points.
         """
-        count, options = points.shape[0], self.options
-        if points.ndim != 2 or points.shape[1] != 3 or features.shape != (count, options.feature):
-            raise ValueError(f"DetailNormals: points (N, 3) and features (N, {options.feature}), got "
-                             f"{tuple(points.shape)}, {tuple(features.shape)}")
-        if latent.shape == (options.latent,):
-            latent = latent[None].expand(count, -1)
-        if latent.shape != (count, options.latent):
-            raise ValueError(f"DetailNormals: latent must be ({options.latent},) or ({count}, {options.latent}), "
-                             f"got {tuple(latent.shape)}")
-        raw = self.mlp(torch.cat([positional_encoding(points, options.freqs), latent, features], dim=1))
+        raw = self.raw(points, latent, features)
         fallback = torch.tensor([0.0, 0.0, 1.0], dtype=raw.dtype, device=raw.device)
         length = raw.norm(dim=1, keepdim=True)
         return torch.where(length > 1e-12, raw / length.clamp_min(1e-12), fallback)
