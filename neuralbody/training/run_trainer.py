@@ -9,8 +9,10 @@ model and what one step computes; everything around that is this base class,
   and whatever :meth:`RunTrainer.extra_state` adds; written atomically every ``ckpt_every``
   steps and at the end) and ``log.csv`` (every ``log_every`` steps);
 * the budget: the run stops at ``steps``, or, when set, after ``minutes`` of training wall
-  clock or ``cpu_minutes`` of the training process's CPU time (``time.process_time``: the
-  budget a shared machine cannot shrink). The learning rate decays as
+  clock (the steps' own time) or ``cpu_minutes`` of the training process's CPU time
+  (``time.process_time`` over the loop: every thread, the next batch's making, validation and
+  checkpoints included; the budget a shared machine cannot shrink, since other jobs slow the
+  wall clock, not the work a run gets). The learning rate decays as
   ``lr * lr_final_ratio ** fraction``, ``fraction`` the largest of the three shares spent;
 * resume: ``resume=True`` with a checkpoint in the folder carries on from it (a checkpoint of
   another model configuration is refused with a one-line message), so a run interrupted at any
@@ -218,10 +220,11 @@ class RunTrainer:
 
     def _record(self, figures: dict[str, float]) -> None:
         if self.context.is_main and self.step % self.config.log_every == 0:
-            row = {"step": self.step, "elapsed_s": round(self.elapsed_s, 2),
+            row = {"step": self.step, "elapsed_s": round(self.elapsed_s, 2), "cpu_s": round(self.cpu_s, 2),
                    "lr": f"{self.optimizer.param_groups[0]['lr']:.3g}",
                    **{name: f"{value:.6g}" if isinstance(value, float) else value for name, value in figures.items()}}
-            append_csv_row(self.run_dir / "log.csv", self.log_fields, row)
+            append_csv_row(self.run_dir / "log.csv", self.log_fields,
+                           {name: value for name, value in row.items() if name in self.log_fields})
         self.after_step()
         if self.step % self.config.ckpt_every == 0:
             self.save()
@@ -232,14 +235,16 @@ class RunTrainer:
                            unit="step")  # fmt: skip
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as loader:
             upcoming = loader.submit(self.batch_for, self.step)
+            cpu_mark = time.process_time()
             while not self.finished():
-                started, started_cpu = time.perf_counter(), time.process_time()
+                started = time.perf_counter()
                 batch = upcoming.result()
                 upcoming = loader.submit(self.batch_for, self.step + 1)  # made while this step trains
                 figures = self.train_step(batch)
                 self.step += 1
                 self.elapsed_s += time.perf_counter() - started
-                self.cpu_s += time.process_time() - started_cpu
+                # CPU time: this step, the loader's work meanwhile and the last record (validation, checkpoint)
+                self.cpu_s, cpu_mark = self.cpu_s + time.process_time() - cpu_mark, time.process_time()
                 self._record(figures)
                 bar.update(1)
                 bar.set_postfix({name: f"{value:.4g}" for name, value in list(figures.items())[:2]})
