@@ -91,16 +91,20 @@ def ensure_corpus(work: Path, corpus: Path | None) -> Path:
     return corpus
 
 
-def train(corpus: Path, run: Path, model: str, minutes: float | None, cpu_minutes: float | None, device: str) -> dict:
-    """Train (or resume) ``model`` to ``cpu_minutes`` of its CPU time, else ``minutes`` of wall clock;
-    returns its steps, wall minutes and training CPU minutes, and the CPU seconds spent now (None: kept)."""
+def train(corpus: Path, run: Path, model: str, minutes: float | None, cpu_minutes: float | None, device: str,
+          skip: bool = False) -> dict:  # fmt: skip
+    """Train (or resume) ``model`` to ``cpu_minutes`` of its CPU time, else ``minutes`` of wall clock
+    (``skip``: take the run as it is); returns its steps, wall minutes and training CPU minutes, and
+    the CPU seconds spent now (None: kept)."""
     from neuralbody.recon.train import CHECKPOINT_NAME
     from neuralbody.training.checkpoint import load_checkpoint
 
     key, budget, flag = ("cpu_s", cpu_minutes, "--cpu-minutes") if cpu_minutes else ("elapsed_s", minutes, "--minutes")
     spent = None
     payload = load_checkpoint(run / CHECKPOINT_NAME) if (run / CHECKPOINT_NAME).is_file() else None
-    if payload is None or payload.get(key, 0.0) < 60 * budget - 1:
+    if payload is None and skip:
+        raise ValueError(f"{run}: no checkpoint to score; run without --no-train")
+    if not skip and (payload is None or payload.get(key, 0.0) < 60 * budget - 1):
         spent = run_command(["train-recon", str(corpus), "--model", model, "--out", str(run), flag, str(budget),
                              "--resume", "--device", device, "--no-progress"])  # fmt: skip
         payload = load_checkpoint(run / CHECKPOINT_NAME)
@@ -242,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=30.0, help="wall-clock training budget per model, minutes (default 30)")
     parser.add_argument("--cpu-minutes", type=float, default=None,
                         help="training budget per model in minutes of its own CPU time (overrides --minutes)")
+    parser.add_argument("--no-train", action="store_true", help="score the runs in WORK/runs as they are (no training)")
     parser.add_argument("--reuse", type=Path, default=None,
                         help="an earlier --json of the same split and frames: its visual hull, fitted body and true body rows")
     parser.add_argument("--models", default=",".join(MODELS), help=f"models to train and score (default {','.join(MODELS)})")
@@ -262,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     corpus = ensure_corpus(args.work, args.corpus)
     reused = reused_rows(args.reuse, args) if args.reuse else []
     args.reused = {r.method for r in reused}
-    training = {m: train(corpus, args.work / "runs" / m, m, args.minutes, args.cpu_minutes, args.device) for m in models}
+    training = {m: train(corpus, args.work / "runs" / m, m, args.minutes, args.cpu_minutes, args.device, args.no_train)
+                for m in models}  # fmt: skip
     for model, info in training.items():
         kept = " (kept)" if info["cpu_s"] is None else ""
         print(f"{model}: {info['steps']} steps in {info['minutes']:.1f} min, {info['cpu_minutes']:.1f} CPU min{kept}")

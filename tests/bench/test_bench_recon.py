@@ -43,3 +43,15 @@ def test_reuse_takes_the_fixed_rows_of_a_matching_result(bench, tmp_path):
         path.write_text(json.dumps(mismatch))
         with pytest.raises(ValueError, match="without --reuse"):
             bench.reused_rows(path, args)
+
+
+def test_no_train_takes_a_run_as_it_is(bench, tmp_path):
+    from neuralbody.training.checkpoint import save_checkpoint
+
+    run = tmp_path / "runs" / "mvms"
+    with pytest.raises(ValueError, match="no checkpoint"):
+        bench.train(tmp_path / "corpus", run, "mvms", None, 30.0, "cpu", skip=True)
+    run.mkdir(parents=True)
+    save_checkpoint(run / "checkpoint.pt", {"step": 120, "elapsed_s": 90.0, "cpu_s": 60.0, "model": {}})
+    info = bench.train(tmp_path / "corpus", run, "mvms", None, 30.0, "cpu", skip=True)  # 1 of 30 CPU minutes: kept
+    assert info == {"steps": 120, "minutes": 1.5, "cpu_minutes": 1.0, "cpu_s": None}
