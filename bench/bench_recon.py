@@ -4,7 +4,7 @@ On a corpus (``neuralbody synth-corpus WORK/corpus``, made here with the default
 people, 6 held out, 3 frames each, 8 cameras at 256 px), each model trains in its own process
 for ``--cpu-minutes`` of its own CPU time (``neuralbody train-recon --cpu-minutes M --resume``;
 the budget to use on a shared machine) or else ``--minutes`` of wall clock (a run already
-trained that long is kept), then every frame of the held-out split (``--split``, at most
+trained that long is kept; ``--no-train`` scores the runs in ``WORK/runs`` as they are), then every frame of the held-out split (``--split``, at most
 ``--max-frames``) is reconstructed (``neuralbody.recon.reconstruct``, 1 cm grid, coarse to fine)
 and scored against the clothed ground-truth surface (``mesh_metrics``, ``--samples`` points a
 mesh): P2S (prediction -> ground truth, cm), Chamfer-L2 as the seed defines it
