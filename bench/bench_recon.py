@@ -1,9 +1,10 @@
 """Seed 002's comparison on held-out people: PIFu, the multi-view multi-scale model, the fitted body alone; ablations.
 
 On a corpus (``neuralbody synth-corpus WORK/corpus``, made here with the defaults when absent: 32
-people, 6 held out, 3 frames each, 8 cameras at 256 px), each model trains for ``--minutes`` of
-wall clock in its own process (``neuralbody train-recon --minutes M --resume``: a run already
-trained that long is kept), then every frame of the held-out split (``--split``, at most
+people, 6 held out, 3 frames each, 8 cameras at 256 px), each model trains in its own process
+for ``--cpu-minutes`` of its own CPU time (``neuralbody train-recon --cpu-minutes M --resume``;
+the budget to use on a shared machine) or else ``--minutes`` of wall clock (a run already
+trained that long is kept; ``--no-train`` scores the runs in ``WORK/runs`` as they are), then every frame of the held-out split (``--split``, at most
 ``--max-frames``) is reconstructed (``neuralbody.recon.reconstruct``, 1 cm grid, coarse to fine)
 and scored against the clothed ground-truth surface (``mesh_metrics``, ``--samples`` points a
 mesh): P2S (prediction -> ground truth, cm), Chamfer-L2 as the seed defines it
@@ -20,10 +21,13 @@ mesh): P2S (prediction -> ground truth, cm), Chamfer-L2 as the seed defines it
   and the masks (which include the clothes); the model-based row;
 * ``true body``: the unclothed body the person was made from (what a perfect body fit gives).
 
+``--reuse OLD.json`` takes the rows that learn nothing (visual hull, fitted body, true body) from
+an earlier ``--json`` of the same split, frames and sample count instead of recomputing them.
+
 Usage::
 
     . .venv/bin/activate          # from the repository root
-    NEURALBODY_THREADS=1 OMP_NUM_THREADS=1 python bench/bench_recon.py --work /tmp/nbrecon --minutes 30
+    NEURALBODY_THREADS=1 OMP_NUM_THREADS=1 python bench/bench_recon.py --work /tmp/nbrecon --cpu-minutes 30
     python bench/bench_recon.py --work /tmp/nbrecon --minutes 5 --max-frames 6 --json recon.json --meshes /tmp/nbrecon/meshes
 """
 
@@ -45,6 +49,8 @@ import numpy as np
 log = logging.getLogger("bench_recon")
 
 MODELS = ("pifu", "mvms", "mvms-1scale")
+FIXED_METHODS = ("visual hull", "fitted body", "true body")
+"""The rows that learn nothing (``--reuse`` takes them from an earlier result)."""
 
 
 @dataclasses.dataclass
@@ -85,19 +91,25 @@ def ensure_corpus(work: Path, corpus: Path | None) -> Path:
     return corpus
 
 
-def train(corpus: Path, run: Path, model: str, minutes: float, device: str) -> dict:
-    """Train (or resume) ``model`` to ``minutes`` of training; returns steps, minutes and CPU seconds spent now."""
+def train(corpus: Path, run: Path, model: str, minutes: float | None, cpu_minutes: float | None, device: str,
+          skip: bool = False) -> dict:  # fmt: skip
+    """Train (or resume) ``model`` to ``cpu_minutes`` of its CPU time, else ``minutes`` of wall clock
+    (``skip``: take the run as it is); returns its steps, wall minutes and training CPU minutes, and
+    the CPU seconds spent now (None: kept)."""
     from neuralbody.recon.train import CHECKPOINT_NAME
     from neuralbody.training.checkpoint import load_checkpoint
 
-    if (run / CHECKPOINT_NAME).is_file():
+    key, budget, flag = ("cpu_s", cpu_minutes, "--cpu-minutes") if cpu_minutes else ("elapsed_s", minutes, "--minutes")
+    spent = None
+    payload = load_checkpoint(run / CHECKPOINT_NAME) if (run / CHECKPOINT_NAME).is_file() else None
+    if payload is None and skip:
+        raise ValueError(f"{run}: no checkpoint to score; run without --no-train")
+    if not skip and (payload is None or payload.get(key, 0.0) < 60 * budget - 1):
+        spent = run_command(["train-recon", str(corpus), "--model", model, "--out", str(run), flag, str(budget),
+                             "--resume", "--device", device, "--no-progress"])  # fmt: skip
         payload = load_checkpoint(run / CHECKPOINT_NAME)
-        if payload["elapsed_s"] >= 60 * minutes - 1:
-            return {"steps": int(payload["step"]), "minutes": payload["elapsed_s"] / 60, "cpu_s": None}
-    cpu = run_command(["train-recon", str(corpus), "--model", model, "--out", str(run), "--minutes", str(minutes),
-                       "--resume", "--device", device, "--no-progress"])  # fmt: skip
-    payload = load_checkpoint(run / CHECKPOINT_NAME)
-    return {"steps": int(payload["step"]), "minutes": payload["elapsed_s"] / 60, "cpu_s": cpu}
+    return {"steps": int(payload["step"]), "minutes": payload["elapsed_s"] / 60,
+            "cpu_minutes": payload.get("cpu_s", 0.0) / 60, "cpu_s": spent}  # fmt: skip
 
 
 def visual_hull_model():
@@ -170,7 +182,8 @@ def evaluate(corpus_dir: Path, runs: dict[str, Path], args) -> list[Row]:
         methods += [("mvms", 4, models["mvms"]), ("mvms", 2, models["mvms"]), ("mvms", 1, models["mvms"])]
     if "mvms-1scale" in models:
         methods.append(("mvms-1scale", 4, models["mvms-1scale"]))
-    methods += [("visual hull", 4, visual_hull_model()), ("fitted body", 4, "fit"), ("true body", 0, "truth")]
+    fixed = [("visual hull", 4, visual_hull_model()), ("fitted body", 4, "fit"), ("true body", 0, "truth")]
+    methods += [m for m in fixed if m[0] not in args.reused]
     fits = BodyFits(args.keypoint_noise)
     scores: dict[tuple[str, int], list] = {}
     for index, sample in enumerate(samples):
@@ -214,11 +227,28 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def reused_rows(path: Path, args) -> list[Row]:
+    """The :data:`FIXED_METHODS` rows of an earlier result, checked to cover the same split, frames and samples."""
+    document = json.loads(path.read_text())
+    rows = [Row(**r) for r in document["rows"] if r["method"] in FIXED_METHODS]
+    if document.get("split") != args.split or any(r.frames != args.max_frames for r in rows):
+        raise ValueError(f"{path}: its rows are of another split or frame count than --split {args.split} "
+                         f"--max-frames {args.max_frames}; run without --reuse")  # fmt: skip
+    if document.get("samples", args.samples) != args.samples:
+        raise ValueError(f"{path}: made with --samples {document['samples']}; pass the same or run without --reuse")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, required=True, help="work folder (corpus/, runs/)")
     parser.add_argument("--corpus", type=Path, default=None, help="an existing corpus (default WORK/corpus, made if absent)")
-    parser.add_argument("--minutes", type=float, default=30.0, help="training budget per model, minutes (default 30)")
+    parser.add_argument("--minutes", type=float, default=30.0, help="wall-clock training budget per model, minutes (default 30)")
+    parser.add_argument("--cpu-minutes", type=float, default=None,
+                        help="training budget per model in minutes of its own CPU time (overrides --minutes)")
+    parser.add_argument("--no-train", action="store_true", help="score the runs in WORK/runs as they are (no training)")
+    parser.add_argument("--reuse", type=Path, default=None,
+                        help="an earlier --json of the same split and frames: its visual hull, fitted body and true body rows")
     parser.add_argument("--models", default=",".join(MODELS), help=f"models to train and score (default {','.join(MODELS)})")
     parser.add_argument("--split", default="heldout_people", choices=("heldout_people", "heldout_poses"))
     parser.add_argument("--max-frames", type=int, default=12, help="frames of the split scored (default 12)")
@@ -235,15 +265,18 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown models {sorted(unknown)}; choose among {MODELS}")
     corpus = ensure_corpus(args.work, args.corpus)
-    training = {m: train(corpus, args.work / "runs" / m, m, args.minutes, args.device) for m in models}
+    reused = reused_rows(args.reuse, args) if args.reuse else []
+    args.reused = {r.method for r in reused}
+    training = {m: train(corpus, args.work / "runs" / m, m, args.minutes, args.cpu_minutes, args.device, args.no_train)
+                for m in models}  # fmt: skip
     for model, info in training.items():
-        cpu = f", {info['cpu_s'] / 60:.1f} CPU min" if info["cpu_s"] is not None else " (kept)"
-        print(f"{model}: {info['steps']} steps in {info['minutes']:.1f} min{cpu}")
-    rows = evaluate(corpus, {m: args.work / "runs" / m for m in models}, args)
+        kept = " (kept)" if info["cpu_s"] is None else ""
+        print(f"{model}: {info['steps']} steps in {info['minutes']:.1f} min, {info['cpu_minutes']:.1f} CPU min{kept}")
+    rows = evaluate(corpus, {m: args.work / "runs" / m for m in models}, args) + reused
     print(f"\n{args.split}: {rows[0].frames} frames of {corpus}\n")
     print(format_table(rows))
     if args.json:
-        args.json.write_text(json.dumps({"training": training, "split": args.split,
+        args.json.write_text(json.dumps({"training": training, "split": args.split, "samples": args.samples,
                                          "rows": [dataclasses.asdict(r) for r in rows]}, indent=2) + "\n")  # fmt: skip
     return 0
 

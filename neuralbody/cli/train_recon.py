@@ -24,8 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="run folder (config.json, checkpoint.pt, log.csv, val.csv)")
     parser.add_argument("--model", choices=tuple(PRESETS), default="mvms",
                         help="pifu (one view, one scale), mvms (several views and scales; default), mvms-1scale")
-    parser.add_argument("--steps", type=int, default=None, help="optimisation steps (default 3000; unlimited with --minutes)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="optimisation steps (default 3000; unlimited with --minutes or --cpu-minutes)")
     parser.add_argument("--minutes", type=float, default=None, help="wall-clock training budget in minutes")
+    parser.add_argument("--cpu-minutes", type=float, default=None,
+                        help="budget of the training process's CPU time in minutes (all its threads; on a shared "
+                             "machine, the work a run gets whatever the load)")
     parser.add_argument("--batch", type=int, default=None, help="frames per step (default 4)")
     parser.add_argument("--points", type=int, default=None, help="occupancy samples per frame (default 2048)")
     parser.add_argument("--views", default=None, metavar="K[,K...]",
@@ -48,15 +52,16 @@ def build_config(args: argparse.Namespace):
     if args.resume and (args.out / CONFIG_NAME).is_file():
         config = ReconTrainConfig.from_json(args.out / CONFIG_NAME)
         config.corpus, config.out = str(args.corpus.resolve()), str(args.out)  # the folders as given now (moved runs)
-        for flag in ("steps", "minutes"):
+        for flag in ("steps", "minutes", "cpu_minutes"):
             if getattr(args, flag) is not None:
                 setattr(config, flag, getattr(args, flag))
         if args.device != "auto":
             config.device = args.device
         return config
     fields = {"corpus": str(args.corpus.resolve()), "out": str(args.out), "model": args.model,
-              "model_options": parse_options(args.option, example="channels=32"), "minutes": args.minutes, "device": args.device}  # fmt: skip
-    if args.minutes is not None and args.steps is None:
+              "model_options": parse_options(args.option, example="channels=32"), "minutes": args.minutes, "cpu_minutes": args.cpu_minutes,
+              "device": args.device}  # fmt: skip
+    if (args.minutes is not None or args.cpu_minutes is not None) and args.steps is None:
         fields["steps"] = 10**9
     for flag in ("steps", "batch", "points", "lr", "val_every", "ckpt_every", "seed"):
         if getattr(args, flag) is not None:
@@ -71,6 +76,14 @@ def build_config(args: argparse.Namespace):
     return config
 
 
+def budget_text(config) -> str:
+    """The run's budgets in words, e.g. "30.0 CPU min" or "3000 steps, 10.0 min"."""
+    parts = [f"{config.steps} steps"] if config.steps < 10**9 else []
+    parts += [f"{config.minutes} min"] if config.minutes else []
+    parts += [f"{config.cpu_minutes} CPU min"] if config.cpu_minutes else []
+    return ", ".join(parts) or f"{config.steps} steps"
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -83,13 +96,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = build_config(args)
         log.info("training %s on %s (%s)%s", config.model, config.corpus,
-                 f"{config.minutes} min" if config.minutes else f"{config.steps} steps",
+                 budget_text(config),
                  f", rank {context.rank} of {context.world_size}" if context.enabled else "")  # fmt: skip
         result = ReconTrainer(config, resume=args.resume, progress=not args.no_progress, distributed=context).run()
     finally:
         shutdown_distributed()
     if context.is_main:
         val = f", held-out occupancy IoU {result.val_iou:.4f}" if result.val_iou is not None else ""
-        print(f"trained {config.model} {result.step} steps in {result.elapsed_s / 60:.1f} min: loss "
+        print(f"trained {config.model} {result.step} steps in {result.elapsed_s / 60:.1f} min "
+              f"({result.cpu_s / 60:.1f} CPU min): loss "
               f"{result.last_loss:.4f}{val} -> {result.run_dir}")
     return 0

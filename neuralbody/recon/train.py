@@ -5,13 +5,21 @@ Each step draws ``batch`` training frames (the corpus's ``train`` split), a numb
 the binary cross-entropy between the predicted occupancy and the labels of ``points`` samples per
 frame (PIFu regresses the probability with a squared error; both the models here use the
 cross-entropy). Adam, learning rate decayed exponentially to ``lr * lr_final_ratio`` over the
-run's progress (the larger of the step and time fractions), gradient norm clipped at 1.
+run's progress (the largest of the step and budget fractions), gradient norm clipped at 1.
+
+Budgets: ``steps``; ``minutes`` of wall clock (the steps' own time, ``elapsed_s``); and
+``cpu_minutes`` of the training process's CPU time (``cpu_s``: :func:`time.process_time` over the
+training loop, every thread of the process, the next batch's decoding, validation and checkpoints
+included; rank 0's under torchrun). The CPU budget is the one to use on a shared machine: other
+jobs slow the wall clock, not the work a run gets. The first budget reached ends the run; both
+times are saved in the checkpoint and carried on by ``resume``.
 
 The run folder holds ``config.json`` (this :class:`ReconTrainConfig`), ``checkpoint.pt`` (model
-configuration and weights, optimiser, step, elapsed seconds; atomic, every ``ckpt_every`` steps
+configuration and weights, optimiser, step, elapsed wall and CPU seconds; atomic, every ``ckpt_every`` steps
 and at the end; ``resume`` carries on from it), ``log.csv`` (every ``log_every`` steps) and
 ``val.csv``: every ``val_every`` steps, the occupancy IoU and accuracy on ``val_samples`` frames of
-the held-out people, seen from ``max(view_counts)`` evenly spread cameras.
+the held-out people, seen from ``max(view_counts)`` evenly spread cameras, carved as
+``reconstruct`` carves (a point outside any of the views' masks is empty).
 
 Under torchrun (:mod:`neuralbody.training.distributed`) every rank draws its own batches (seed,
 rank, step), gradients are averaged after backward, and rank 0 alone writes; all ranks stop at
@@ -35,7 +43,8 @@ from neuralbody.io.csv_log import append_csv_row
 from neuralbody.data.corpus import read_corpus
 from neuralbody.io.atomic import atomic_write_text
 from neuralbody.io.progress import progress_bar
-from neuralbody.recon.dataset import ExampleSettings, ReconBatch, make_batch
+from neuralbody.evaluation.mesh_extraction import carve_mask
+from neuralbody.recon.dataset import ExampleSettings, ReconBatch, make_batch, spread_views
 from neuralbody.recon.model import PRESETS, PixelAlignedOccupancy, ReconModelConfig
 from neuralbody.training.checkpoint import load_checkpoint, save_checkpoint
 from neuralbody.training.distributed import (
@@ -50,7 +59,7 @@ log = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.json"
 CHECKPOINT_NAME = "checkpoint.pt"
-LOG_FIELDS = ("step", "elapsed_s", "lr", "loss", "accuracy", "views")
+LOG_FIELDS = ("step", "elapsed_s", "lr", "loss", "accuracy", "views", "cpu_s")
 VAL_FIELDS = ("step", "elapsed_s", "iou", "accuracy", "views")
 DEFAULT_VIEWS = {"pifu": ((1,), (1.0,)), "mvms": ((1, 2, 3, 4), (0.1, 0.2, 0.2, 0.5))}
 
@@ -66,6 +75,7 @@ class ReconTrainConfig:
         model_options: overrides of the preset's :class:`ReconModelConfig` fields.
         steps: optimisation steps (the budget ends the run first when set).
         minutes: wall-clock budget, minutes (None: none).
+        cpu_minutes: budget of the training process's CPU time, minutes (None: none).
         batch: frames per step (per rank).
         points: occupancy samples per frame.
         view_counts, view_weights: how many views a step uses, and how often.
@@ -82,6 +92,7 @@ class ReconTrainConfig:
     model_options: dict = dataclasses.field(default_factory=dict)
     steps: int = 3000
     minutes: float | None = None
+    cpu_minutes: float | None = None
     batch: int = 4
     points: int = 2048
     view_counts: tuple[int, ...] = ()
@@ -107,8 +118,9 @@ class ReconTrainConfig:
         for name in ("steps", "batch", "points", "log_every", "ckpt_every", "val_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.minutes is not None and self.minutes <= 0:
-            raise ValueError(f"--minutes must be positive, got {self.minutes}")
+        for name in ("minutes", "cpu_minutes"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
 
     def model_config(self) -> ReconModelConfig:
         values = dict(PRESETS[self.model].to_dict(), **self.model_options)
@@ -129,6 +141,7 @@ class ReconTrainResult:
     run_dir: Path
     step: int
     elapsed_s: float
+    cpu_s: float
     last_loss: float
     val_iou: float | None
 
@@ -147,7 +160,9 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple
         raise ValueError(f"{Path(run_dir) / CHECKPOINT_NAME}: not a train-recon checkpoint")
     model = PixelAlignedOccupancy(ReconModelConfig.from_dict(payload["model_config"]))
     model.load_state_dict(payload["model"])
-    return model.to(device).eval(), {k: payload[k] for k in ("step", "elapsed_s", "model_config")}
+    meta = {k: payload[k] for k in ("step", "elapsed_s", "model_config")}
+    meta["cpu_s"] = float(payload.get("cpu_s", 0.0))  # runs saved before the CPU budget existed: 0
+    return model.to(device).eval(), meta
 
 
 class ReconTrainer:
@@ -172,7 +187,7 @@ class ReconTrainer:
         self.model = PixelAlignedOccupancy(config.model_config()).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.settings = ExampleSettings(size=self.model.config.input_size, points=config.points)
-        self.step, self.elapsed_s, self.last_val = 0, 0.0, None
+        self.step, self.elapsed_s, self.cpu_s, self.last_val = 0, 0.0, 0.0, None
         if resume and (self.run_dir / CHECKPOINT_NAME).is_file():
             self._load()
         elif self.context.is_main:
@@ -187,7 +202,9 @@ class ReconTrainer:
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.step, self.elapsed_s = int(payload["step"]), float(payload["elapsed_s"])
-        log.info("resumed %s at step %d (%.1f min)", self.run_dir, self.step, self.elapsed_s / 60)
+        self.cpu_s = float(payload.get("cpu_s", 0.0))  # checkpoints written before the CPU budget existed
+        log.info("resumed %s at step %d (%.1f min, %.1f CPU min)", self.run_dir, self.step, self.elapsed_s / 60,
+                 self.cpu_s / 60)  # fmt: skip
 
     def save(self) -> None:
         """Write checkpoint.pt atomically (rank 0)."""
@@ -195,7 +212,7 @@ class ReconTrainer:
             return
         save_checkpoint(self.run_dir / CHECKPOINT_NAME, {
             "model_config": self.model.config.to_dict(), "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "step": self.step, "elapsed_s": self.elapsed_s,
+            "optimizer": self.optimizer.state_dict(), "step": self.step, "elapsed_s": self.elapsed_s, "cpu_s": self.cpu_s,
         })  # fmt: skip
 
     def batch_for(self, step: int) -> ReconBatch:
@@ -210,6 +227,8 @@ class ReconTrainer:
         fraction = self.step / self.config.steps
         if self.config.minutes:
             fraction = max(fraction, self.elapsed_s / (60.0 * self.config.minutes))
+        if self.config.cpu_minutes:
+            fraction = max(fraction, self.cpu_s / (60.0 * self.config.cpu_minutes))
         return min(1.0, fraction)
 
     def train_step(self, batch: ReconBatch) -> tuple[float, float]:
@@ -239,7 +258,11 @@ class ReconTrainer:
             for sample in self.val_samples:
                 batch = make_batch(self.corpus, [sample], count, settings, None)
                 logits = self.model(batch.views.to(self.device), batch.centre.to(self.device), batch.points.to(self.device))
-                predicted, labels = logits.cpu() > 0, batch.labels > 0.5
+                capture = self.corpus.capture(sample.subject)
+                view_ids = spread_views(capture.num_views, min(count, capture.num_views))  # make_batch's choice
+                kept = carve_mask(batch.points[0].numpy(), [capture.cameras[v] for v in view_ids],
+                                  [capture.load_mask(sample.frame, v) for v in view_ids])  # fmt: skip
+                predicted, labels = (logits.cpu() > 0) & torch.from_numpy(kept)[None], batch.labels > 0.5
                 hits += int((predicted & labels).sum())
                 union += int((predicted | labels).sum())
                 correct += int((predicted == labels).sum())
@@ -248,8 +271,10 @@ class ReconTrainer:
 
     def _finished(self) -> bool:
         elapsed = broadcast_float(self.elapsed_s, self.context, device=self.device)
+        cpu = broadcast_float(self.cpu_s, self.context, device=self.device)
         over_time = self.config.minutes is not None and elapsed >= 60.0 * self.config.minutes
-        return self.step >= self.config.steps or over_time
+        over_cpu = self.config.cpu_minutes is not None and cpu >= 60.0 * self.config.cpu_minutes
+        return self.step >= self.config.steps or over_time or over_cpu
 
     def _record(self, loss: float, accuracy: float, views: int) -> None:
         if not self.context.is_main:
@@ -257,7 +282,7 @@ class ReconTrainer:
         if self.step % self.config.log_every == 0:
             lr = self.optimizer.param_groups[0]["lr"]
             append_csv_row(self.run_dir / "log.csv", LOG_FIELDS, {"step": self.step, "elapsed_s": round(self.elapsed_s, 2),
-                        "lr": f"{lr:.3g}", "loss": f"{loss:.5f}", "accuracy": f"{accuracy:.4f}", "views": views})  # fmt: skip
+                        "cpu_s": round(self.cpu_s, 2), "lr": f"{lr:.3g}", "loss": f"{loss:.5f}", "accuracy": f"{accuracy:.4f}", "views": views})  # fmt: skip
         if self.step % self.config.val_every == 0:
             self._validate_and_log()
         if self.step % self.config.ckpt_every == 0:
@@ -274,11 +299,12 @@ class ReconTrainer:
                      result["accuracy"], result["views"])  # fmt: skip
 
     def run(self) -> ReconTrainResult:
-        """Train until the step count or the time budget is reached; save; return a summary."""
+        """Train until the step count or a time budget is reached; save; return a summary."""
         bar = progress_bar(total=self.config.steps, initial=self.step, enabled=self.progress, desc="train-recon", unit="step")
         loss = float("nan")
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as loader:
             upcoming = loader.submit(self.batch_for, self.step)
+            cpu_mark = time.process_time()
             while not self._finished():
                 started = time.perf_counter()
                 batch = upcoming.result()
@@ -286,6 +312,8 @@ class ReconTrainer:
                 loss, accuracy = self.train_step(batch)
                 self.step += 1
                 self.elapsed_s += time.perf_counter() - started
+                self.cpu_s += time.process_time() - cpu_mark  # this step, the loader's work meanwhile, the last record
+                cpu_mark = time.process_time()
                 self._record(loss, accuracy, batch.views.images.shape[1])
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}", acc=f"{accuracy:.3f}")
@@ -295,5 +323,5 @@ class ReconTrainer:
         self.save()
         barrier(self.context)
         val = self.last_val["iou"] if self.last_val else None
-        return ReconTrainResult(self.run_dir, self.step, self.elapsed_s, loss, val)
+        return ReconTrainResult(self.run_dir, self.step, self.elapsed_s, self.cpu_s, loss, val)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -154,7 +155,13 @@ def test_train_recon_command_and_resume(tiny_corpus, tmp_path, capsys):
     config = json.loads((out / "config.json").read_text())
     assert config["model"] == "pifu" and config["view_counts"] == [1] and config["model_options"]["channels"] == 8
     assert main(["train-recon", str(tiny_corpus), "--out", str(out), "--resume", "--steps", "3", "--no-progress"]) == 0
-    assert load_model(out)[1]["step"] == 3
+    assert load_model(out)[1]["step"] == 3 and load_model(out)[1]["cpu_s"] > 0
+    cpu = tmp_path / "cpu"  # a CPU budget alone: no step limit; a tiny one stops the run after its first step
+    assert main(["train-recon", str(tiny_corpus), "--out", str(cpu), "--cpu-minutes", "1e-6",
+                 "--batch", "1", "--points", "64", "--device", "cpu", "--no-progress", *options]) == 0  # fmt: skip
+    config = json.loads((cpu / "config.json").read_text())
+    assert config["cpu_minutes"] == 1e-6 and config["steps"] == 10**9
+    assert load_model(cpu)[1]["step"] == 1
     moved = tmp_path / "moved"
     shutil.copytree(out, moved)  # a run folder resumed elsewhere writes there, not where it was made
     assert main(["train-recon", str(tiny_corpus), "--out", str(moved), "--resume", "--steps", "4", "--no-progress"]) == 0
@@ -162,3 +169,45 @@ def test_train_recon_command_and_resume(tiny_corpus, tmp_path, capsys):
     assert main(["train-recon", str(tiny_corpus), "--out", str(tmp_path / "bad"), "--option", "width=3",
                  "--no-progress"]) == 1  # fmt: skip
     assert "trained pifu" in capsys.readouterr().out
+
+
+def test_cpu_budget_stops_a_run_and_resume_continues_it(tiny_corpus, tmp_path, monkeypatch):
+    import neuralbody.recon.train as train_module
+
+    ticks = iter(range(10**6))  # a process clock that advances one second a reading
+    monkeypatch.setattr(train_module.time, "process_time", lambda: float(next(ticks)))
+    out = tmp_path / "run"
+    first = ReconTrainer(_config(tiny_corpus, out, steps=10**9, cpu_minutes=2.5 / 60, val_every=100), progress=False).run()
+    assert first.step == 3 and first.cpu_s == 3.0  # one second a step: over 2.5 s after the third
+    assert load_model(out)[1]["cpu_s"] == 3.0
+    config = ReconTrainConfig.from_json(out / "config.json")
+    config.cpu_minutes = 4.5 / 60
+    resumed = ReconTrainer(config, resume=True, progress=False)
+    assert resumed.cpu_s == 3.0 and resumed.step == 3
+    second = resumed.run()
+    assert second.step == 5 and second.cpu_s == 5.0
+    rows = (out / "log.csv").read_text().splitlines()
+    assert rows[0].endswith(",cpu_s") and rows[-1].endswith(",5.0")
+    with pytest.raises(ValueError, match="--cpu-minutes"):
+        _config(tiny_corpus, out, cpu_minutes=0)
+
+
+def test_validation_is_carved_by_the_views_masks(tiny_corpus, tmp_path):
+    from neuralbody.evaluation.mesh_extraction import carve_mask_reference
+
+    trainer = ReconTrainer(_config(tiny_corpus, tmp_path / "run", val_samples=2), progress=False)
+    with torch.no_grad():  # a model that says "inside" everywhere: carved, it is the views' visual hull
+        trainer.model.decoder[-1].weight.zero_()
+        trainer.model.decoder[-1].bias.fill_(4.0)
+    result = trainer.validate()
+    hits = union = 0
+    for sample in trainer.val_samples:  # the hull's IoU computed independently, point by point
+        capture = trainer.corpus.capture(sample.subject)
+        views = spread_views(capture.num_views, min(result["views"], capture.num_views))
+        points = make_batch(trainer.corpus, [sample], result["views"], dataclasses.replace(trainer.settings, points=4096),
+                            None).points[0].numpy().astype(np.float64)  # fmt: skip
+        inside = trainer.corpus.load_occupancy(sample).inside
+        labels = inside[np.unique(np.linspace(0, len(inside) - 1, min(4096, len(inside))).round().astype(np.int64))]
+        hull = carve_mask_reference(points, [capture.cameras[v] for v in views], [capture.load_mask(sample.frame, v) for v in views])
+        hits, union = hits + int((hull & labels).sum()), union + int((hull | labels).sum())
+    assert 0.0 < result["iou"] < 1.0 and result["iou"] == pytest.approx(hits / union, abs=1e-12)

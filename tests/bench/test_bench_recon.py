@@ -1,0 +1,57 @@
+"""bench/bench_recon.py: the rows reused from an earlier result, and the table."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_recon.py"  # tests/bench/ -> the repository root
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_recon", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_recon"] = module  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop("bench_recon", None)
+
+
+def _document(bench, split="heldout_people", frames=12, samples=50_000) -> dict:
+    rows = [bench.Row(method, views, 2.0, 5.0, 0.6, 0.8, 1.0, frames)
+            for method, views in (("mvms", 4), ("visual hull", 4), ("fitted body", 4), ("true body", 0))]  # fmt: skip
+    return {"split": split, "samples": samples, "rows": [dataclasses.asdict(r) for r in rows]}
+
+
+def test_reuse_takes_the_fixed_rows_of_a_matching_result(bench, tmp_path):
+    args = argparse.Namespace(split="heldout_people", max_frames=12, samples=50_000)
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(_document(bench)))
+    rows = bench.reused_rows(path, args)
+    assert [r.method for r in rows] == ["visual hull", "fitted body", "true body"]  # never a trained model's row
+    assert "fitted body" in bench.format_table(rows)
+    for mismatch in (_document(bench, split="heldout_poses"), _document(bench, frames=6), _document(bench, samples=10)):
+        path.write_text(json.dumps(mismatch))
+        with pytest.raises(ValueError, match="without --reuse"):
+            bench.reused_rows(path, args)
+
+
+def test_no_train_takes_a_run_as_it_is(bench, tmp_path):
+    from neuralbody.training.checkpoint import save_checkpoint
+
+    run = tmp_path / "runs" / "mvms"
+    with pytest.raises(ValueError, match="no checkpoint"):
+        bench.train(tmp_path / "corpus", run, "mvms", None, 30.0, "cpu", skip=True)
+    run.mkdir(parents=True)
+    save_checkpoint(run / "checkpoint.pt", {"step": 120, "elapsed_s": 90.0, "cpu_s": 60.0, "model": {}})
+    info = bench.train(tmp_path / "corpus", run, "mvms", None, 30.0, "cpu", skip=True)  # 1 of 30 CPU minutes: kept
+    assert info == {"steps": 120, "minutes": 1.5, "cpu_minutes": 1.0, "cpu_s": None}
