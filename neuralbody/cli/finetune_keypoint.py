@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None,
                         help=f"optimisation steps (default {DEFAULT_STEPS}; with --minutes, a cap of 1000000)")
     parser.add_argument("--minutes", type=float, default=None, help="wall-clock training budget in minutes")
+    parser.add_argument("--cpu-minutes", type=float, default=None,
+                        help="budget of the training process's CPU time, minutes (the one to use on a shared machine)")
     parser.add_argument("--inputs", type=int, default=None,
                         help="input views per step, the target being another training view (default min(3, views - 1))")
     parser.add_argument("--batch", type=int, default=None, help="frames per step (default 1)")
@@ -38,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_config(args: argparse.Namespace):
-    """The run's FinetuneConfig: the saved one on --resume (--steps / --minutes override), else from the flags."""
+    """The run's FinetuneConfig: the saved one on --resume (--steps, --minutes, --cpu-minutes override), else from the flags."""
     from neuralbody.cli.arguments import parse_index_list
     from neuralbody.data.capture import read_capture
     from neuralbody.keypoint_nerf.finetune import FINETUNE_LR, FinetuneConfig, init_model_fields
@@ -48,15 +50,17 @@ def build_config(args: argparse.Namespace):
         config = FinetuneConfig.from_json(args.out / CONFIG_NAME)
         config.steps = args.steps if args.steps is not None else config.steps
         config.minutes = args.minutes if args.minutes is not None else config.minutes
+        config.cpu_minutes = args.cpu_minutes if args.cpu_minutes is not None else config.cpu_minutes
         return config
     if not (args.run / CHECKPOINT_NAME).is_file():
         raise FileNotFoundError(f"{args.run / CHECKPOINT_NAME} not found; train a model with neuralbody train-keypoint")
     capture = read_capture(args.data)
     views = parse_index_list(args.views, limit=capture.num_views, what="views")
     frames = parse_index_list(args.frames, limit=capture.num_frames, what="frames")
-    steps = args.steps if args.steps is not None else (1_000_000 if args.minutes is not None else DEFAULT_STEPS)
+    timed = args.minutes is not None or args.cpu_minutes is not None
+    steps = args.steps if args.steps is not None else (1_000_000 if timed else DEFAULT_STEPS)
     fields = {"corpus": str(args.data.resolve()), "out": str(args.out), "init": str(args.run.resolve()), "views": views,
-              "frames": frames, "steps": steps, "minutes": args.minutes, "device": args.device, "lr": FINETUNE_LR,
+              "frames": frames, "steps": steps, "minutes": args.minutes, "cpu_minutes": args.cpu_minutes, "device": args.device, "lr": FINETUNE_LR,
               "num_inputs": args.inputs if args.inputs is not None else max(1, min(3, len(views) - 1)),
               **init_model_fields(str(args.run))}  # fmt: skip
     for flag in FLAGS:
@@ -69,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     from neuralbody.keypoint_nerf.finetune import FinetuneTrainer
 
     config = build_config(args)
-    budget = f"{config.minutes:g} min" if config.minutes is not None else f"{config.steps} steps"
+    budget = (f"{config.minutes:g} min" if config.minutes is not None
+              else f"{config.cpu_minutes:g} CPU min" if config.cpu_minutes is not None else f"{config.steps} steps")
     log.info("fine-tuning %s on %s, views %s, %d frames, %s", config.init, config.corpus, config.views, len(config.frames), budget)
     trainer = FinetuneTrainer(config, resume=args.resume, progress=not args.no_progress)
     step = trainer.run()

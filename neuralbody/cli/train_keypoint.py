@@ -14,7 +14,7 @@ HELP = "train KeypointNeRF (a renderer of unseen people from 3 views) on a corpu
 
 log = logging.getLogger("neuralbody.train_keypoint")
 
-FLAGS = ("encoding", "steps", "batch", "rays", "samples", "inputs", "lr", "ckpt_every", "seed")
+FLAGS = ("encoding", "steps", "batch", "rays", "samples", "inputs", "lr", "ckpt_every", "seed", "minutes", "cpu_minutes")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoding", choices=("relative", "global"), default=None,
                         help="spatial encoding: relative to the keypoints (KeypointNeRF; default) or global (pixelNeRF)")
     parser.add_argument("--steps", type=int, default=None, help="optimisation steps (default 2000)")
+    parser.add_argument("--minutes", type=float, default=None, help="wall-clock training budget, minutes")
+    parser.add_argument("--cpu-minutes", type=float, default=None,
+                        help="budget of the training process's CPU time, minutes (the one to use on a shared machine)")
     parser.add_argument("--batch", type=int, default=None, help="frames per step (default 1)")
     parser.add_argument("--rays", type=int, default=None, help="target rays per frame (default 1024)")
     parser.add_argument("--samples", type=int, default=None, help="samples per ray inside the box (default 48)")
@@ -37,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_config(args: argparse.Namespace):
-    """The run's KeypointTrainConfig: the saved one on --resume (--steps overrides), else from the flags."""
+    """The run's KeypointTrainConfig: the saved one on --resume (--steps, --minutes, --cpu-minutes override), else
+    from the flags (a time budget alone lifts the step count to a cap of 1000000)."""
     from neuralbody.keypoint_nerf.train import CONFIG_NAME, KeypointTrainConfig
 
     if not (args.corpus / "corpus.json").is_file():
@@ -45,8 +49,9 @@ def build_config(args: argparse.Namespace):
     if args.resume and (args.out / CONFIG_NAME).is_file():
         config = KeypointTrainConfig.from_json(args.out / CONFIG_NAME)
         config.corpus, config.out = str(args.corpus.resolve()), str(args.out)
-        if args.steps is not None:
-            config.steps = args.steps
+        for flag in ("steps", "minutes", "cpu_minutes"):
+            if getattr(args, flag) is not None:
+                setattr(config, flag, getattr(args, flag))
         if args.device != "auto":
             config.device = args.device
         return config
@@ -57,6 +62,8 @@ def build_config(args: argparse.Namespace):
     for flag in FLAGS:
         if getattr(args, flag) is not None:
             fields["num_inputs" if flag == "inputs" else flag] = getattr(args, flag)
+    if (args.minutes is not None or args.cpu_minutes is not None) and args.steps is None:
+        fields["steps"] = 1_000_000
     return KeypointTrainConfig(**fields)
 
 

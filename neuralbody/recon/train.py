@@ -28,11 +28,9 @@ rank 0's clock.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import json
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
@@ -42,23 +40,14 @@ import torch.nn.functional as F
 from neuralbody.io.csv_log import append_csv_row
 from neuralbody.data.corpus import read_corpus
 from neuralbody.io.atomic import atomic_write_text
-from neuralbody.io.progress import progress_bar
 from neuralbody.evaluation.mesh_extraction import carve_mask
 from neuralbody.recon.dataset import ExampleSettings, ReconBatch, make_batch, spread_views
 from neuralbody.recon.model import PRESETS, PixelAlignedOccupancy, ReconModelConfig
-from neuralbody.training.checkpoint import load_checkpoint, save_checkpoint
-from neuralbody.training.distributed import (
-    DistributedContext,
-    average_gradients,
-    barrier,
-    broadcast_float,
-    broadcast_state,
-)
+from neuralbody.training.checkpoint import load_checkpoint
+from neuralbody.training.run_trainer import CHECKPOINT_NAME, CONFIG_NAME, RunTrainer, check_budget  # noqa: F401
 
 log = logging.getLogger(__name__)
 
-CONFIG_NAME = "config.json"
-CHECKPOINT_NAME = "checkpoint.pt"
 LOG_FIELDS = ("step", "elapsed_s", "lr", "loss", "accuracy", "views", "cpu_s")
 VAL_FIELDS = ("step", "elapsed_s", "iou", "accuracy", "views")
 DEFAULT_VIEWS = {"pifu": ((1,), (1.0,)), "mvms": ((1, 2, 3, 4), (0.1, 0.2, 0.2, 0.5))}
@@ -118,9 +107,7 @@ class ReconTrainConfig:
         for name in ("steps", "batch", "points", "log_every", "ckpt_every", "val_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        for name in ("minutes", "cpu_minutes"):
-            if getattr(self, name) is not None and getattr(self, name) <= 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        check_budget(self.minutes, self.cpu_minutes)
 
     def model_config(self) -> ReconModelConfig:
         values = dict(PRESETS[self.model].to_dict(), **self.model_options)
@@ -165,55 +152,28 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple
     return model.to(device).eval(), meta
 
 
-class ReconTrainer:
-    """Owns the model, optimiser and run folder of one train-recon run."""
+class ReconTrainer(RunTrainer):
+    """Owns the model, optimiser and run folder of one train-recon run
+    (:class:`~neuralbody.training.run_trainer.RunTrainer`: budget, checkpoints, resume, loop)."""
 
-    def __init__(self, config: ReconTrainConfig, *, resume: bool = False, progress: bool = True,
-                 distributed: DistributedContext | None = None) -> None:  # fmt: skip
-        from neuralbody.training.checkpoint import resolve_device
-        from neuralbody.training.distributed import rank_device
+    label = "train-recon"
+    log_fields = LOG_FIELDS
+    config: ReconTrainConfig
 
-        self.config = config
-        self.context = distributed or DistributedContext()
-        self.device = rank_device(resolve_device(config.device), self.context)
-        self.progress = progress and self.context.is_main
-        self.run_dir = Path(config.out)
+    def open_data(self) -> None:
+        """The corpus, its training frames and the held-out frames scored at each validation."""
+        config = self.config
         self.corpus = read_corpus(config.corpus)
         self.train_samples = self.corpus.samples("train")
         self.val_samples = self.corpus.samples("heldout_people")[: config.val_samples]
         if not self.train_samples:
             raise ValueError(f"{config.corpus}: the corpus has no training frames")
-        torch.manual_seed(config.seed)
-        self.model = PixelAlignedOccupancy(config.model_config()).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
-        self.settings = ExampleSettings(size=self.model.config.input_size, points=config.points)
-        self.step, self.elapsed_s, self.cpu_s, self.last_val = 0, 0.0, 0.0, None
-        if resume and (self.run_dir / CHECKPOINT_NAME).is_file():
-            self._load()
-        elif self.context.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            config.to_json(self.run_dir / CONFIG_NAME)
-        broadcast_state(self.model, self.context)
+        self.last_val, self.last_loss = None, float("nan")
 
-    def _load(self) -> None:
-        payload = load_checkpoint(self.run_dir / CHECKPOINT_NAME, device=self.device)
-        if payload["model_config"] != self.model.config.to_dict():
-            raise ValueError(f"{self.run_dir / CHECKPOINT_NAME}: the checkpoint's model differs from config.json's")
-        self.model.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        self.step, self.elapsed_s = int(payload["step"]), float(payload["elapsed_s"])
-        self.cpu_s = float(payload.get("cpu_s", 0.0))  # checkpoints written before the CPU budget existed
-        log.info("resumed %s at step %d (%.1f min, %.1f CPU min)", self.run_dir, self.step, self.elapsed_s / 60,
-                 self.cpu_s / 60)  # fmt: skip
-
-    def save(self) -> None:
-        """Write checkpoint.pt atomically (rank 0)."""
-        if not self.context.is_main:
-            return
-        save_checkpoint(self.run_dir / CHECKPOINT_NAME, {
-            "model_config": self.model.config.to_dict(), "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "step": self.step, "elapsed_s": self.elapsed_s, "cpu_s": self.cpu_s,
-        })  # fmt: skip
+    def build_model(self) -> PixelAlignedOccupancy:
+        model = PixelAlignedOccupancy(self.config.model_config())
+        self.settings = ExampleSettings(size=model.config.input_size, points=self.config.points)
+        return model
 
     def batch_for(self, step: int) -> ReconBatch:
         """The training batch of ``step`` on this rank (a pure function of seed, rank and step)."""
@@ -223,28 +183,13 @@ class ReconTrainer:
         picks = rng.choice(len(self.train_samples), size=self.config.batch, replace=len(self.train_samples) < self.config.batch)
         return make_batch(self.corpus, [self.train_samples[i] for i in picks], count, self.settings, rng)
 
-    def _progress_fraction(self) -> float:
-        fraction = self.step / self.config.steps
-        if self.config.minutes:
-            fraction = max(fraction, self.elapsed_s / (60.0 * self.config.minutes))
-        if self.config.cpu_minutes:
-            fraction = max(fraction, self.cpu_s / (60.0 * self.config.cpu_minutes))
-        return min(1.0, fraction)
-
-    def train_step(self, batch: ReconBatch) -> tuple[float, float]:
-        """One optimisation step; returns (loss, accuracy)."""
-        lr = self.config.lr * self.config.lr_final_ratio ** self._progress_fraction()
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        self.model.train()
+    def accumulate_gradients(self, batch: ReconBatch) -> dict[str, float]:
+        """Gradients of the batch's occupancy loss; returns the loss, the accuracy and the views used."""
         logits = self.model(batch.views.to(self.device), batch.centre.to(self.device), batch.points.to(self.device))
         loss, accuracy = occupancy_loss(logits, batch.labels.to(self.device))
-        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        average_gradients(self.model.parameters(), self.context)
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.optimizer.step()
-        return loss.item(), accuracy
+        self.last_loss = loss.item()
+        return {"loss": self.last_loss, "accuracy": accuracy, "views": batch.views.images.shape[1]}
 
     def validate(self) -> dict | None:
         """Occupancy IoU and accuracy on the held-out people (rank 0; None without held-out frames)."""
@@ -269,24 +214,9 @@ class ReconTrainer:
                 total += labels.numel()
         return {"iou": hits / max(union, 1), "accuracy": correct / total, "views": count}
 
-    def _finished(self) -> bool:
-        elapsed = broadcast_float(self.elapsed_s, self.context, device=self.device)
-        cpu = broadcast_float(self.cpu_s, self.context, device=self.device)
-        over_time = self.config.minutes is not None and elapsed >= 60.0 * self.config.minutes
-        over_cpu = self.config.cpu_minutes is not None and cpu >= 60.0 * self.config.cpu_minutes
-        return self.step >= self.config.steps or over_time or over_cpu
-
-    def _record(self, loss: float, accuracy: float, views: int) -> None:
-        if not self.context.is_main:
-            return
-        if self.step % self.config.log_every == 0:
-            lr = self.optimizer.param_groups[0]["lr"]
-            append_csv_row(self.run_dir / "log.csv", LOG_FIELDS, {"step": self.step, "elapsed_s": round(self.elapsed_s, 2),
-                        "cpu_s": round(self.cpu_s, 2), "lr": f"{lr:.3g}", "loss": f"{loss:.5f}", "accuracy": f"{accuracy:.4f}", "views": views})  # fmt: skip
-        if self.step % self.config.val_every == 0:
+    def after_step(self) -> None:
+        if self.context.is_main and self.step % self.config.val_every == 0:
             self._validate_and_log()
-        if self.step % self.config.ckpt_every == 0:
-            self.save()
 
     def _validate_and_log(self) -> None:
         result = self.validate()
@@ -299,29 +229,9 @@ class ReconTrainer:
                      result["accuracy"], result["views"])  # fmt: skip
 
     def run(self) -> ReconTrainResult:
-        """Train until the step count or a time budget is reached; save; return a summary."""
-        bar = progress_bar(total=self.config.steps, initial=self.step, enabled=self.progress, desc="train-recon", unit="step")
-        loss = float("nan")
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as loader:
-            upcoming = loader.submit(self.batch_for, self.step)
-            cpu_mark = time.process_time()
-            while not self._finished():
-                started = time.perf_counter()
-                batch = upcoming.result()
-                upcoming = loader.submit(self.batch_for, self.step + 1)  # decoded while this step trains
-                loss, accuracy = self.train_step(batch)
-                self.step += 1
-                self.elapsed_s += time.perf_counter() - started
-                self.cpu_s += time.process_time() - cpu_mark  # this step, the loader's work meanwhile, the last record
-                cpu_mark = time.process_time()
-                self._record(loss, accuracy, batch.views.images.shape[1])
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4f}", acc=f"{accuracy:.3f}")
-        bar.close()
+        """Train until the step count or a time budget is reached; validate; save; return a summary."""
+        super().run()
         if self.context.is_main and self.step % self.config.val_every != 0:
             self._validate_and_log()
-        self.save()
-        barrier(self.context)
         val = self.last_val["iou"] if self.last_val else None
-        return ReconTrainResult(self.run_dir, self.step, self.elapsed_s, self.cpu_s, loss, val)
-
+        return ReconTrainResult(self.run_dir, self.step, self.elapsed_s, self.cpu_s, self.last_loss, val)

@@ -215,7 +215,7 @@ class RunTrainer:
         self.optimizer.load_state_dict(payload["optimizer"])
         self.load_extra_state(payload)
         self.step, self.elapsed_s = int(payload["step"]), float(payload["elapsed_s"])
-        self.cpu_s = float(payload.get("cpu_s", self.elapsed_s))
+        self.cpu_s = float(payload.get("cpu_s", 0.0))  # runs saved before the CPU budget: counted from here
         log.info("resumed %s at step %d (%.1f min)", self.run_dir, self.step, self.elapsed_s / 60)
 
     def _record(self, figures: dict[str, float]) -> None:

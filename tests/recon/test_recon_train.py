@@ -54,7 +54,7 @@ def test_a_model_learns_one_batch(tiny_corpus, tmp_path):
     torch.manual_seed(0)
     trainer = ReconTrainer(_config(tiny_corpus, tmp_path / "run", lr=1e-2), progress=False)
     batch = trainer.batch_for(0)
-    losses = [trainer.train_step(batch)[0] for _ in range(30)]
+    losses = [trainer.train_step(batch)["loss"] for _ in range(30)]
     assert losses[-1] < 0.7 * losses[0], losses
 
 
@@ -172,10 +172,10 @@ def test_train_recon_command_and_resume(tiny_corpus, tmp_path, capsys):
 
 
 def test_cpu_budget_stops_a_run_and_resume_continues_it(tiny_corpus, tmp_path, monkeypatch):
-    import neuralbody.recon.train as train_module
+    import neuralbody.training.run_trainer as run_trainer
 
     ticks = iter(range(10**6))  # a process clock that advances one second a reading
-    monkeypatch.setattr(train_module.time, "process_time", lambda: float(next(ticks)))
+    monkeypatch.setattr(run_trainer.time, "process_time", lambda: float(next(ticks)))
     out = tmp_path / "run"
     first = ReconTrainer(_config(tiny_corpus, out, steps=10**9, cpu_minutes=2.5 / 60, val_every=100), progress=False).run()
     assert first.step == 3 and first.cpu_s == 3.0  # one second a step: over 2.5 s after the third
