@@ -93,3 +93,25 @@ def choose_views(args, capture, train_views: list[int]) -> list[int]:
         return [args.view]
     held = held_out_views(capture.meta or {}, capture.num_views, train_views)
     return [held[0] if held else 0]
+
+
+BUDGET_FLAGS = ("steps", "minutes", "cpu_minutes")
+TIMED_STEPS_CAP = 10**9
+
+
+def resume_budget(config, args) -> None:
+    """On ``--resume``: the budget flags given now (``--steps``, ``--minutes``, ``--cpu-minutes``) replace
+    the saved run configuration's."""
+    for flag in BUDGET_FLAGS:
+        value = getattr(args, flag, None)
+        if value is not None:
+            setattr(config, flag, value)
+
+
+def steps_for_budget(args, default: int | None = None) -> int | None:
+    """``--steps`` as given; else, with a time budget alone (``--minutes`` / ``--cpu-minutes``), a cap of
+    :data:`TIMED_STEPS_CAP` steps (no limit in practice); else ``default``."""
+    if args.steps is not None:
+        return args.steps
+    timed = getattr(args, "minutes", None) is not None or getattr(args, "cpu_minutes", None) is not None
+    return TIMED_STEPS_CAP if timed else default

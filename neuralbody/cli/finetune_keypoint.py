@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--views", required=True, help="training cameras (inputs and targets), e.g. 0,2,4,6")
     parser.add_argument("--frames", required=True, help="training frames, e.g. 0:20 or 0:97:2")
     parser.add_argument("--steps", type=int, default=None,
-                        help=f"optimisation steps (default {DEFAULT_STEPS}; with --minutes, a cap of 1000000)")
+                        help=f"optimisation steps (default {DEFAULT_STEPS}; with --minutes or --cpu-minutes alone, unlimited)")
     parser.add_argument("--minutes", type=float, default=None, help="wall-clock training budget in minutes")
     parser.add_argument("--cpu-minutes", type=float, default=None,
                         help="budget of the training process's CPU time, minutes (the one to use on a shared machine)")
@@ -41,24 +41,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_config(args: argparse.Namespace):
     """The run's FinetuneConfig: the saved one on --resume (--steps, --minutes, --cpu-minutes override), else from the flags."""
-    from neuralbody.cli.arguments import parse_index_list
+    from neuralbody.cli.arguments import parse_index_list, resume_budget, steps_for_budget
     from neuralbody.data.capture import read_capture
     from neuralbody.keypoint_nerf.finetune import FINETUNE_LR, FinetuneConfig, init_model_fields
     from neuralbody.keypoint_nerf.train import CHECKPOINT_NAME, CONFIG_NAME
 
     if args.resume and (args.out / CONFIG_NAME).is_file():
         config = FinetuneConfig.from_json(args.out / CONFIG_NAME)
-        config.steps = args.steps if args.steps is not None else config.steps
-        config.minutes = args.minutes if args.minutes is not None else config.minutes
-        config.cpu_minutes = args.cpu_minutes if args.cpu_minutes is not None else config.cpu_minutes
+        resume_budget(config, args)
         return config
     if not (args.run / CHECKPOINT_NAME).is_file():
         raise FileNotFoundError(f"{args.run / CHECKPOINT_NAME} not found; train a model with neuralbody train-keypoint")
     capture = read_capture(args.data)
     views = parse_index_list(args.views, limit=capture.num_views, what="views")
     frames = parse_index_list(args.frames, limit=capture.num_frames, what="frames")
-    timed = args.minutes is not None or args.cpu_minutes is not None
-    steps = args.steps if args.steps is not None else (1_000_000 if timed else DEFAULT_STEPS)
+    steps = steps_for_budget(args, DEFAULT_STEPS)
     fields = {"corpus": str(args.data.resolve()), "out": str(args.out), "init": str(args.run.resolve()), "views": views,
               "frames": frames, "steps": steps, "minutes": args.minutes, "cpu_minutes": args.cpu_minutes, "device": args.device, "lr": FINETUNE_LR,
               "num_inputs": args.inputs if args.inputs is not None else max(1, min(3, len(views) - 1)),

@@ -41,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_config(args: argparse.Namespace):
     """The run's KeypointTrainConfig: the saved one on --resume (--steps, --minutes, --cpu-minutes override), else
-    from the flags (a time budget alone lifts the step count to a cap of 1000000)."""
+    from the flags (a time budget alone lifts the step limit)."""
+    from neuralbody.cli.arguments import resume_budget
     from neuralbody.keypoint_nerf.train import CONFIG_NAME, KeypointTrainConfig
 
     if not (args.corpus / "corpus.json").is_file():
@@ -49,21 +50,19 @@ def build_config(args: argparse.Namespace):
     if args.resume and (args.out / CONFIG_NAME).is_file():
         config = KeypointTrainConfig.from_json(args.out / CONFIG_NAME)
         config.corpus, config.out = str(args.corpus.resolve()), str(args.out)
-        for flag in ("steps", "minutes", "cpu_minutes"):
-            if getattr(args, flag) is not None:
-                setattr(config, flag, getattr(args, flag))
+        resume_budget(config, args)
         if args.device != "auto":
             config.device = args.device
         return config
-    from neuralbody.cli.arguments import parse_options
+    from neuralbody.cli.arguments import parse_options, steps_for_budget
 
     fields = {"corpus": str(args.corpus.resolve()), "out": str(args.out), "device": args.device,
               "model_options": parse_options(args.option, example="channels=16")}
     for flag in FLAGS:
         if getattr(args, flag) is not None:
             fields["num_inputs" if flag == "inputs" else flag] = getattr(args, flag)
-    if (args.minutes is not None or args.cpu_minutes is not None) and args.steps is None:
-        fields["steps"] = 1_000_000
+    if steps_for_budget(args) is not None:
+        fields["steps"] = steps_for_budget(args)
     return KeypointTrainConfig(**fields)
 
 

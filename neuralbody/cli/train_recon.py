@@ -10,7 +10,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from neuralbody.cli.arguments import parse_options
+from neuralbody.cli.arguments import TIMED_STEPS_CAP, parse_options, resume_budget, steps_for_budget
 
 HELP = "train PIFu or the multi-view multi-scale implicit function on a corpus (checkpoints, --resume, time budget)"
 
@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", choices=tuple(PRESETS), default="mvms",
                         help="pifu (one view, one scale), mvms (several views and scales; default), mvms-1scale")
     parser.add_argument("--steps", type=int, default=None,
-                        help="optimisation steps (default 3000; unlimited with --minutes or --cpu-minutes)")
+                        help="optimisation steps (default 3000; unlimited with --minutes or --cpu-minutes alone)")
     parser.add_argument("--minutes", type=float, default=None, help="wall-clock training budget in minutes")
     parser.add_argument("--cpu-minutes", type=float, default=None,
                         help="budget of the training process's CPU time in minutes (all its threads; on a shared "
@@ -52,18 +52,16 @@ def build_config(args: argparse.Namespace):
     if args.resume and (args.out / CONFIG_NAME).is_file():
         config = ReconTrainConfig.from_json(args.out / CONFIG_NAME)
         config.corpus, config.out = str(args.corpus.resolve()), str(args.out)  # the folders as given now (moved runs)
-        for flag in ("steps", "minutes", "cpu_minutes"):
-            if getattr(args, flag) is not None:
-                setattr(config, flag, getattr(args, flag))
+        resume_budget(config, args)
         if args.device != "auto":
             config.device = args.device
         return config
     fields = {"corpus": str(args.corpus.resolve()), "out": str(args.out), "model": args.model,
               "model_options": parse_options(args.option, example="channels=32"), "minutes": args.minutes, "cpu_minutes": args.cpu_minutes,
               "device": args.device}  # fmt: skip
-    if (args.minutes is not None or args.cpu_minutes is not None) and args.steps is None:
-        fields["steps"] = 10**9
-    for flag in ("steps", "batch", "points", "lr", "val_every", "ckpt_every", "seed"):
+    if steps_for_budget(args) is not None:
+        fields["steps"] = steps_for_budget(args)
+    for flag in ("batch", "points", "lr", "val_every", "ckpt_every", "seed"):
         if getattr(args, flag) is not None:
             fields[flag] = getattr(args, flag)
     if args.views:
@@ -78,7 +76,7 @@ def build_config(args: argparse.Namespace):
 
 def budget_text(config) -> str:
     """The run's budgets in words, e.g. "30.0 CPU min" or "3000 steps, 10.0 min"."""
-    parts = [f"{config.steps} steps"] if config.steps < 10**9 else []
+    parts = [f"{config.steps} steps"] if config.steps < TIMED_STEPS_CAP else []
     parts += [f"{config.minutes} min"] if config.minutes else []
     parts += [f"{config.cpu_minutes} CPU min"] if config.cpu_minutes else []
     return ", ".join(parts) or f"{config.steps} steps"

@@ -4,15 +4,13 @@ held-out person, and the commands' errors on bad input."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from torchrun_launch import launch_two_ranks
 from neuralbody.cli.main import main
 from neuralbody.data.corpus import read_corpus
 from neuralbody.keypoint_nerf.scoring import render_and_score
@@ -88,12 +86,7 @@ def test_two_ranks_draw_different_rays_and_hold_identical_weights(tiny_corpus, t
     out.mkdir()
     _config(tiny_corpus, out, steps=2, ckpt_every=100).to_json(tmp_path / "config.json")
     (tmp_path / "worker.py").write_text(WORKER)
-    env = dict(os.environ, OMP_NUM_THREADS="1", NEURALBODY_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")])
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(tmp_path / "worker.py"), str(tmp_path / "config.json"), str(tmp_path)]  # fmt: skip
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    launch_two_ranks([str(tmp_path / "worker.py"), str(tmp_path / "config.json"), str(tmp_path)])
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
     assert not torch.equal(ranks[0]["colours"], ranks[1]["colours"])  # each rank draws its own frames and rays
     for key, value in ranks[0]["state"].items():

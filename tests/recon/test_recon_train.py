@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from torchrun_launch import launch_two_ranks
 from neuralbody.cli.main import main
 from neuralbody.data.corpus import read_corpus
 from neuralbody.recon.dataset import ExampleSettings, make_batch, spread_views
@@ -97,12 +95,7 @@ def test_two_ranks_draw_different_batches_and_hold_identical_weights(tiny_corpus
     config = _config(tiny_corpus, out, steps=2, val_every=100, ckpt_every=100)
     config.to_json(tmp_path / "config.json")
     (tmp_path / "worker.py").write_text(WORKER)
-    env = dict(os.environ, OMP_NUM_THREADS="1", NEURALBODY_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")])
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(tmp_path / "worker.py"), str(tmp_path / "config.json"), str(tmp_path)]  # fmt: skip
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    launch_two_ranks([str(tmp_path / "worker.py"), str(tmp_path / "config.json"), str(tmp_path)])
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
     assert not torch.equal(ranks[0]["points"], ranks[1]["points"])  # each rank draws its own frames and points
     for key, value in ranks[0]["state"].items():

@@ -7,9 +7,7 @@ on a tiny capture (a few steps each).
 from __future__ import annotations
 
 import csv
-import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import pytest
 import torch
 
 from test_train_e2e import TINY_MODEL, make_ellipsoid_capture
+from torchrun_launch import launch_two_ranks
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
 
@@ -56,17 +55,8 @@ WORKER = textwrap.dedent('''
 ''')
 
 
-def _env() -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="1", NEURALBODY_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")])
-    return env
-
-
 def _launch(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args]
-    result = subprocess.run(command, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
+    return launch_two_ranks(args, cwd=cwd, timeout=120)
 
 
 @pytest.fixture(scope="module")
