@@ -4,26 +4,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_recon.py"  # tests/bench/ -> the repository root
-
+from bench_module import bench_module
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_recon", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_recon"] = module  # dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
+    with bench_module("bench_recon") as module:
         yield module
-    finally:
-        sys.modules.pop("bench_recon", None)
 
 
 def _document(bench, split="heldout_people", frames=12, samples=50_000) -> dict:

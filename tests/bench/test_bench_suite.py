@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_suite.py"  # tests/bench/ -> the repository root
-
+from bench_module import bench_module
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_suite", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_suite"] = module  # dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
+    with bench_module("bench_suite") as module:
         yield module
-    finally:
-        sys.modules.pop("bench_suite", None)
 
 
 def test_specs_are_distinct_and_valid(bench):
