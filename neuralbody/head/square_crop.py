@@ -1,4 +1,5 @@
-"""A square window of an image, resized: the tracker's crops (pixel centres on integers).
+"""A square window of an image, resized: the tracker's crops (pixel centres on integers; the window
+itself: :mod:`neuralbody.data.square_window`).
 
 A crop's pixel ``j`` (of ``resolution``) covers the image pixels ``x0 + [j, j + 1) s^-1`` with
 ``s = resolution / side``, so an image pixel ``u`` is ``(u - x0 + 0.5) s - 0.5`` in the crop and
@@ -12,6 +13,7 @@ import dataclasses
 import numpy as np
 
 from neuralbody.data.images import resize_image
+from neuralbody.data.square_window import SquareWindow, window_pixels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,11 +50,7 @@ def crop_image(image: np.ndarray, crop: Crop) -> np.ndarray:
     """(R, R, C) float32 crop of a (H, W, C) uint8 or (H, W) bool image; black (False) outside it."""
     image = np.asarray(image)
     planes = image[..., None] if image.ndim == 2 else image
-    x0, y0, side = crop.x0, crop.y0, crop.side
-    window = np.zeros((side, side, planes.shape[2]), np.float32)
-    ys, xs = slice(max(0, y0), min(planes.shape[0], y0 + side)), slice(max(0, x0), min(planes.shape[1], x0 + side))
-    if ys.start < ys.stop and xs.start < xs.stop:
-        window[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0] = planes[ys, xs]
+    window = window_pixels(planes, SquareWindow(crop.x0, crop.y0, crop.side))
     out = resize_image(window, (crop.resolution, crop.resolution))
     return out[..., 0] if image.ndim == 2 else out / 255.0
 

@@ -34,6 +34,7 @@ from neuralbody.head.animation import write_params_file
 from neuralbody.head.capture import FORMAT, FrameParams, frame_name, rig_arrays, write_npz
 from neuralbody.head.frame import head_frame
 from neuralbody.head.rig import BONES, PARENTS, HeadRig
+from neuralbody.data.square_window import SquareWindow, window_intrinsics
 from neuralbody.head.square_crop import Crop, crop_image, square_around
 from neuralbody.head.track_fit import TrackedHead, head_bone_transforms
 from neuralbody.io.atomic import atomic_write_text
@@ -53,9 +54,8 @@ def face_crop(landmarks: np.ndarray, found: np.ndarray, resolution: int, *, marg
 
 def crop_intrinsics(focal: float, width: int, height: int, crop: Crop) -> np.ndarray:
     """(3, 3) intrinsics in the crop of a camera with ``focal`` (pixels) and the principal point at the video's centre."""
-    s = crop.scale
-    return np.array([[focal * s, 0.0, (width / 2.0 - crop.x0 + 0.5) * s - 0.5],
-                     [0.0, focal * s, (height / 2.0 - crop.y0 + 0.5) * s - 0.5], [0.0, 0.0, 1.0]])
+    K = np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]])
+    return window_intrinsics(K, SquareWindow(crop.x0, crop.y0, crop.side), crop.resolution)
 
 
 def head_reach(camera: Camera, rig: HeadRig, params: FrameParams) -> np.ndarray:

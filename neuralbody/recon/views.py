@@ -21,16 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from neuralbody.data.cameras import Camera, box_corners, project_points
+from neuralbody.data.square_window import SquareWindow, window_intrinsics, window_pixels
 
 
-@dataclasses.dataclass(frozen=True)
-class CropWindow:
-    """A square window of an image: top-left corner ``(x0, y0)`` (pixel edges, integers) and ``side``
-    in pixels; it may extend past the image."""
-
-    x0: int
-    y0: int
-    side: int
+CropWindow = SquareWindow  # a square window of an image (:mod:`neuralbody.data.square_window`)
 
 
 @dataclasses.dataclass
@@ -69,24 +63,15 @@ def crop_window(camera: Camera, box_min: np.ndarray, box_max: np.ndarray, paddin
 
 def crop_camera(camera: Camera, window: CropWindow, size: int) -> Camera:
     """The camera of the ``window`` crop resized to ``size`` x ``size`` (see the module docstring)."""
-    scale = size / window.side
-    K = camera.K.copy()
-    K[:2, :2] *= scale
-    K[0, 2] = (K[0, 2] - window.x0 + 0.5) * scale - 0.5
-    K[1, 2] = (K[1, 2] - window.y0 + 0.5) * scale - 0.5
-    return dataclasses.replace(camera, K=K, width=size, height=size)
+    return dataclasses.replace(camera, K=window_intrinsics(camera.K, window, size).astype(camera.K.dtype), width=size,
+                               height=size)  # fmt: skip
 
 
 def crop_image(image: np.ndarray, window: CropWindow, size: int) -> np.ndarray:
     """(size, size, C) float32: the ``window`` of ``image`` (H, W, C) (zeros beyond it), area-resized."""
     if image.ndim != 3:
         raise ValueError(f"crop_image: image must be (H, W, C), got {image.shape}")
-    height, width, channels = image.shape
-    canvas = np.zeros((window.side, window.side, channels), dtype=np.float32)
-    x0, y0 = max(window.x0, 0), max(window.y0, 0)
-    x1, y1 = min(window.x0 + window.side, width), min(window.y0 + window.side, height)
-    if x1 > x0 and y1 > y0:
-        canvas[y0 - window.y0 : y1 - window.y0, x0 - window.x0 : x1 - window.x0] = image[y0:y1, x0:x1]
+    canvas = window_pixels(image, window)
     tensor = torch.from_numpy(canvas).permute(2, 0, 1)[None]
     if window.side != size:
         tensor = F.interpolate(tensor, size=(size, size), mode="bilinear", align_corners=False,
