@@ -22,11 +22,11 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from neuralbody.data.cameras import project_points
 from neuralbody.data.capture import BODY_FIX, CHECK_HINT, Capture, read_capture
 from neuralbody.io.errors import InputError, Problem
+from neuralbody.io.progress import progress_bar
 
 KINDS = ("annots", "images", "masks", "params", "vertices", "cameras")
 MASK_FIX = "redo the masks of this frame (`neuralbody detect`) or leave the frame out (--frames)"
@@ -93,7 +93,7 @@ def check_images(capture: Capture, frames: list[int], views: list[int], *, masks
                  progress: bool = False) -> tuple[list[Problem], list[Problem]]:  # fmt: skip
     """Decode every image (and mask) of ``frames`` x ``views`` completely: (image problems, mask problems)."""
     image_problems, mask_problems = [], []
-    for frame in tqdm(frames, desc="images", unit="frame", disable=not progress):
+    for frame in progress_bar(frames, desc="images", unit="frame", enabled=progress):
         for view in views:
             try:
                 capture.load_image(frame, view)

@@ -39,10 +39,10 @@ import threading
 import numpy as np
 import torch
 from scipy import ndimage
-from tqdm import tqdm
 
 from neuralbody.data.cameras import project_box_mask
 from neuralbody.geometry.box import BODY_BOX_PADDING, body_box
+from neuralbody.io.progress import progress_bar
 from neuralbody.training.mask_trust import MaskQuality, fill_small_holes, outline_band
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ class PreloadedImages:
                  progress: bool = True) -> None:
         self.images: dict[tuple[int, int], TrainingImage] = {}
         pairs = [(f, v) for f in frames for v in views]
-        for frame, view in tqdm(pairs, desc="loading images", unit="img", disable=not progress, leave=False):
+        for frame, view in progress_bar(pairs, desc="loading images", unit="img", enabled=progress, leave=False):
             self.images[frame, view] = decode_training_image(
                 capture, frame=frame, view=view, body=bodies[frame], settings=settings
             )

@@ -50,13 +50,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from neuralbody.io.csv_log import append_csv_row
 from neuralbody.data.cameras import project_box_mask
 from neuralbody.data.checks import validate_frames
 from neuralbody.geometry.box import body_box
 from neuralbody.io.atomic import atomic_write_text, remove_stale_temporaries
+from neuralbody.io.progress import progress_bar
 from neuralbody.io.errors import InputError, one_line
 from neuralbody.metrics import psnr, psnr_from_mse
 from neuralbody.models import build_model
@@ -420,7 +420,9 @@ class Trainer:
         """Train until ``steps`` or ``minutes`` is reached; checkpoint at the end (when anything was trained)."""
         config = self.config
         first_step = self.step
-        bar = tqdm(total=config.steps, initial=self.step, desc="train", unit="step", disable=not self.progress)
+        # a time budget ends the run before its step count: a counter then, not a bar with a false total
+        bar = progress_bar(total=None if config.minutes else config.steps, initial=self.step, desc="train", unit="step",
+                           enabled=self.progress)  # fmt: skip
         metrics = {"loss": float("nan"), "psnr": float("nan")}
         val_psnr = None
         rays_window, time_window = 0, 0.0
