@@ -46,6 +46,7 @@ from neuralbody.capture_import.multiview_person import (
     person_box,
     view_residuals,
 )
+from neuralbody.capture_import.person_detector import Detector
 from neuralbody.data import images as image_io
 from neuralbody.data.cameras import project_points
 from neuralbody.data.transaction import Transaction, begin
@@ -164,7 +165,7 @@ class FrameDetection:
     consensus: bool
 
 
-def detect_capture(root, detector, config: DetectConfig | None = None, *, frames: list[int] | None = None,
+def detect_capture(root, detector: Detector, config: DetectConfig | None = None, *, frames: list[int] | None = None,
                    progress: bool = True) -> DetectResult:  # fmt: skip
     """Masks and keypoints for every image of the capture at ``root`` (see the module docstring).
 
@@ -173,8 +174,8 @@ def detect_capture(root, detector, config: DetectConfig | None = None, *, frames
 
     Args:
         root: capture folder (ZJU-MoCap layout, e.g. from ``neuralbody import``).
-        detector: an object with ``detect(image (H, W, 3) uint8, box=None) -> PersonDetection``
-            (:class:`~neuralbody.capture_import.person_detector.PersonDetector`).
+        detector: a :class:`~neuralbody.capture_import.person_detector.Detector` (``detect``,
+            ``version``, ``model_complexity``), e.g. a ``PersonDetector``.
         config: thresholds and outputs.
         frames: frame indices to process (default all).
         progress: show a progress bar.
@@ -227,7 +228,7 @@ def read_frame_images(capture, frame: int) -> list[np.ndarray]:
     return images
 
 
-def detect_frame(cameras, detector, images, guide, tol: np.ndarray, config: DetectConfig, views: list[ViewSummary],
+def detect_frame(cameras, detector: Detector, images, guide, tol: np.ndarray, config: DetectConfig, views: list[ViewSummary],
                  frame: int) -> FrameDetection:  # fmt: skip
     """Detect, check across views and fix one frame (see the module docstring); counts go into ``views``.
 
@@ -271,7 +272,7 @@ def detect_frame(cameras, detector, images, guide, tol: np.ndarray, config: Dete
     return FrameDetection(keypoints=keypoints, masks=masks, points=points, consensus=bool(consensus.found))
 
 
-def _retry_view(camera, detector, image, detection, keypoints, box, points, tol: float, min_confidence: float):
+def _retry_view(camera, detector: Detector, image, detection, keypoints, box, points, tol: float, min_confidence: float):
     """A view that disagrees: its detection with left and right swapped, or a re-detection inside the
     person's box (as is or swapped), whichever lands closest to ``points`` within ``tol`` pixels.
     Returns ``(kind, detection, keypoints (17, 3))`` (kind: the :class:`ViewSummary` counter) or None."""
@@ -338,10 +339,10 @@ def _offset_check(capture, frames: list[int], all_keypoints: np.ndarray, config:
     return offsets, suggested
 
 
-def _write_report(transaction: Transaction, capture, result: DetectResult, config: DetectConfig, detector) -> None:
+def _write_report(transaction: Transaction, capture, result: DetectResult, config: DetectConfig, detector: Detector) -> None:
     document = {
-        "detector": {"kind": type(detector).__name__, "version": getattr(detector, "version", None),
-                     "model_complexity": getattr(detector, "model_complexity", None)},
+        "detector": {"kind": type(detector).__name__, "version": detector.version,
+                     "model_complexity": detector.model_complexity},
         "config": dataclasses.asdict(config),
         "views": [view.as_dict() for view in result.views],
         "no_consensus_frames": result.no_consensus,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import Protocol
 
 import numpy as np
 
@@ -58,6 +59,22 @@ class PersonDetection:
     found: bool
 
 
+class Detector(Protocol):
+    """What ``detect`` needs of a person detector (:class:`PersonDetector`, or a test's fake).
+
+    Attributes:
+        version: the detector's version, written to the capture's detection report.
+        model_complexity: its model size (MediaPipe: 0 lite, 1 full), written to the report.
+    """
+
+    version: str
+    model_complexity: int
+
+    def detect(self, image: np.ndarray, box: tuple[int, int, int, int] | None = None) -> PersonDetection:
+        """The person in ``image`` (H, W, 3) uint8 RGB, or only inside ``box`` ``(x0, y0, x1, y1)``."""
+        ...
+
+
 class PersonDetector:
     """MediaPipe Pose in static-image mode with segmentation (state: the MediaPipe graph).
 
@@ -74,7 +91,7 @@ class PersonDetector:
                 f"got {model_complexity}"
             )
         mp = require_mediapipe()
-        self.version = getattr(mp, "__version__", "?")
+        self.version = str(mp.__version__)
         self.model_complexity = model_complexity
         self.mask_threshold = mask_threshold
         self._pose = mp.solutions.pose.Pose(
