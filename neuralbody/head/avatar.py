@@ -44,7 +44,8 @@ class AvatarSettings:
         voxel: canonical (or feature) grid spacing, metres.
         deform_voxel: deformation grid spacing, metres (IMAvatar).
         density_scale: sigma = scale * softplus(raw), 1/metres.
-        initial_raw: raw density everywhere at the start.
+        initial_raw: raw density everywhere at the start (IMAvatar's training then starts its
+            density from the rest mesh instead: ``TrainSettings.mesh_density``).
         features: feature channels of the baseline's grid; hidden: its MLP width.
         prior_weight: weight of IMAvatar's face-model prior.
         prior_points: rest vertices drawn for the prior per step.

@@ -1,4 +1,4 @@
-"""IMAvatar's canonical fields started from the face model instead of from nothing.
+"""IMAvatar's canonical fields started from the face model instead of from a uniform fog.
 
 IMAvatar starts its canonical geometry from a shape (its occupancy network's geometric
 initialisation) and pulls its deformation fields towards FLAME's at every canonical point,

@@ -4,10 +4,14 @@ Each step takes one random training frame and ``rays`` of its pixels inside the 
 box (half drawn from the head's mask, half from the whole box, so empty space is seen too),
 renders them (:func:`neuralbody.head.raymarch.render_rays`, jittered samples) and minimises
 
-    L = |rgb - rgb_gt|^2 + mask_weight |opacity - mask|^2 + tv_weight TV(density) + the avatar's regularisation
+    L = |rgb - rgb_gt|^2 + mask_weight |opacity - mask|^2 + tv_weight TV(avatar.smoothed_grid()) + the avatar's regularisation
 
-with Adam (``lr`` for the grids, ``mlp_lr`` for the baseline's MLP). The opacity term is the
-mask loss that keeps the density from collapsing (REFERENCE.md's feasibility notes).
+with Adam (``lr`` for the grids, ``deform_lr`` for IMAvatar's deformation grid, ``mlp_lr`` for
+the baseline's MLP). The opacity term is the mask loss that keeps the density from collapsing
+(REFERENCE.md's feasibility notes). Before the first step IMAvatar starts from the face model
+(:func:`start_from_face_model`: density from the rest mesh, deformation grid from its closest
+points; :mod:`neuralbody.head.canonical_init`), then fits its deformation grid to the face-model
+prior alone (``prior_warmup`` steps).
 
 A run folder holds ``config.json`` (model, data, settings), ``rig.npz`` (the face model, so a
 run animates without its capture), ``checkpoint.pt`` (weights, optimiser, step; written
