@@ -44,10 +44,12 @@ class AvatarSettings:
         voxel: canonical (or feature) grid spacing, metres.
         deform_voxel: deformation grid spacing, metres (IMAvatar).
         density_scale: sigma = scale * softplus(raw), 1/metres.
-        initial_raw: raw density everywhere at the start.
+        initial_raw: raw density everywhere at the start (IMAvatar's training then starts its
+            density from the rest mesh instead: ``TrainSettings.mesh_density``).
         features: feature channels of the baseline's grid; hidden: its MLP width.
         prior_weight: weight of IMAvatar's face-model prior.
         prior_points: rest vertices drawn for the prior per step.
+        smooth_colour: IMAvatar's total variation also smooths its colour channels (else the density only).
     """
 
     voxel: float = 0.004
@@ -58,6 +60,7 @@ class AvatarSettings:
     hidden: int = 64
     prior_weight: float = 1.0
     prior_points: int = 2048
+    smooth_colour: bool = True
 
 
 def _density(raw: torch.Tensor, scale: float) -> torch.Tensor:
@@ -107,8 +110,8 @@ class ImAvatar(nn.Module):
             return frame_grid(self.deformation.detach(), frame.code)
 
     def smoothed_grid(self) -> torch.Tensor:
-        """(X, Y, Z, 1) the grid the training's total variation smooths: the canonical raw density."""
-        return self.canonical[..., :1]
+        """(X, Y, Z, 1 or 4) the grid the training's total variation smooths: the raw density (and colour)."""
+        return self.canonical if self.settings.smooth_colour else self.canonical[..., :1]
 
     def regularisation(self, frame: HeadFrame | None) -> torch.Tensor:
         """The face-model prior at random rest vertices (module docstring; the same for every frame)."""

@@ -4,10 +4,14 @@ Each step takes one random training frame and ``rays`` of its pixels inside the 
 box (half drawn from the head's mask, half from the whole box, so empty space is seen too),
 renders them (:func:`neuralbody.head.raymarch.render_rays`, jittered samples) and minimises
 
-    L = |rgb - rgb_gt|^2 + mask_weight |opacity - mask|^2 + tv_weight TV(density) + the avatar's regularisation
+    L = |rgb - rgb_gt|^2 + mask_weight |opacity - mask|^2 + tv_weight TV(avatar.smoothed_grid()) + the avatar's regularisation
 
-with Adam (``lr`` for the grids, ``mlp_lr`` for the baseline's MLP). The opacity term is the
-mask loss that keeps the density from collapsing (REFERENCE.md's feasibility notes).
+with Adam (``lr`` for the grids, ``deform_lr`` for IMAvatar's deformation grid, ``mlp_lr`` for
+the baseline's MLP). The opacity term is the mask loss that keeps the density from collapsing
+(REFERENCE.md's feasibility notes). Before the first step IMAvatar starts from the face model
+(:func:`start_from_face_model`: density from the rest mesh, deformation grid from its closest
+points; :mod:`neuralbody.head.canonical_init`), then fits its deformation grid to the face-model
+prior alone (``prior_warmup`` steps).
 
 A run folder holds ``config.json`` (model, data, settings), ``rig.npz`` (the face model, so a
 run animates without its capture), ``checkpoint.pt`` (weights, optimiser, step; written
@@ -28,6 +32,7 @@ import torch
 
 from neuralbody.data.cameras import pixel_rays, ray_box_intersection
 from neuralbody.head.avatar import MODELS, AvatarSettings, make_avatar
+from neuralbody.head.canonical_init import mesh_density_raw, surface_deformation_grid
 from neuralbody.head.capture import HeadCapture, read_rig_npz, rig_arrays, write_npz
 from neuralbody.head.frame import HeadFrame, head_frame
 from neuralbody.head.raymarch import render_rays
@@ -58,6 +63,13 @@ class TrainSettings:
         seed: seeds ray sampling.
         prior_warmup: IMAvatar only: steps fitting the deformation fields to the face-model
             prior alone before the first image step (no rendering; cheap).
+        mesh_density: IMAvatar only: the canonical density starts at this many 1/metres inside
+            the face model's rest mesh (:mod:`neuralbody.head.canonical_init`); 0: uniform at the
+            avatar's ``initial_raw``.
+        mesh_outside_raw: IMAvatar only, with ``mesh_density``: the raw density outside the rest mesh
+            at the start (-6: sigma 0.25/m).
+        surface_prior: IMAvatar only: the deformation grid starts at the face model's fields
+            of each node's closest rest-mesh point (before the warm-up).
     """
 
     model: str = "imavatar"
@@ -72,10 +84,15 @@ class TrainSettings:
     checkpoint_every: int = 50
     seed: int = 0
     prior_warmup: int = 300
+    mesh_density: float = 300.0
+    mesh_outside_raw: float = -6.0
+    surface_prior: bool = True
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise ValueError(f"TrainSettings: model must be one of {MODELS}, got {self.model!r}")
+        if self.mesh_density < 0:
+            raise ValueError(f"TrainSettings: mesh_density must be >= 0, got {self.mesh_density}")
         if min(self.steps, self.rays, self.checkpoint_every) < 1 or self.samples < 2:
             raise ValueError(f"TrainSettings: steps, rays, checkpoint_every >= 1 and samples >= 2 needed, got {self}")
 
@@ -155,6 +172,17 @@ def warm_up_prior(avatar, steps: int, lr: float) -> float:
     return float(loss.detach())
 
 
+def start_from_face_model(avatar, rig: HeadRig, settings: TrainSettings) -> None:
+    """IMAvatar's fields started from the face model as the settings ask (``mesh_density``, ``surface_prior``)."""
+    with torch.no_grad():
+        if settings.mesh_density > 0:
+            avatar.canonical[..., 0] = mesh_density_raw(
+                rig, avatar.box, inside_density=settings.mesh_density, outside_raw=settings.mesh_outside_raw,
+                scale=avatar.settings.density_scale, width=avatar.settings.voxel)
+        if settings.surface_prior:
+            avatar.deformation.copy_(surface_deformation_grid(rig, avatar.deform_box))
+
+
 def make_optimiser(avatar, settings: TrainSettings) -> torch.optim.Optimizer:
     """Adam over the avatar's parameters, one group per kind (the settings' learning rates)."""
     rates = {"mlp": settings.mlp_lr, "deformation": settings.deform_lr}
@@ -205,6 +233,8 @@ def train_head(capture: HeadCapture, run: str | Path, settings: TrainSettings, *
         atomic_write_text(run / "config.json", json.dumps(config, indent=1))
         avatar, checkpoint, step = make_avatar(settings.model, capture.rig, avatar_settings), {}, 0
     avatar.train()
+    if step == 0 and settings.model == "imavatar":
+        start_from_face_model(avatar, capture.rig, settings)
     if step == 0 and settings.model == "imavatar" and settings.prior_warmup > 0:
         log.info("face-model prior warm-up: %d steps, loss %.4g", settings.prior_warmup,
                  warm_up_prior(avatar, settings.prior_warmup, 0.01))

@@ -73,3 +73,15 @@ def test_cli_refuses_bad_input(capture, tmp_path, caplog):
     assert "config.json" in caplog.text
     assert main(["synth-head", str(tmp_path / "s"), "--res", "4"]) == 1
     assert "resolution" in caplog.text
+
+
+
+def test_imavatar_starts_from_the_face_model(capture, tmp_path):
+    run = tmp_path / "run"
+    settings = TrainSettings(model="imavatar", steps=1, rays=16, samples=4, prior_warmup=0, mesh_density=200.0,
+                             surface_prior=True)
+    train_head(capture, run, settings, avatar_settings=SMALL, progress=False)
+    density = load_run(run)[0].canonical[..., 0].detach()
+    assert float(density.max()) > 0.5 and float(density.min()) < -5.0  # dense inside the rest mesh, clear outside
+    with pytest.raises(ValueError, match="mesh_density"):
+        TrainSettings(mesh_density=-1.0)
