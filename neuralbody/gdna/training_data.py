@@ -30,12 +30,16 @@ class PreparedScan:
         occupancy: labelled posed points with their canonical candidates.
         normals: surface points with canonical correspondences, posed normals (and colours, if the scan has them).
         free: (M, 3) canonical points known to be outside (posed image outside the scan).
+        skinning: the person's skinning (what the learned skinning searches with), or None.
+        transforms: (B, 4, 4) the scan's bone transforms, canonical to body frame, or None.
     """
 
     shapes: torch.Tensor
     occupancy: OccupancyTargets
     normals: NormalTargets
     free: torch.Tensor
+    skinning: ShapeSkinning | None = None
+    transforms: torch.Tensor | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +64,8 @@ def prepare_scan(skinning: ShapeSkinning, folder: Path, frame: int, sizes: Targe
                         occupancy_targets(skinning, transforms, scan.vertices, scan.faces, sizes.occupancy, seed),
                         normal_targets(skinning, transforms, scan.vertices, scan.faces, sizes.surface, seed + 1,
                                        scan.colours),
-                        free_space_targets(skinning, transforms, scan.vertices, scan.faces, sizes.free, seed + 2))
+                        free_space_targets(skinning, transforms, scan.vertices, scan.faces, sizes.free, seed + 2),
+                        skinning, transforms)
 
 
 def prepare_scans(corpus: Path, refs: list[ScanRef], body: BodyModel, sizes: TargetSizes, seed: int, *,
