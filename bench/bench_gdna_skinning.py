@@ -5,7 +5,8 @@ Usage::
     neuralbody train-gen CORPUS --out RUN_FIXED --steps 2500 --points 1024 --skinning fixed
     neuralbody train-gen CORPUS --out RUN_LEARNED --steps 2500 --points 1024 --skinning learned
     python bench/bench_gdna_skinning.py --corpus CORPUS --run fixed=RUN_FIXED --run learned=RUN_LEARNED \
-        [--split heldout_poses] [--max-scans N] [--fit-scans 8] [--figure skirts.png --figure-subjects s0002,s0004]
+        [--split heldout_poses] [--max-scans N] [--fit-scans 8] [--figure skirts.png --figure-subjects s0002,s0004
+        [--figure-motion walk] [--figure-only]]
 
 For every run (``NAME=FOLDER``):
 
@@ -23,7 +24,10 @@ For every run (``NAME=FOLDER``):
 3. **Training time**: the run's wall seconds a step (``spent_s / step`` of its checkpoint).
 
 ``--figure``: normal renders of ``--figure-subjects`` (training people) in their ``--split``
-frame: the scan, then each run's posed surface, one row each.
+frame: the scan, then each run's posed surface, one row each. With ``--figure-motion NAME``
+instead: each run's surface of those people posed in the frame of the motion
+(:mod:`neuralbody.synth.motion`, 12 frames) where the feet are farthest apart, seen from the
+person's left (a stride shows there), one row a run.
 """
 
 from __future__ import annotations
@@ -138,6 +142,48 @@ def figure(runs: dict, corpus: Path, subjects: list[str], split: str, voxel: flo
     write_png(path, contact_sheet([im for row in images.values() for im in row], len(subjects)))
 
 
+def side_view(mesh):
+    """The mesh turned by -90 degrees about z (the person's left towards the viewer of render_normals)."""
+    from neuralbody.gdna.meshing import NormalMesh
+
+    turn = np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    return NormalMesh(mesh.vertices @ turn.T, mesh.faces, mesh.normals @ turn.T, mesh.colours)
+
+
+def stride_frame(body, motion: str, shapes: torch.Tensor) -> torch.Tensor:
+    """(P,) the pose of the motion's frame (of 12) where the feet are farthest apart."""
+    from neuralbody.synth.motion import make_motion
+
+    poses = make_motion(motion, body=body, num_frames=12, seed=0, shapes=shapes).poses.float()
+    names = list(body.joint_names)
+    with torch.no_grad():
+        transforms = body(poses, shapes[None].expand(len(poses), -1)).bone_transforms
+    feet = transforms[:, [names.index("foot.L"), names.index("foot.R")], :3, 3]
+    return poses[int((feet[:, 0] - feet[:, 1]).norm(dim=1).argmax())]
+
+
+def motion_figure(runs: dict, corpus: Path, subjects: list[str], motion: str, voxel: float, path: Path) -> None:
+    """Side normal renders of each run's surface of ``subjects`` in the widest stride of ``motion``."""
+    from neuralbody.data.images import write_png
+    from neuralbody.gdna.meshing import NormalMesh, canonical_mesh, pose_mesh, vertex_normals_of
+    from neuralbody.gdna.normal_render import contact_sheet, render_normals
+    from neuralbody.gdna.shape_skinning import shape_skinning
+
+    images = []
+    for name, loaded in runs.items():
+        for subject in subjects:
+            person = person_of(loaded, subject)
+            skinning = shape_skinning(loaded.body, person.shapes, correction=loaded.model.skinning)
+            mesh = canonical_mesh(loaded.model, person, skinning, voxel)
+            canonical = NormalMesh(mesh.vertices, mesh.faces, vertex_normals_of(loaded.model, person, mesh, detail=False))
+            pose = stride_frame(loaded.body, motion, person.shapes)
+            posed = side_view(pose_mesh(canonical, skinning, skinning.bone_transforms(pose[None])[0]))
+            low, high = posed.vertices.min(axis=0), posed.vertices.max(axis=0)
+            images.append(render_normals(posed, 192, 0.5 * (low + high), 0.55 * float((high - low)[[0, 2]].max())))
+        log.info("figure row: %s", name)
+    write_png(path, contact_sheet(images, len(subjects)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, required=True)
@@ -150,6 +196,8 @@ def main() -> None:
     parser.add_argument("--fit-scans", type=int, default=8, help="held-out people fitted (0: none)")
     parser.add_argument("--figure", type=Path, default=None)
     parser.add_argument("--figure-subjects", default="", help="comma-separated training people of the figure")
+    parser.add_argument("--figure-motion", default=None, help="pose the figure's people in this motion instead")
+    parser.add_argument("--figure-only", action="store_true", help="only the figure")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -157,6 +205,13 @@ def main() -> None:
     from neuralbody.gdna.run_files import load_run
 
     runs = {name: load_run(folder) for name, folder in (item.split("=", 1) for item in args.run)}
+    subjects = [s for s in args.figure_subjects.split(",") if s]
+    if args.figure and args.figure_motion:
+        motion_figure(runs, args.corpus, subjects, args.figure_motion, args.voxel, args.figure)
+    elif args.figure:
+        figure(runs, args.corpus, subjects, args.split, args.voxel, args.figure)
+    if args.figure_only:
+        return
     results = {}
     for name, loaded in runs.items():
         step = int(loaded.payload["step"])
@@ -175,8 +230,6 @@ def main() -> None:
         for name, r in results.items():
             print(f"| {name} | {cell(r['fits'], 'chamfer_mm2', 0)} | {cell(r['fits'], 'p2s_mm', 1)} | "
                   f"{cell(r['fits'], 'nc_detail', 3)} | {cell(r['fits'], 'seconds', 0)} |")
-    if args.figure:
-        figure(runs, args.corpus, [s for s in args.figure_subjects.split(",") if s], args.split, args.voxel, args.figure)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 
