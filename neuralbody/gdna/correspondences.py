@@ -129,14 +129,23 @@ def free_space_targets(skinning: ShapeSkinning, bone_transforms: torch.Tensor, v
         count: canonical points drawn.
         seed: seeds them.
     """
+    points = free_space_candidates(skinning, count, seed)
+    return points[outside_scan(skinning, bone_transforms, WarpMesh(vertices, faces), points)]
+
+
+def free_space_candidates(skinning: ShapeSkinning, count: int, seed: int) -> torch.Tensor:
+    """(count, 3) float32 canonical points uniform in the person's box, seeded (what :func:`free_space_targets` tests)."""
     if count < 0:
-        raise ValueError(f"free_space_targets: count must be >= 0, got {count}")
+        raise ValueError(f"free_space_candidates: count must be >= 0, got {count}")
     unit = torch.as_tensor(np.random.default_rng([seed, 11]).random((count, 3)), dtype=torch.float32)
-    points = skinning.box_min + unit * (skinning.box_max - skinning.box_min)
+    return skinning.box_min + unit * (skinning.box_max - skinning.box_min)
+
+
+def outside_scan(skinning: ShapeSkinning, bone_transforms: torch.Tensor, mesh: WarpMesh, points: torch.Tensor) -> torch.Tensor:
+    """(M,) bool: canonical points (M, 3) whose forward-skinned image (bone transforms (B, 4, 4)) is outside the scan."""
     with torch.no_grad():
         posed = skinning.skin(points, bone_transforms)
-    outside = ~WarpMesh(vertices, faces).inside(posed)
-    return points[outside]
+    return ~mesh.inside(posed)
 
 
 def posed_normals(normals: torch.Tensor, inverse_transpose: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,11 @@ Either way the result is written back to the scan's targets (without gradients: 
 start) and returned with SNARF's implicit gradients into the skinning network. The occupancy
 loss over them is the fixed path's (:func:`neuralbody.gdna.losses.posed_logits`).
 
+The canonical free space (points whose posed image is outside the scan) was found with the
+preset weights too; on every cold step each drawn scan's candidates are tested again under the
+current weights (:func:`relabelled_free_space`), so the free-space loss does not contradict
+where the learned skinning sends a point.
+
 The detail stage keeps the skinning fixed; its surface targets were found with the preset
 weights, so they are moved once to the learned weights before it starts
 (:func:`relearn_normal_targets`): each surface point's canonical correspondence refined by
@@ -28,8 +33,9 @@ from __future__ import annotations
 
 import torch
 
-from neuralbody.gdna.correspondences import NormalTargets, OccupancyTargets
+from neuralbody.gdna.correspondences import NormalTargets, OccupancyTargets, outside_scan
 from neuralbody.gdna.shape_skinning import Candidates, ShapeSkinning, refine_candidates
+from neuralbody.geometry.queries import WarpMesh
 from neuralbody.models.skinning_deformer import SearchOptions
 from neuralbody.skinning.forward_skinning import invert_jacobians
 from neuralbody.skinning.initial_guesses import choose_bones, posed_heads, rigid_guesses
@@ -92,6 +98,12 @@ def relearn_normal_targets(skinning: ShapeSkinning, bone_transforms: torch.Tenso
     colours = None if targets.colours is None else targets.colours[keep][invertible]
     return NormalTargets(canonical[invertible], inverse.transpose(1, 2)[invertible].float(),
                          targets.normals[keep][invertible], colours)
+
+
+def relabelled_free_space(skinning: ShapeSkinning, bone_transforms: torch.Tensor, mesh: WarpMesh,
+                          candidates: torch.Tensor) -> torch.Tensor:
+    """(M, 3) the canonical candidates (F, 3) whose posed image under ``skinning`` (learned) is outside ``mesh``."""
+    return candidates[outside_scan(skinning, bone_transforms, mesh, candidates)]
 
 
 def skinning_regulariser(skinning: ShapeSkinning, count: int, generator: torch.Generator) -> torch.Tensor:

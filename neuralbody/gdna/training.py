@@ -12,7 +12,8 @@ prepared targets (:mod:`neuralbody.gdna.training_data`); draws are seeded by
   each step (warm, and cold every ``research_every`` steps: :mod:`neuralbody.gdna.learned_targets`),
   their occupancy's implicit gradients reach the weights, and SNARF's regulariser
   ``skinning_weight * L_skin`` (``skinning_points`` rest vertices a scan) keeps the weights at the
-  body's surface the body model's; the free space stays the one found with the preset weights;
+  body's surface the body model's; on cold steps the drawn scans' free space is tested again
+  under the current weights;
 * detail stage: the coarse network and shape latents frozen, the detail network and the
   detail latents minimise ``L_normal + L_prior(z_detail)``; with colour (a model with a colour
   network, scans with colours) the colour network and colour latents are trained in the same
@@ -35,7 +36,8 @@ import numpy as np
 import torch
 
 from neuralbody.gdna.latents import LatentCodes, prior_loss
-from neuralbody.gdna.learned_targets import relearn_normal_targets, search_occupancy, skinning_regulariser
+from neuralbody.gdna.learned_targets import (relabelled_free_space, relearn_normal_targets, search_occupancy,
+                                             skinning_regulariser)
 from neuralbody.gdna.losses import free_space_loss, occupancy_loss, posed_logits, surface_losses
 from neuralbody.gdna.model import GenerativeModel
 from neuralbody.gdna.training_data import PreparedScan
@@ -159,6 +161,8 @@ def step_loss(model: GenerativeModel, codes: LatentCodes, scans: list[PreparedSc
     losses = []
     for index in chosen:
         scan, i = scans[int(index)], int(index)
+        if coarse and cold and model.skinning is not None and scan.mesh is not None:
+            scan.free = relabelled_free_space(scan.skinning, scan.transforms, scan.mesh, scan.free_candidates)
         if coarse:
             rows = torch.as_tensor(rng.integers(len(scan.occupancy.inside), size=settings.points_per_scan))
             free = (torch.as_tensor(rng.integers(len(scan.free), size=settings.points_per_scan // 2)) if len(scan.free)
