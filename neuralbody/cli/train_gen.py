@@ -25,6 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--points", type=int, default=512, help="points a scan a step (default 512)")
     parser.add_argument("--max-scans", type=int, default=None, help="train on the first N scans only (default all)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--skinning", choices=("fixed", "learned"), default="fixed",
+                        help="fixed: the body model's weights of each shape; learned: a shape-conditioned correction "
+                             "learned in the coarse stage (a new run's; a resumed run keeps its own; default fixed)")
+    parser.add_argument("--research-every", type=int, default=10,
+                        help="learned skinning: a cold correspondence search every N coarse steps, warm between "
+                             "(default 10)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out (to --steps in all)")
 
 
@@ -38,14 +44,17 @@ def run(args: argparse.Namespace) -> int:
     if args.steps < 0 or args.scans_per_step < 1 or args.points < 1 or (args.max_scans is not None and args.max_scans < 1):
         raise ValueError(f"--steps must be >= 0, --scans-per-step, --points and --max-scans >= 1; got {args.steps}, "
                          f"{args.scans_per_step}, {args.points}, {args.max_scans}")
+    if args.research_every < 1:
+        raise ValueError(f"--research-every must be >= 1, got {args.research_every}")
     if not 0.0 <= args.detail_fraction <= 1.0:
         raise ValueError(f"--detail-fraction must be in [0, 1], got {args.detail_fraction}")
     settings = TrainSettings(steps=args.steps, detail_fraction=args.detail_fraction,
-                             scans_per_step=args.scans_per_step, points_per_scan=args.points, seed=args.seed)
+                             scans_per_step=args.scans_per_step, points_per_scan=args.points, seed=args.seed,
+                             research_every=args.research_every)
     context = init_distributed("cpu")
     try:
         result = train_run(args.corpus, args.out, settings, max_scans=args.max_scans, resume=args.resume,
-                           context=context, progress=not args.no_progress)
+                           context=context, progress=not args.no_progress, skinning=args.skinning)
     finally:
         shutdown_distributed()
     if context.is_main:

@@ -2,11 +2,14 @@
 
 The coarse network is trained as SNARF trains its occupancy: a posed point ``x'`` with label
 ``inside`` has the occupancy ``o(x') = max_{x* in X*} O(x*)`` over its canonical candidates
-``X* = {x : d(x) = x'}`` (:mod:`neuralbody.snarf.forward_model`). The person's skinning
-weights are fixed (:mod:`neuralbody.gdna.shape_skinning`), so the candidates of a fixed set
-of posed points never change: they are searched once per scan (Broyden,
+``X* = {x : d(x) = x'}`` (:mod:`neuralbody.snarf.forward_model`). With the fixed skinning
+(:mod:`neuralbody.gdna.shape_skinning`) the candidates of a fixed set of posed points never
+change: they are searched once per scan (Broyden,
 :class:`~neuralbody.models.skinning_deformer.ForwardSkinningDeformer`) and training reads them
-from memory, which makes a training step a few network evaluations.
+from memory, which makes a training step a few network evaluations. With the learned skinning
+these are the starts that training searches again (:mod:`neuralbody.gdna.learned_targets`);
+the targets are built with whatever skinning they are given (``skinning.correspondences``,
+``skinning.skin``), so a fitted scan gets the learned skinning's.
 
 The detail network is trained on the scan's surface: points sampled on the posed mesh with
 their face normals ``n'``. A surface point's canonical correspondence ``x*`` (its first valid
@@ -50,11 +53,14 @@ class OccupancyTargets:
         candidates: (N, K, 3) float32 canonical candidates, metres.
         valid: (N, K) bool, real correspondences.
         inside: (N,) float32 labels (1 inside the scan).
+        posed: (N, 3) float32 the posed points, body frame, metres (what the learned skinning searches
+            again), or None when not kept.
     """
 
     candidates: torch.Tensor
     valid: torch.Tensor
     inside: torch.Tensor
+    posed: torch.Tensor | None = None
 
 
 @dataclasses.dataclass
@@ -87,9 +93,8 @@ def occupancy_targets(skinning: ShapeSkinning, bone_transforms: torch.Tensor, ve
         seed: seeds the points.
     """
     labelled = training_points(WarpMesh(vertices, faces), count, seed)
-    with torch.no_grad():
-        found = skinning.deformer(bone_transforms).correspondences(labelled.points)
-    return OccupancyTargets(found.points.float(), found.valid, labelled.inside.float())
+    found = skinning.correspondences(labelled.points.float(), bone_transforms)
+    return OccupancyTargets(found.points.float(), found.valid, labelled.inside.float(), labelled.points.float())
 
 
 def normal_targets(skinning: ShapeSkinning, bone_transforms: torch.Tensor, vertices: torch.Tensor,
@@ -100,13 +105,12 @@ def normal_targets(skinning: ShapeSkinning, bone_transforms: torch.Tensor, verti
     [0, 1], the mesh's vertex colours, or None; the targets carry them at the points.
     """
     samples = sample_surface(vertices, faces, count, seed)
+    found = skinning.correspondences(samples.points.float(), bone_transforms)
     with torch.no_grad():
-        deformer = skinning.deformer(bone_transforms)
-        found = deformer.correspondences(samples.points.float())
         has = found.valid.any(dim=1)
         first = found.valid.float().argmax(dim=1)
         canonical = found.points[torch.arange(len(first)), first][has].float()
-        _, jacobian = deformer.field.skin_with_jacobian(canonical)
+        _, jacobian = skinning.skin_with_jacobian(canonical, bone_transforms)
         inverse, invertible = invert_jacobians(jacobian)
     keep = invertible
     at = None if colours is None else surface_colours(vertices, faces, colours, samples.points)[has][keep]
@@ -125,14 +129,23 @@ def free_space_targets(skinning: ShapeSkinning, bone_transforms: torch.Tensor, v
         count: canonical points drawn.
         seed: seeds them.
     """
+    points = free_space_candidates(skinning, count, seed)
+    return points[outside_scan(skinning, bone_transforms, WarpMesh(vertices, faces), points)]
+
+
+def free_space_candidates(skinning: ShapeSkinning, count: int, seed: int) -> torch.Tensor:
+    """(count, 3) float32 canonical points uniform in the person's box, seeded (what :func:`free_space_targets` tests)."""
     if count < 0:
-        raise ValueError(f"free_space_targets: count must be >= 0, got {count}")
+        raise ValueError(f"free_space_candidates: count must be >= 0, got {count}")
     unit = torch.as_tensor(np.random.default_rng([seed, 11]).random((count, 3)), dtype=torch.float32)
-    points = skinning.box_min + unit * (skinning.box_max - skinning.box_min)
+    return skinning.box_min + unit * (skinning.box_max - skinning.box_min)
+
+
+def outside_scan(skinning: ShapeSkinning, bone_transforms: torch.Tensor, mesh: WarpMesh, points: torch.Tensor) -> torch.Tensor:
+    """(M,) bool: canonical points (M, 3) whose forward-skinned image (bone transforms (B, 4, 4)) is outside the scan."""
     with torch.no_grad():
-        posed = skinning.grid.field(bone_transforms.float()).skin(points)
-    outside = ~WarpMesh(vertices, faces).inside(posed)
-    return points[outside]
+        posed = skinning.skin(points, bone_transforms)
+    return ~mesh.inside(posed)
 
 
 def posed_normals(normals: torch.Tensor, inverse_transpose: torch.Tensor) -> torch.Tensor:

@@ -222,7 +222,7 @@ def fit_scan(loaded: LoadedGenerator, scan: Scan, settings: FitSettings = FitSet
     """Fit the codes of ``loaded`` (and, with ``finetune_steps``, a copy of its networks) to ``scan``; score it."""
     started = time.perf_counter()
     model = copy.deepcopy(loaded.model) if settings.finetune_steps else loaded.model
-    skinning = shape_skinning(loaded.body, scan.shapes)
+    skinning = shape_skinning(loaded.body, scan.shapes, correction=model.skinning)
     transforms = skinning.bone_transforms(scan.poses[None])[0]
     targets = fit_targets(skinning, transforms, scan, settings)
     person, final = fit_codes(model, targets, mean_person(loaded, scan.shapes), settings, progress=progress)

@@ -86,7 +86,7 @@ class GenerateResult:
 def person_mesh(loaded: LoadedGenerator, person: Person, voxel: float) -> tuple[NormalMesh, ShapeSkinning]:
     """The canonical mesh of ``person`` with detail normals (and colours, when the person has a colour code),
     and their skinning."""
-    skinning = shape_skinning(loaded.body, person.shapes)
+    skinning = shape_skinning(loaded.body, person.shapes, correction=loaded.model.skinning)
     mesh = canonical_mesh(loaded.model, person, skinning, voxel)
     normals = vertex_normals_of(loaded.model, person, mesh, detail=True)
     colours = None if person.colour_code is None else vertex_colours_of(loaded.model, person, mesh.vertices)

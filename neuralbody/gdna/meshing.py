@@ -7,8 +7,9 @@
   (``detail=True``) or the coarse surface's own (area-weighted face normals,
   :func:`neuralbody.geometry.normals.vertex_normals`);
 * :func:`vertex_colours_of`: the colour network's albedo at the vertices (a model with colour);
-* :func:`pose_mesh`: vertices moved by forward skinning ``x' = A(x) [x; 1]``
-  (:class:`~neuralbody.skinning.forward_skinning.SkinningField`) and normals by ``J^{-T} n``;
+* :func:`pose_mesh`: vertices moved by forward skinning ``x' = sum_b w_b(x) G_b [x; 1]`` with the
+  person's fixed or learned weights (:class:`~neuralbody.gdna.shape_skinning.ShapeSkinning`) and
+  normals by ``J^{-T} n``;
   colours stay (they belong to the canonical point);
 * :func:`write_ply`: binary PLY with per-vertex normals (and 8-bit RGBA colours when the mesh has
   them), written atomically.
@@ -112,10 +113,9 @@ def vertex_colours_of(model: GenerativeModel, person: Person, vertices: np.ndarr
 
 def pose_mesh(mesh: NormalMesh, skinning: ShapeSkinning, bone_transforms: torch.Tensor) -> NormalMesh:
     """The canonical mesh with normals posed by bone transforms (B, 4, 4) (module docstring)."""
-    field = skinning.grid.field(bone_transforms.float())
     vertices = torch.as_tensor(mesh.vertices, dtype=torch.float32)
     with torch.no_grad():
-        posed, jacobian = field.skin_with_jacobian(vertices)
+        posed, jacobian = skinning.skin_with_jacobian(vertices, bone_transforms)
         inverse, _ = invert_jacobians(jacobian)
         normals = posed_normals(torch.tensor(np.asarray(mesh.normals), dtype=torch.float32), inverse.transpose(1, 2))
     return NormalMesh(posed.double().numpy(), mesh.faces, normals.double().numpy(), mesh.colours)

@@ -3,8 +3,11 @@
 A :class:`GenerativeModel` holds the coarse shape network, the detail network and, optionally,
 the colour network (:mod:`neuralbody.gdna.coarse`, :mod:`neuralbody.gdna.detail`,
 :mod:`neuralbody.gdna.colour`); the detail and colour networks read the coarse network's last
-hidden layer, so their feature width is the coarse network's width. Runs trained before colour
-existed have no ``colour`` in their spec and load without the colour network. The
+hidden layer, so their feature width is the coarse network's width. With the learned skinning
+it also holds the skinning correction network (:mod:`neuralbody.gdna.learned_skinning`). Runs
+trained before colour existed have no ``colour`` in their spec and load without the colour
+network; runs with the fixed skinning (and those from before it could be learned) have no
+``skinning``. The
 per-scan latent codes live beside it (:mod:`neuralbody.gdna.latents`): they belong to the
 training scans, the networks to everyone.
 """
@@ -18,6 +21,7 @@ import torch
 from neuralbody.gdna.coarse import CoarseOptions, CoarseShape
 from neuralbody.gdna.colour import ColourNetwork, ColourOptions
 from neuralbody.gdna.detail import DetailNormals, DetailOptions
+from neuralbody.gdna.learned_skinning import SkinningCorrection, SkinningOptions
 
 
 @dataclasses.dataclass
@@ -29,6 +33,7 @@ class ModelSpec:
         coarse: the coarse network's size.
         detail: the detail network's size (its ``feature`` is the coarse ``hidden``).
         colour: the colour network's size (its ``feature`` is the coarse ``hidden``), or None: no colour.
+        skinning: the skinning correction network's size, or None: the fixed skinning.
     """
 
     box_min: list[float]
@@ -36,6 +41,7 @@ class ModelSpec:
     coarse: CoarseOptions = CoarseOptions()
     detail: DetailOptions = DetailOptions()
     colour: ColourOptions | None = None
+    skinning: SkinningOptions | None = None
 
     def __post_init__(self) -> None:
         if len(self.box_min) != 3 or len(self.box_max) != 3:
@@ -50,21 +56,25 @@ class ModelSpec:
     def to_dict(self) -> dict:
         values = {"box_min": list(self.box_min), "box_max": list(self.box_max), "coarse": self.coarse.to_dict(),
                   "detail": dataclasses.asdict(self.detail)}
-        return values if self.colour is None else {**values, "colour": dataclasses.asdict(self.colour)}
+        values = values if self.colour is None else {**values, "colour": dataclasses.asdict(self.colour)}
+        return values if self.skinning is None else {**values, "skinning": self.skinning.to_dict()}
 
     @classmethod
     def from_dict(cls, values: dict) -> "ModelSpec":
         colour = values.get("colour")  # absent in runs trained before colour existed
+        skinning = values.get("skinning")  # absent in runs with the fixed skinning
         return cls([float(v) for v in values["box_min"]], [float(v) for v in values["box_max"]],
                    CoarseOptions.from_dict(values["coarse"]), DetailOptions(**values["detail"]),
-                   None if colour is None else ColourOptions(**colour))
+                   None if colour is None else ColourOptions(**colour),
+                   None if skinning is None else SkinningOptions(**skinning))
 
 
 class GenerativeModel(torch.nn.Module):
-    """The coarse, detail and (when the spec has one) colour networks of a :class:`ModelSpec`.
+    """The coarse, detail and (when the spec has them) colour and skinning correction networks of a :class:`ModelSpec`.
 
     Attributes:
         colour: the colour network, or None when the spec has no colour.
+        skinning: the skinning correction network, or None (the fixed skinning).
     """
 
     def __init__(self, spec: ModelSpec) -> None:
@@ -73,6 +83,8 @@ class GenerativeModel(torch.nn.Module):
         self.coarse = CoarseShape(torch.tensor(spec.box_min), torch.tensor(spec.box_max), spec.coarse)
         self.detail = DetailNormals(spec.detail)
         self.colour = None if spec.colour is None else ColourNetwork(spec.colour)
+        centre = 0.5 * (torch.tensor(spec.box_min) + torch.tensor(spec.box_max))
+        self.skinning = None if spec.skinning is None else SkinningCorrection(centre, spec.skinning)
 
     def normals(self, points: torch.Tensor, shape_code: torch.Tensor, detail_code: torch.Tensor,
                 shapes: torch.Tensor) -> torch.Tensor:

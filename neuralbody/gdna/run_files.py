@@ -4,8 +4,10 @@
 through :func:`neuralbody.training.checkpoint.load_checkpoint`)::
 
     format           "neuralbody.gdna/1"
-    spec             the ModelSpec's values (network sizes, canonical box; "colour" when the model has colour)
-    model, codes     the networks' and the latent codes' state dicts
+    spec             the ModelSpec's values (network sizes, canonical box; "colour" when the model has colour,
+                     "skinning" when its skinning is learned)
+    model, codes     the networks' (with the skinning correction network, learned skinning) and the latent
+                     codes' state dicts
     optimizers       {"coarse": ..., "detail": ...} Adam state dicts
     settings         the TrainSettings' values
     step, spent_s, last_loss    where training stands
@@ -17,7 +19,9 @@ through :func:`neuralbody.training.checkpoint.load_checkpoint`)::
 Rank 0 writes it atomically (:func:`neuralbody.training.checkpoint.save_checkpoint`). A new run
 has a colour network when every training scan has vertex colours (a corpus written by
 ``synth-corpus`` since colours were added); runs trained before colour existed load without one
-(``generate`` then writes no colours, ``fit-scan`` fits no colour).
+(``generate`` then writes no colours, ``fit-scan`` fits no colour). A new run's skinning is
+``fixed`` (the body model's) or ``learned`` (:mod:`neuralbody.gdna.learned_skinning`); runs
+trained before the skinning could be learned load as fixed.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from neuralbody.body.base import BodyModel
 from neuralbody.data.corpus import CORPUS_INDEX
 from neuralbody.gdna.colour import ColourOptions
 from neuralbody.gdna.latents import LatentCodes, LatentDistribution, fit_distribution
+from neuralbody.gdna.learned_skinning import SkinningOptions
+from neuralbody.gdna.learned_targets import with_learned_skinning
 from neuralbody.gdna.model import GenerativeModel, ModelSpec
 from neuralbody.gdna.scans import CORPUS_FIX, ScanRef, corpus_scans
 from neuralbody.gdna.training import TrainSettings, TrainState, make_optimizers, train
@@ -49,6 +55,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 RUN_KEYS = ("format", "spec", "model", "codes", "step", "scans", "shapes", "body_model")
 RESUME_KEYS = (*RUN_KEYS, "optimizers", "settings", "spent_s", "corpus")
 RUN_FIX = "train one with `neuralbody train-gen CORPUS --out RUN`"
+SKINNINGS = ("fixed", "learned")
 
 
 @dataclasses.dataclass
@@ -105,12 +112,14 @@ def _payload(model, codes, optimizers, state, settings, corpus, refs, shapes, bo
 
 def train_run(corpus: str | Path, run_dir: str | Path, settings: TrainSettings, *, sizes: TargetSizes = TargetSizes(),
               max_scans: int | None = None, resume: bool = False, context: DistributedContext = DistributedContext(),
-              progress: bool = True) -> TrainResult:
+              progress: bool = True, skinning: str = "fixed") -> TrainResult:
     """Train (or resume, ``resume``) the run in ``run_dir`` on the ``train`` scans of ``corpus``.
 
-    ``max_scans`` keeps the first scans only (None: all). Resuming keeps the run's scans and
-    sizes; ``settings.steps`` may grow.
+    ``max_scans`` keeps the first scans only (None: all). ``skinning`` ("fixed" or "learned") is
+    a new run's; resuming keeps the run's scans, sizes and skinning; ``settings.steps`` may grow.
     """
+    if skinning not in SKINNINGS:
+        raise ValueError(f"train_run: skinning must be one of {SKINNINGS}, got {skinning!r}")
     corpus, run_dir = Path(corpus), Path(run_dir)
     path = run_dir / CHECKPOINT_NAME
     payload = _load_payload(path, RESUME_KEYS) if resume else None
@@ -124,9 +133,12 @@ def train_run(corpus: str | Path, run_dir: str | Path, settings: TrainSettings, 
     body = load_body_model(body_name)
     scans, skinnings = prepare_scans(corpus, refs, body, sizes, settings.seed, progress=progress and context.is_main)
     shapes = torch.stack([s.shapes for s in scans])
-    spec = ModelSpec.from_dict(payload["spec"]) if payload else _new_spec(scans, skinnings)
+    spec = ModelSpec.from_dict(payload["spec"]) if payload else _new_spec(scans, skinnings, skinning == "learned")
     torch.manual_seed(settings.seed)
     model, codes = GenerativeModel(spec), _codes(spec, len(refs), settings.seed)
+    if model.skinning is not None:
+        learned = with_learned_skinning([scan.skinning for scan in scans], model.skinning)
+        scans = [dataclasses.replace(scan, skinning=person) for scan, person in zip(scans, learned)]
     optimizers = make_optimizers(model, codes, settings)
     state = TrainState()
     if payload:
@@ -145,12 +157,15 @@ def train_run(corpus: str | Path, run_dir: str | Path, settings: TrainSettings, 
     return TrainResult(state, state.step - start, run_dir)
 
 
-def _new_spec(scans, skinnings) -> ModelSpec:
-    """The spec of a new run: the union box of the people, colour when every scan has colours."""
+def _new_spec(scans, skinnings, learned: bool = False) -> ModelSpec:
+    """The spec of a new run: the union box of the people, colour when every scan has colours, the skinning
+    correction network when ``learned``."""
     coloured = all(scan.normals.colours is not None for scan in scans)
     if not coloured:
         log.info("gdna: not every training scan has vertex colours: no colour network")
-    return ModelSpec(*_union_box(skinnings), colour=ColourOptions() if coloured else None)
+    correction = (SkinningOptions(bones=skinnings[0].grid.num_bones, shape_dim=int(scans[0].shapes.numel()))
+                  if learned else None)
+    return ModelSpec(*_union_box(skinnings), colour=ColourOptions() if coloured else None, skinning=correction)
 
 
 def _codes(spec: ModelSpec, count: int, seed: int = 0) -> LatentCodes:

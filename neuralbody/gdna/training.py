@@ -7,6 +7,13 @@ prepared targets (:mod:`neuralbody.gdna.training_data`); draws are seeded by
 * coarse stage (the first ``steps - detail_steps`` steps): the coarse network and the shape
   latents minimise ``L_occ + L_free + L_prior(z_shape)`` (free space: half as many points;
   :mod:`neuralbody.gdna.losses`, :mod:`neuralbody.gdna.latents`);
+* with the learned skinning (a model with a skinning correction network), the coarse stage also
+  trains that network through the correspondences: the drawn labelled points are searched again
+  each step (warm, and cold every ``research_every`` steps: :mod:`neuralbody.gdna.learned_targets`),
+  their occupancy's implicit gradients reach the weights, and SNARF's regulariser
+  ``skinning_weight * L_skin`` (``skinning_points`` rest vertices a scan) keeps the weights at the
+  body's surface the body model's; on cold steps the drawn scans' free space is tested again
+  under the current weights;
 * detail stage: the coarse network and shape latents frozen, the detail network and the
   detail latents minimise ``L_normal + L_prior(z_detail)``; with colour (a model with a colour
   network, scans with colours) the colour network and colour latents are trained in the same
@@ -29,7 +36,9 @@ import numpy as np
 import torch
 
 from neuralbody.gdna.latents import LatentCodes, prior_loss
-from neuralbody.gdna.losses import free_space_loss, occupancy_loss, surface_losses
+from neuralbody.gdna.learned_targets import (relabelled_free_space, relearn_normal_targets, search_occupancy,
+                                             skinning_regulariser)
+from neuralbody.gdna.losses import free_space_loss, occupancy_loss, posed_logits, surface_losses
 from neuralbody.gdna.model import GenerativeModel
 from neuralbody.gdna.training_data import PreparedScan
 from neuralbody.io.progress import progress_bar
@@ -53,6 +62,10 @@ class TrainSettings:
         colour_weight: weight of ``L_colour`` in the detail stage.
         checkpoint_every_s: wall seconds between checkpoints.
         seed: seeds the latents, the targets and the draws.
+        skinning_lr: learning rate of the skinning correction network (learned skinning).
+        skinning_weight: weight of the skinning regulariser ``L_skin``.
+        skinning_points: rest vertices a scan a step in ``L_skin``.
+        research_every: a cold correspondence search every this many coarse steps (warm between).
     """
 
     steps: int = 3000
@@ -65,6 +78,10 @@ class TrainSettings:
     colour_weight: float = 1.0
     checkpoint_every_s: float = 60.0
     seed: int = 0
+    skinning_lr: float = 1e-3
+    skinning_weight: float = 1.0
+    skinning_points: int = 256
+    research_every: int = 10
 
     def __post_init__(self) -> None:
         if self.steps < 0 or not 0.0 <= self.detail_fraction <= 1.0:
@@ -74,6 +91,9 @@ class TrainSettings:
             raise ValueError(f"TrainSettings: scans_per_step, points_per_scan >= 1, lr, latent_lr > 0; got {self}")
         if self.prior_weight < 0 or self.colour_weight < 0 or not self.checkpoint_every_s > 0:
             raise ValueError(f"TrainSettings: prior_weight >= 0, checkpoint_every_s > 0; got {self}")
+        if not self.skinning_lr > 0 or self.skinning_weight < 0 or self.skinning_points < 1 or self.research_every < 1:
+            raise ValueError(f"TrainSettings: skinning_lr > 0, skinning_weight >= 0, skinning_points and "
+                             f"research_every >= 1; got {self}")
 
     @property
     def detail_steps(self) -> int:
@@ -98,8 +118,9 @@ class TrainState:
 
 @dataclasses.dataclass
 class Optimizers:
-    """One Adam a stage: ``coarse`` (coarse network, shape codes), ``detail`` (detail network, detail codes,
-    and the colour network and colour codes when the model has them)."""
+    """One Adam a stage: ``coarse`` (coarse network, shape codes, and the skinning correction network when the
+    model has one), ``detail`` (detail network, detail codes, and the colour network and colour codes when the
+    model has them)."""
 
     coarse: torch.optim.Adam
     detail: torch.optim.Adam
@@ -114,24 +135,44 @@ def make_optimizers(model: GenerativeModel, codes: LatentCodes, settings: TrainS
     if model.colour is not None:
         detail += [{"params": list(model.colour.parameters()), "lr": settings.lr},
                    {"params": [codes.colour], "lr": settings.latent_lr}]
-    return Optimizers(
-        torch.optim.Adam([{"params": list(model.coarse.parameters()), "lr": settings.lr},
-                          {"params": [codes.shape], "lr": settings.latent_lr}]),
-        torch.optim.Adam(detail))
+    coarse = [{"params": list(model.coarse.parameters()), "lr": settings.lr},
+              {"params": [codes.shape], "lr": settings.latent_lr}]
+    if model.skinning is not None:
+        coarse.append({"params": list(model.skinning.parameters()), "lr": settings.skinning_lr})
+    return Optimizers(torch.optim.Adam(coarse), torch.optim.Adam(detail))
+
+
+def learned_coarse_loss(model: GenerativeModel, scan: PreparedScan, rows: torch.Tensor, shape_code: torch.Tensor,
+                        settings: TrainSettings, cold: bool, generator: torch.Generator) -> torch.Tensor:
+    """``L_occ + skinning_weight L_skin`` of one scan under the learned skinning, the labelled ``rows`` (M,) int64
+    searched again (warm, or ``cold``)."""
+    if scan.skinning is None or scan.transforms is None:
+        raise ValueError("learned_coarse_loss: the scan has no skinning (prepare it with prepare_scans)")
+    found = search_occupancy(scan.skinning, scan.transforms, scan.occupancy, rows, cold=cold)
+    logits = posed_logits(model.coarse, found.points.float(), found.valid, shape_code, scan.shapes)
+    occupancy = torch.nn.functional.binary_cross_entropy_with_logits(logits, scan.occupancy.inside[rows])
+    return occupancy + settings.skinning_weight * skinning_regulariser(scan.skinning, settings.skinning_points, generator)
 
 
 def step_loss(model: GenerativeModel, codes: LatentCodes, scans: list[PreparedScan], chosen: np.ndarray,
-              rng: np.random.Generator, settings: TrainSettings, coarse: bool) -> torch.Tensor:
-    """The loss of one step on the scans ``chosen`` (indices), points drawn from ``rng``."""
+              rng: np.random.Generator, settings: TrainSettings, coarse: bool, *, cold: bool = False) -> torch.Tensor:
+    """The loss of one step on the scans ``chosen`` (indices), points drawn from ``rng``; ``cold``: a cold
+    correspondence search this step (learned skinning)."""
     losses = []
     for index in chosen:
         scan, i = scans[int(index)], int(index)
+        if coarse and cold and model.skinning is not None and scan.mesh is not None:
+            scan.free = relabelled_free_space(scan.skinning, scan.transforms, scan.mesh, scan.free_candidates)
         if coarse:
             rows = torch.as_tensor(rng.integers(len(scan.occupancy.inside), size=settings.points_per_scan))
             free = (torch.as_tensor(rng.integers(len(scan.free), size=settings.points_per_scan // 2)) if len(scan.free)
                     else torch.zeros(0, dtype=torch.long))
-            losses.append(occupancy_loss(model.coarse, scan.occupancy, rows, codes.shape[i], scan.shapes)
-                          + free_space_loss(model.coarse, scan.free, free, codes.shape[i], scan.shapes))
+            if model.skinning is None:
+                occupancy = occupancy_loss(model.coarse, scan.occupancy, rows, codes.shape[i], scan.shapes)
+            else:
+                generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
+                occupancy = learned_coarse_loss(model, scan, rows, codes.shape[i], settings, cold, generator)
+            losses.append(occupancy + free_space_loss(model.coarse, scan.free, free, codes.shape[i], scan.shapes))
         else:
             rows = torch.as_tensor(rng.integers(len(scan.normals.normals), size=settings.points_per_scan))
             colour_code = None if codes.colour is None else codes.colour[i]
@@ -151,20 +192,28 @@ def train(model: GenerativeModel, codes: LatentCodes, optimizers: Optimizers, st
     """Train until ``settings.steps``; ``save(state)`` writes a checkpoint (rank 0 only calls it)."""
     if not scans:
         raise ValueError("train: no training scans")
-    usable = [i for i, s in enumerate(scans) if len(s.normals.normals) > 0]
     model.train()
+    if model.skinning is not None and state.step > settings.coarse_steps:  # resumed in the detail stage
+        scans = relearned_surfaces(scans)
+    usable = [i for i, s in enumerate(scans) if len(s.normals.normals) > 0]
     started, last_save, spent_before = time.perf_counter(), time.perf_counter(), state.spent_s
     bar = progress_bar(total=settings.steps, initial=state.step, enabled=progress and context.is_main, desc="gdna",
                        unit="step")
     with bar:
         while state.step < settings.steps:
             coarse = state.step < settings.coarse_steps
+            if not coarse and model.skinning is not None and state.step == settings.coarse_steps:
+                scans = relearned_surfaces(scans)
+                usable = [i for i, s in enumerate(scans) if len(s.normals.normals) > 0]
             rng = np.random.default_rng([settings.seed, context.rank, state.step])
             pool = np.arange(len(scans)) if coarse else np.asarray(usable)
             chosen = rng.choice(pool, size=min(settings.scans_per_step, len(pool)), replace=False)
             model.coarse.requires_grad_(coarse)
             optimizer = optimizers.coarse if coarse else optimizers.detail
-            loss = step_loss(model, codes, scans, chosen, rng, settings, coarse)
+            if model.skinning is not None:
+                model.skinning.requires_grad_(coarse)
+            loss = step_loss(model, codes, scans, chosen, rng, settings, coarse,
+                             cold=state.step % settings.research_every == 0)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             average_gradients([p for group in optimizer.param_groups for p in group["params"]], context)
@@ -177,8 +226,19 @@ def train(model: GenerativeModel, codes: LatentCodes, optimizers: Optimizers, st
             if context.is_main and time.perf_counter() - last_save > settings.checkpoint_every_s:
                 save(state)
                 last_save = time.perf_counter()
-    model.coarse.requires_grad_(True)
+    model.requires_grad_(True)
     log.info("gdna: %d steps, %.0f s, last loss %.4f", state.step, state.spent_s, state.last_loss)
     if context.is_main:
         save(state)
     return state
+
+
+def relearned_surfaces(scans: list[PreparedScan]) -> list[PreparedScan]:
+    """The scans with their surface targets moved to the learned weights (before the detail stage)."""
+    out = []
+    for scan in scans:
+        if scan.skinning is None or scan.transforms is None:
+            raise ValueError("relearned_surfaces: the scan has no skinning (prepare it with prepare_scans)")
+        out.append(dataclasses.replace(scan, normals=relearn_normal_targets(scan.skinning, scan.transforms,
+                                                                            scan.normals)))
+    return out

@@ -14,10 +14,11 @@ from pathlib import Path
 import torch
 
 from neuralbody.body.base import BodyModel
-from neuralbody.gdna.correspondences import (NormalTargets, OccupancyTargets, free_space_targets, normal_targets,
-                                             occupancy_targets)
+from neuralbody.gdna.correspondences import (NormalTargets, OccupancyTargets, free_space_candidates, normal_targets,
+                                             occupancy_targets, outside_scan)
 from neuralbody.gdna.scans import ScanRef, load_scan
 from neuralbody.gdna.shape_skinning import ShapeSkinning, shape_skinning
+from neuralbody.geometry.queries import WarpMesh
 from neuralbody.io.progress import progress_bar
 
 
@@ -30,12 +31,20 @@ class PreparedScan:
         occupancy: labelled posed points with their canonical candidates.
         normals: surface points with canonical correspondences, posed normals (and colours, if the scan has them).
         free: (M, 3) canonical points known to be outside (posed image outside the scan).
+        skinning: the person's skinning (what the learned skinning searches with), or None.
+        transforms: (B, 4, 4) the scan's bone transforms, canonical to body frame, or None.
+        free_candidates: (F, 3) the canonical points ``free`` was chosen from, or None.
+        mesh: the posed scan (what the learned skinning relabels the free space against), or None.
     """
 
     shapes: torch.Tensor
     occupancy: OccupancyTargets
     normals: NormalTargets
     free: torch.Tensor
+    skinning: ShapeSkinning | None = None
+    transforms: torch.Tensor | None = None
+    free_candidates: torch.Tensor | None = None
+    mesh: WarpMesh | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,11 +65,13 @@ def prepare_scan(skinning: ShapeSkinning, folder: Path, frame: int, sizes: Targe
     """The targets of frame ``frame`` of a folder of posed meshes, for the person of ``skinning``."""
     scan = load_scan(folder, frame)
     transforms = skinning.bone_transforms(scan.poses[None])[0]
+    mesh, candidates = WarpMesh(scan.vertices, scan.faces), free_space_candidates(skinning, sizes.free, seed + 2)
     return PreparedScan(scan.shapes,
                         occupancy_targets(skinning, transforms, scan.vertices, scan.faces, sizes.occupancy, seed),
                         normal_targets(skinning, transforms, scan.vertices, scan.faces, sizes.surface, seed + 1,
                                        scan.colours),
-                        free_space_targets(skinning, transforms, scan.vertices, scan.faces, sizes.free, seed + 2))
+                        candidates[outside_scan(skinning, transforms, mesh, candidates)],
+                        skinning, transforms, candidates, mesh)
 
 
 def prepare_scans(corpus: Path, refs: list[ScanRef], body: BodyModel, sizes: TargetSizes, seed: int, *,
