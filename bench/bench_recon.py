@@ -14,6 +14,9 @@ mesh): P2S (prediction -> ground truth, cm), Chamfer-L2 as the seed defines it
 * ``mvms``: the multi-view multi-scale model, 4 cameras spread around the ring (and, as the
   views ablation, 2 and 1 of them: the same model, which trains on 1 to 4 views);
 * ``mvms-1scale``: the same with one feature scale (the scales ablation), 4 cameras;
+* ``mvms-body``: the multi-view multi-scale model with a body prior (PaMIR's idea, not the seed's
+  model: :mod:`neuralbody.recon.body_prior`), 4 cameras, reading the frame's *fitted body* (the
+  same fit as the ``fitted body`` row, made once a frame);
 * ``visual hull``: occupied wherever the 4 cameras' masks agree (no learning; the carving every
   learned row also applies);
 * ``fitted body``: ``neuralbody fit``'s fitter (:class:`neuralbody.fitting.optimize.SequenceFitter`)
@@ -23,6 +26,9 @@ mesh): P2S (prediction -> ground truth, cm), Chamfer-L2 as the seed defines it
 
 ``--reuse OLD.json`` takes the rows that learn nothing (visual hull, fitted body, true body) from
 an earlier ``--json`` of the same split, frames and sample count instead of recomputing them.
+The body fits are kept in ``WORK/fits/`` (vertices and the fit's seconds) and read back by later
+runs with the same frames, views and keypoint noise. ``--skip-frames N`` scores frames ``N ..
+N + max-frames - 1`` of the split (the development people after the reported ones).
 
 Usage::
 
@@ -35,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import logging
 import os
@@ -48,7 +55,7 @@ import numpy as np
 
 log = logging.getLogger("bench_recon")
 
-MODELS = ("pifu", "mvms", "mvms-1scale")
+MODELS = ("pifu", "mvms", "mvms-1scale", "mvms-body")
 FIXED_METHODS = ("visual hull", "fitted body", "true body")
 """The rows that learn nothing (``--reuse`` takes them from an earlier result)."""
 
@@ -145,6 +152,25 @@ class BodyFits:
         self.regressor = keypoint_regressor_for(self.body)
         self.noise_px = noise_px
 
+    def fit_cached(self, cache: Path, capture, frame: int, views: list[int]):
+        """:meth:`fit` once, kept in ``cache`` (vertices and seconds): (vertices, faces) and the fit's seconds."""
+        from neuralbody.data.corpus import load_npz
+        from neuralbody.io.atomic import atomic_write_bytes
+
+        name = f"{capture.root.name}_f{frame}_v{'-'.join(map(str, views))}_n{self.noise_px:g}.npz"
+        faces = self.body.faces.cpu().numpy()
+        if (cache / name).is_file():
+            arrays = load_npz(cache / name, ("vertices", "seconds"))
+            return (arrays["vertices"], faces), float(arrays["seconds"])
+        started = time.perf_counter()
+        vertices, _ = self.fit(capture, frame, views)
+        seconds = time.perf_counter() - started
+        buffer = io.BytesIO()
+        np.savez(buffer, vertices=vertices, seconds=np.float64(seconds))
+        cache.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(cache / name, buffer.getvalue())
+        return (vertices, faces), seconds
+
     def fit(self, capture, frame: int, views: list[int]):
         import torch
 
@@ -166,13 +192,14 @@ def evaluate(corpus_dir: Path, runs: dict[str, Path], args) -> list[Row]:
     import torch
 
     from neuralbody.data.corpus import read_corpus
+    from neuralbody.recon.body_prior import PosedBody
     from neuralbody.recon.dataset import spread_views
     from neuralbody.recon.reconstruct import ReconstructSettings, reconstruct_frame
     from neuralbody.recon.train import load_model
 
     torch.set_num_threads(max(1, int(os.environ.get("NEURALBODY_THREADS", "1"))))
     corpus = read_corpus(corpus_dir)
-    samples = corpus.samples(args.split)[: args.max_frames]
+    samples = corpus.samples(args.split)[args.skip_frames : args.skip_frames + args.max_frames]
     settings = ReconstructSettings(voxel=args.voxel)
     models = {name: load_model(run)[0] for name, run in runs.items()}
     methods = []  # (label, views count, model or special)
@@ -182,6 +209,8 @@ def evaluate(corpus_dir: Path, runs: dict[str, Path], args) -> list[Row]:
         methods += [("mvms", 4, models["mvms"]), ("mvms", 2, models["mvms"]), ("mvms", 1, models["mvms"])]
     if "mvms-1scale" in models:
         methods.append(("mvms-1scale", 4, models["mvms-1scale"]))
+    if "mvms-body" in models:
+        methods.append(("mvms-body", 4, models["mvms-body"]))
     fixed = [("visual hull", 4, visual_hull_model()), ("fitted body", 4, "fit"), ("true body", 0, "truth")]
     methods += [m for m in fixed if m[0] not in args.reused]
     fits = BodyFits(args.keypoint_noise)
@@ -194,13 +223,19 @@ def evaluate(corpus_dir: Path, runs: dict[str, Path], args) -> list[Row]:
             views = spread_views(capture.num_views, count) if count else []
             started = time.perf_counter()
             if model == "fit":
-                mesh = fits.fit(capture, sample.frame, views)
+                mesh, seconds = fits.fit_cached(args.work / "fits", capture, sample.frame, views)
             elif model == "truth":
                 mesh = (capture.load_vertices(sample.frame).astype(np.float64), fits.body.faces.cpu().numpy())
             else:
-                result = reconstruct_frame(model, capture, sample.frame, views, settings=settings)
+                body = None
+                if model.uses_body:  # the fitted body of the same views (the fit's own time is not counted here)
+                    (vertices, faces), _ = fits.fit_cached(args.work / "fits", capture, sample.frame, views)
+                    body = PosedBody(np.asarray(vertices, dtype=np.float64), np.asarray(faces, dtype=np.int64))
+                    started = time.perf_counter()
+                result = reconstruct_frame(model, capture, sample.frame, views, settings=settings, body=body)
                 mesh = (result.mesh.vertices, result.mesh.faces)
-            seconds = time.perf_counter() - started
+            if model != "fit":
+                seconds = time.perf_counter() - started
             scores.setdefault((label, count), []).append((*score(mesh, gt, args.samples), seconds))
             if args.meshes is not None and index == 0:
                 save_mesh(args.meshes / f"{label.replace(' ', '_')}_{count}views.ply", mesh)
@@ -231,7 +266,8 @@ def reused_rows(path: Path, args) -> list[Row]:
     """The :data:`FIXED_METHODS` rows of an earlier result, checked to cover the same split, frames and samples."""
     document = json.loads(path.read_text())
     rows = [Row(**r) for r in document["rows"] if r["method"] in FIXED_METHODS]
-    if document.get("split") != args.split or any(r.frames != args.max_frames for r in rows):
+    if (document.get("split") != args.split or document.get("skip_frames", 0) != args.skip_frames
+            or any(r.frames != args.max_frames for r in rows)):  # fmt: skip
         raise ValueError(f"{path}: its rows are of another split or frame count than --split {args.split} "
                          f"--max-frames {args.max_frames}; run without --reuse")  # fmt: skip
     if document.get("samples", args.samples) != args.samples:
@@ -252,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default=",".join(MODELS), help=f"models to train and score (default {','.join(MODELS)})")
     parser.add_argument("--split", default="heldout_people", choices=("heldout_people", "heldout_poses"))
     parser.add_argument("--max-frames", type=int, default=12, help="frames of the split scored (default 12)")
+    parser.add_argument("--skip-frames", type=int, default=0,
+                        help="score the split's frames from this one on (default 0; 12: the development people s0030-)")
     parser.add_argument("--samples", type=int, default=50_000, help="surface samples a mesh for the metrics")
     parser.add_argument("--voxel", type=float, default=0.01, help="reconstruction grid spacing, metres (default 0.01)")
     parser.add_argument("--keypoint-noise", type=float, default=2.0, help="pixel noise of the fitted body's keypoints")
@@ -276,8 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{args.split}: {rows[0].frames} frames of {corpus}\n")
     print(format_table(rows))
     if args.json:
-        args.json.write_text(json.dumps({"training": training, "split": args.split, "samples": args.samples,
-                                         "rows": [dataclasses.asdict(r) for r in rows]}, indent=2) + "\n")  # fmt: skip
+        document = {"training": training, "split": args.split, "skip_frames": args.skip_frames, "samples": args.samples,
+                    "rows": [dataclasses.asdict(r) for r in rows]}  # fmt: skip
+        args.json.write_text(json.dumps(document, indent=2) + "\n")
     return 0
 
 

@@ -32,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-carve", action="store_true", help="do not empty the points outside the views' masks")
     parser.add_argument("--all-components", action="store_true", help="keep every connected component")
     parser.add_argument("--metric-samples", type=int, default=100_000, help="surface samples for the ground-truth metrics")
+    parser.add_argument("--body", type=Path, default=None,
+                        help="for a body-prior model (mvms-body): the frame's fitted Anny vertices, (V, 3) .npy in world metres "
+                             "(default: the capture's vertices/ of the frame, which `neuralbody fit` writes; on a corpus "
+                             "those are the true body)")  # fmt: skip
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i] (default cpu)")
 
 
@@ -39,6 +43,30 @@ def default_views(kind: str, num_views: int) -> list[int]:
     from neuralbody.recon.dataset import spread_views
 
     return [0] if kind == "pifu" else spread_views(num_views, min(4, num_views))
+
+
+def posed_body(args: argparse.Namespace, capture):
+    """The body a body-prior model reads: ``--body`` or the capture's ``vertices/`` of the frame."""
+    from neuralbody.io.errors import InputError
+    from neuralbody.io.safe_load import load_npy
+    from neuralbody.recon.body_prior import PosedBody, body_model_faces
+
+    if args.body is None:
+        if not capture.has_vertices:
+            raise InputError(capture.root / "vertices", "a body-prior model needs the frame's fitted body",
+                             "run `neuralbody fit` on the capture first, or pass --body VERTICES.npy")  # fmt: skip
+        vertices = capture.load_vertices(args.frame)
+        log.info("body prior: %s", capture.vertices_path(args.frame))
+    else:
+        vertices = load_npy(args.body)
+        if vertices.ndim != 2 or vertices.shape[-1] != 3 or vertices.dtype.kind not in "fiu":
+            raise InputError(args.body, f"expected (V, 3) vertices in metres, got {vertices.dtype} {vertices.shape}",
+                             "pass the vertices/{frame}.npy that `neuralbody fit` writes")  # fmt: skip
+    faces = body_model_faces()
+    if int(faces.max()) + 1 != len(vertices):
+        raise InputError(args.body or capture.vertices_path(args.frame), f"{len(vertices)} vertices, not Anny's",
+                         "fit the body with Anny (`neuralbody fit --body anny`)")  # fmt: skip
+    return PosedBody(np.asarray(vertices, dtype=np.float64), faces)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     locate = parse_index_list(args.locate_views, limit=capture.num_views, what="locate-views")
     settings = ReconstructSettings(voxel=args.voxel, levels=args.levels, carve=not args.no_carve,
                                    largest_component=not args.all_components)  # fmt: skip
-    result = reconstruct_frame(model, capture, args.frame, views, settings=settings, locate_views=locate)
+    body = posed_body(args, capture) if model.uses_body else None
+    result = reconstruct_frame(model, capture, args.frame, views, settings=settings, locate_views=locate, body=body)
     write_mesh(result.mesh, args.out)
     total = time.perf_counter() - started
     lo, hi = result.mesh.vertices.min(axis=0), result.mesh.vertices.max(axis=0)

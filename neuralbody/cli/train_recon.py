@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("corpus", type=Path, help="corpus folder (neuralbody synth-corpus)")
     parser.add_argument("--out", type=Path, required=True, help="run folder (config.json, checkpoint.pt, log.csv, val.csv)")
     parser.add_argument("--model", choices=tuple(PRESETS), default="mvms",
-                        help="pifu (one view, one scale), mvms (several views and scales; default), mvms-1scale")
+                        help="pifu (one view, one scale), mvms (several views and scales; default), mvms-1scale, "
+                             "mvms-body (mvms reading the posed body's signed distance too: PaMIR's prior)")
     parser.add_argument("--steps", type=int, default=None,
                         help="optimisation steps (default 3000; unlimited with --minutes or --cpu-minutes alone)")
     parser.add_argument("--minutes", type=float, default=None, help="wall-clock training budget in minutes")

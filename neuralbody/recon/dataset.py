@@ -7,7 +7,9 @@ clothed surface's bounding box; for training it is jittered (scaled about its ce
 ``1 + U(-box_scale, box_scale)``, shifted by ``N(0, box_shift^2)`` metres per axis) so the network
 does not rely on a box it will only estimate at test time (:mod:`neuralbody.recon.locate`). Each
 batch is drawn from its own generator, seeded by ``(seed, rank, step)``, so a resumed run draws
-what an uninterrupted one would.
+what an uninterrupted one would. With :class:`~neuralbody.recon.body_prior.BodyMeshes`, each
+example also carries its points' features against the frame's true body (``vertices/``), perturbed
+by the example's generator (none for validation).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 
 from neuralbody.data.corpus import Corpus, CorpusSample
+from neuralbody.recon.body_prior import BodyMeshes
 from neuralbody.recon.model import stack_views
 from neuralbody.recon.views import ViewInputs, prepare_views
 
@@ -50,12 +53,14 @@ class ReconBatch:
         centre: (B, 3) depth reference, world metres.
         points: (B, N, 3) world metres.
         labels: (B, N) float32, 1 inside.
+        body: (B, N, K) body-prior features of the points, or None without a body prior.
     """
 
     views: ViewInputs
     centre: torch.Tensor
     points: torch.Tensor
     labels: torch.Tensor
+    body: torch.Tensor | None = None
 
 
 def surface_box(corpus: Corpus, sample: CorpusSample) -> tuple[np.ndarray, np.ndarray]:
@@ -77,9 +82,11 @@ def load_example(
     view_ids: list[int],
     settings: ExampleSettings,
     rng: np.random.Generator | None,
-) -> tuple[ViewInputs, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Crops (V, ...), centre (3,), points (N, 3) and labels (N,) of one frame; ``rng`` None: no
-    jitter and ``settings.points`` samples evenly spread over the frame's (validation)."""
+    body: BodyMeshes | None = None,
+) -> tuple[ViewInputs, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Crops (V, ...), centre (3,), points (N, 3), labels (N,) and body features (N, K) or None of
+    one frame; ``rng`` None: no jitter and ``settings.points`` samples evenly spread over the
+    frame's (validation)."""
     capture = corpus.capture(sample.subject)
     box_min, box_max = surface_box(corpus, sample)
     if rng is not None:
@@ -94,11 +101,15 @@ def load_example(
         chosen = np.unique(np.linspace(0, count - 1, min(settings.points, count)).round().astype(np.int64))
     else:
         chosen = rng.choice(count, size=settings.points, replace=settings.points > count)
+    points = occupancy.points[chosen]
+    key = (sample.subject, sample.frame)
+    features = None if body is None else body.features(key, capture.load_vertices(sample.frame), points, rng)
     return (
         views,
         torch.tensor((box_min + box_max) / 2, dtype=torch.float32),
-        torch.from_numpy(occupancy.points[chosen]),
+        torch.from_numpy(points),
         torch.from_numpy(occupancy.inside[chosen].astype(np.float32)),
+        features,
     )
 
 
@@ -115,9 +126,10 @@ def make_batch(
     view_count: int,
     settings: ExampleSettings,
     rng: np.random.Generator | None,
+    body: BodyMeshes | None = None,
 ) -> ReconBatch:
     """A batch of ``samples``, each seen by ``view_count`` cameras: random ones (training) or evenly
-    spread from camera 0 (``rng`` None, validation)."""
+    spread from camera 0 (``rng`` None, validation); with ``body``, the body-prior features too."""
     examples = []
     for sample in samples:
         num_cameras = corpus.capture(sample.subject).num_views
@@ -125,6 +137,7 @@ def make_batch(
             view_ids = spread_views(num_cameras, min(view_count, num_cameras))
         else:
             view_ids = sorted(rng.choice(num_cameras, size=min(view_count, num_cameras), replace=False).tolist())
-        examples.append(load_example(corpus, sample, view_ids, settings, rng))
-    views, centres, points, labels = zip(*examples)
-    return ReconBatch(stack_views(list(views)), torch.stack(centres), torch.stack(points), torch.stack(labels))
+        examples.append(load_example(corpus, sample, view_ids, settings, rng, body))
+    views, centres, points, labels, features = zip(*examples)
+    stacked = None if body is None else torch.stack(features)
+    return ReconBatch(stack_views(list(views)), torch.stack(centres), torch.stack(points), torch.stack(labels), stacked)

@@ -8,7 +8,9 @@ For a world point ``x`` (metres) and a cropped view ``v`` (:mod:`neuralbody.reco
     g   = mean_v e_v                  (fusion "mean": PIFu, which averages views this way)
         | [mean_v e_v, var_v e_v]     (fusion "mean_var": the seed's model fuses views; the variance
                                        says whether they agree)
-    occupancy logit = MLP_decoder(g)
+    occupancy logit = MLP_decoder(g)                    or, with a body prior (``body_scales``),
+                    = MLP_decoder([g, b(x)])            b(x): (K,) features of the point against the posed
+                                                        body (:mod:`neuralbody.recon.body_prior`, PaMIR's idea)
 
 ``F_v^s`` are the encoder's feature maps (:class:`~neuralbody.recon.encoder.StackedHourglass`):
 PIFu reads only the last stack's ("s4"); the multi-scale model also the input crop itself ("s1":
@@ -50,6 +52,8 @@ class ReconModelConfig:
         fusion: "mean" or "mean_var" over views.
         view_mlp: hidden widths of the per-view MLP (its last width is the embedding size).
         decoder_mlp: hidden widths of the decoder.
+        body_scales: length scales (metres) of the body-prior features the decoder also reads
+            (:func:`neuralbody.recon.body_prior.body_features`); empty: no body prior.
     """
 
     kind: str = "mvms"
@@ -61,6 +65,7 @@ class ReconModelConfig:
     fusion: str = "mean_var"
     view_mlp: tuple[int, ...] = (64, 64)
     decoder_mlp: tuple[int, ...] = (64, 32)
+    body_scales: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         names = ("s1", "s2", "s4", f"s{4 * 2**self.depth}")
@@ -72,6 +77,8 @@ class ReconModelConfig:
             raise ValueError(f"ReconModelConfig: input_size must be divisible by {4 * 2**self.depth}, got {self.input_size}")
         if not self.view_mlp or not self.decoder_mlp:
             raise ValueError("ReconModelConfig: view_mlp and decoder_mlp need at least one width each")
+        if any(s <= 0 for s in self.body_scales):
+            raise ValueError(f"ReconModelConfig: body_scales must be positive metres, got {self.body_scales}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -90,8 +97,10 @@ PRESETS = {
     "pifu": ReconModelConfig(kind="pifu", scales=("s4",), fusion="mean"),
     "mvms": ReconModelConfig(kind="mvms", scales=("s1", "s2", "s4", "s32")),
     "mvms-1scale": ReconModelConfig(kind="mvms-1scale", scales=("s4",)),
+    "mvms-body": ReconModelConfig(kind="mvms-body", scales=("s1", "s2", "s4", "s32"), body_scales=(0.02, 0.1)),
 }
-"""PIFu, the multi-view multi-scale model, and its single-scale ablation."""
+"""PIFu, the multi-view multi-scale model, its single-scale ablation, and the same with a body prior
+(not the seed's model: PaMIR's body conditioning added to it)."""
 
 
 def crop_grid(uv: torch.Tensor, size: int) -> torch.Tensor:
@@ -144,7 +153,7 @@ class PixelAlignedOccupancy(nn.Module):
         feature_size = sum(channels[s] for s in config.scales)
         self.view_mlp = _mlp([feature_size + 1, *config.view_mlp], last_activation=True)
         fused = config.view_mlp[-1] * (2 if config.fusion == "mean_var" else 1)
-        self.decoder = _mlp([fused, *config.decoder_mlp, 1], last_activation=False)
+        self.decoder = _mlp([fused + len(config.body_scales), *config.decoder_mlp, 1], last_activation=False)
 
     def encode(self, images: torch.Tensor) -> list[torch.Tensor]:
         """images (B, V, 4, S, S) -> the chosen feature maps, each (B * V, C_s, h_s, w_s)."""
@@ -155,7 +164,13 @@ class PixelAlignedOccupancy(nn.Module):
         maps = dict(self.encoder(flat), s1=flat)
         return [maps[s] for s in self.config.scales]
 
-    def query(self, maps: list[torch.Tensor], views: ViewInputs, centre: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    @property
+    def uses_body(self) -> bool:
+        """Whether :meth:`query` needs the body-prior features."""
+        return bool(self.config.body_scales)
+
+    def query(self, maps: list[torch.Tensor], views: ViewInputs, centre: torch.Tensor, points: torch.Tensor,
+              body: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
         """Occupancy logits (B, N) of points (B, N, 3) world metres.
 
         Args:
@@ -163,21 +178,32 @@ class PixelAlignedOccupancy(nn.Module):
             views: cropped cameras with leading dims (B, V).
             centre: (B, 3) the person's centre, world metres.
             points: (B, N, 3) world metres.
+            body: (B, N, K) body-prior features of the points (K = ``len(config.body_scales)``); only
+                and always for a model with a body prior.
         """
         if points.ndim != 3 or points.shape[-1] != 3 or centre.shape != (points.shape[0], 3):
             raise ValueError(f"PixelAlignedOccupancy.query: points must be (B, N, 3) and centre (B, 3), "
                              f"got {tuple(points.shape)} and {tuple(centre.shape)}")  # fmt: skip
+        expected = (*points.shape[:2], len(self.config.body_scales))
+        if self.uses_body != (body is not None) or (body is not None and tuple(body.shape) != expected):
+            got = None if body is None else tuple(body.shape)
+            raise ValueError(f"PixelAlignedOccupancy.query: a {self.config.kind} model needs body features of shape "
+                             f"{expected if self.uses_body else None}, got {got}")  # fmt: skip
         batch, count = points.shape[:2]
         uv, depth = relative_depth(points, centre, views)  # (B, V, N, 2), (B, V, N)
         num_views = uv.shape[1]
         features = sample_maps(maps, crop_grid(uv, self.config.input_size).flatten(0, 1))  # (B V, N, C)
         inputs = torch.cat([features, (depth / DEPTH_SCALE).reshape(batch * num_views, count, 1)], dim=-1)
         embeddings = self.view_mlp(inputs).reshape(batch, num_views, count, -1)
-        return self.decoder(fuse(embeddings, self.config.fusion))[..., 0]
+        fused = fuse(embeddings, self.config.fusion)
+        if body is not None:
+            fused = torch.cat([fused, body.to(fused.dtype)], dim=-1)
+        return self.decoder(fused)[..., 0]
 
-    def forward(self, views: ViewInputs, centre: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-        """Occupancy logits (B, N): :meth:`encode` then :meth:`query`."""
-        return self.query(self.encode(views.images), views, centre, points)
+    def forward(self, views: ViewInputs, centre: torch.Tensor, points: torch.Tensor,
+                body: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        """Occupancy logits (B, N): :meth:`encode` then :meth:`query` (``body``: (B, N, K), see there)."""
+        return self.query(self.encode(views.images), views, centre, points, body)
 
 
 def stack_views(items: list[ViewInputs]) -> ViewInputs:

@@ -7,7 +7,9 @@
    as in training) and encoded once.
 3. Occupancy ``sigmoid(logit)`` on the grid, coarse to fine (:func:`neuralbody.recon.grid.coarse_to_fine`),
    in chunks of ``chunk_points``; with ``carve``, points outside any of the model's views' masks
-   are empty (what the network sees of the silhouettes, enforced exactly).
+   are empty (what the network sees of the silhouettes, enforced exactly). A model with a body prior
+   (``mvms-body``) also reads each point's features against ``body``, the frame's fitted body
+   (:mod:`neuralbody.recon.body_prior`).
 4. Marching cubes at 1/2 (:func:`neuralbody.evaluation.mesh_extraction.marching_cubes_world`), the
    largest connected component.
 """
@@ -24,6 +26,8 @@ import torch
 from neuralbody.evaluation.geometry_metrics import GeometryMetrics
 from neuralbody.evaluation.mesh_extraction import DensityGrid, Mesh, carve_mask, largest_component, marching_cubes_world
 from neuralbody.geometry.box import body_box
+from neuralbody.geometry.queries import WarpMesh
+from neuralbody.recon.body_prior import PosedBody, body_features
 from neuralbody.recon.grid import coarse_to_fine, grid_shape
 from neuralbody.recon.locate import locate_person
 from neuralbody.recon.model import PixelAlignedOccupancy, stack_views
@@ -100,8 +104,14 @@ def person_region(capture, frame: int, locate_views: list[int], settings: Recons
     raise ValueError("placing the person needs masks from two or more cameras (--locate-views) or a fitted body (vertices/)")
 
 
-def occupancy_function(model: PixelAlignedOccupancy, views, centre: np.ndarray, carving, chunk_points: int):
-    """(N, 3) world points -> (N,) occupancy probabilities, in chunks; ``carving`` (cameras, masks) or None."""
+def occupancy_function(model: PixelAlignedOccupancy, views, centre: np.ndarray, carving, chunk_points: int,
+                       body: PosedBody | None = None):  # fmt: skip
+    """(N, 3) world points -> (N,) occupancy probabilities, in chunks; ``carving`` (cameras, masks) or None;
+    ``body``: the posed body a body-prior model reads (required by such a model, refused by others)."""
+    if model.uses_body != (body is not None):
+        need = "needs the frame's fitted body" if model.uses_body else "takes no body"
+        raise ValueError(f"a {model.config.kind} model {need}")
+    mesh = None if body is None else WarpMesh(body.vertices.astype(np.float64), body.faces)
     device = next(model.parameters()).device
     with torch.no_grad():
         maps = model.encode(views.images.to(device))
@@ -116,7 +126,8 @@ def occupancy_function(model: PixelAlignedOccupancy, views, centre: np.ndarray, 
             for start in range(0, len(index), chunk_points):
                 rows = index[start : start + chunk_points]
                 query = torch.tensor(points[rows], dtype=torch.float32, device=device)[None]
-                out[rows] = torch.sigmoid(model.query(maps, views_d, centre_t, query))[0].cpu().numpy()
+                features = None if mesh is None else body_features(mesh, query[0], model.config.body_scales)[None]
+                out[rows] = torch.sigmoid(model.query(maps, views_d, centre_t, query, features))[0].cpu().numpy()
         return out
 
     return function
@@ -130,8 +141,10 @@ def reconstruct_frame(
     *,
     settings: ReconstructSettings = ReconstructSettings(),
     locate_views: list[int] | None = None,
+    body: PosedBody | None = None,
 ) -> Reconstruction:
-    """Reconstruct ``frame`` of ``capture`` from the cameras ``views`` (see the module docstring)."""
+    """Reconstruct ``frame`` of ``capture`` from the cameras ``views`` (see the module docstring);
+    ``body``: the frame's fitted body, for (and only for) a model with a body prior."""
     if not 0 <= frame < capture.num_frames:
         raise ValueError(f"--frame {frame}: the capture has frames 0..{capture.num_frames - 1}")
     seconds, started = {}, time.perf_counter()
@@ -145,7 +158,8 @@ def reconstruct_frame(
     images = [capture.load_image(frame, v) for v in views]
     inputs = stack_views([prepare_views(images, masks, cameras, person_min, person_max, size=model.config.input_size)])
     mark = time.perf_counter()
-    function = occupancy_function(model, inputs, centre, (cameras, masks) if settings.carve else None, settings.chunk_points)
+    function = occupancy_function(model, inputs, centre, (cameras, masks) if settings.carve else None,
+                                  settings.chunk_points, body)  # fmt: skip
     seconds["encode"] = time.perf_counter() - mark
     mark = time.perf_counter()
     grid = coarse_to_fine(function, box_min, box_max, voxel=settings.voxel, levels=settings.levels, level=SURFACE_LEVEL)

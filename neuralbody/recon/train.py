@@ -24,6 +24,10 @@ the held-out people, seen from ``max(view_counts)`` evenly spread cameras, carve
 Under torchrun (:mod:`neuralbody.training.distributed`) every rank draws its own batches (seed,
 rank, step), gradients are averaged after backward, and rank 0 alone writes; all ranks stop at
 rank 0's clock.
+
+A model with a body prior (``mvms-body``: :mod:`neuralbody.recon.body_prior`) reads its points'
+features against each frame's true body (the corpus's ``vertices/``, Anny's faces), perturbed
+in training, exact in validation.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from neuralbody.io.csv_log import append_csv_row
 from neuralbody.data.corpus import read_corpus
 from neuralbody.io.atomic import atomic_write_text
 from neuralbody.evaluation.mesh_extraction import carve_mask
+from neuralbody.recon.body_prior import BodyMeshes, BodyPrior, body_model_faces
 from neuralbody.recon.dataset import ExampleSettings, ReconBatch, make_batch, spread_views
 from neuralbody.recon.model import PRESETS, PixelAlignedOccupancy, ReconModelConfig
 from neuralbody.training.checkpoint import load_checkpoint
@@ -152,6 +157,17 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple
     return model.to(device).eval(), meta
 
 
+def body_prior_for(model: PixelAlignedOccupancy) -> BodyMeshes | None:
+    """The frames' bodies a model reads (Anny's faces, the model's scales), or None for a model without a body prior."""
+    if not model.uses_body:
+        return None
+    return BodyMeshes(BodyPrior(faces=body_model_faces(), scales=model.config.body_scales))
+
+
+def _on(tensor: torch.Tensor | None, device) -> torch.Tensor | None:
+    return None if tensor is None else tensor.to(device)
+
+
 class ReconTrainer(RunTrainer):
     """Owns the model, optimiser and run folder of one train-recon run
     (:class:`~neuralbody.training.run_trainer.RunTrainer`: budget, checkpoints, resume, loop)."""
@@ -173,6 +189,7 @@ class ReconTrainer(RunTrainer):
     def build_model(self) -> PixelAlignedOccupancy:
         model = PixelAlignedOccupancy(self.config.model_config())
         self.settings = ExampleSettings(size=model.config.input_size, points=self.config.points)
+        self.body_prior = body_prior_for(model)
         return model
 
     def batch_for(self, step: int) -> ReconBatch:
@@ -181,11 +198,12 @@ class ReconTrainer(RunTrainer):
         weights = np.asarray(self.config.view_weights, dtype=np.float64)
         count = int(rng.choice(self.config.view_counts, p=weights / weights.sum()))
         picks = rng.choice(len(self.train_samples), size=self.config.batch, replace=len(self.train_samples) < self.config.batch)
-        return make_batch(self.corpus, [self.train_samples[i] for i in picks], count, self.settings, rng)
+        return make_batch(self.corpus, [self.train_samples[i] for i in picks], count, self.settings, rng, self.body_prior)
 
     def accumulate_gradients(self, batch: ReconBatch) -> dict[str, float]:
         """Gradients of the batch's occupancy loss; returns the loss, the accuracy and the views used."""
-        logits = self.model(batch.views.to(self.device), batch.centre.to(self.device), batch.points.to(self.device))
+        logits = self.model(batch.views.to(self.device), batch.centre.to(self.device), batch.points.to(self.device),
+                            _on(batch.body, self.device))  # fmt: skip
         loss, accuracy = occupancy_loss(logits, batch.labels.to(self.device))
         loss.backward()
         self.last_loss = loss.item()
@@ -201,8 +219,9 @@ class ReconTrainer(RunTrainer):
         self.model.eval()
         with torch.no_grad():
             for sample in self.val_samples:
-                batch = make_batch(self.corpus, [sample], count, settings, None)
-                logits = self.model(batch.views.to(self.device), batch.centre.to(self.device), batch.points.to(self.device))
+                batch = make_batch(self.corpus, [sample], count, settings, None, self.body_prior)
+                logits = self.model(batch.views.to(self.device), batch.centre.to(self.device), batch.points.to(self.device),
+                                    _on(batch.body, self.device))  # fmt: skip
                 capture = self.corpus.capture(sample.subject)
                 view_ids = spread_views(capture.num_views, min(count, capture.num_views))  # make_batch's choice
                 kept = carve_mask(batch.points[0].numpy(), [capture.cameras[v] for v in view_ids],

@@ -41,7 +41,8 @@ def test_output_shape_and_gradients_reach_every_used_layer(name):
     model = PixelAlignedOccupancy(config)
     views = _views(2, 1 if name == "pifu" else 3)
     points = torch.randn(2, 50, 3) * 0.3
-    logits = model(views, torch.zeros(2, 3), points)
+    body = torch.rand(2, 50, len(config.body_scales)) if config.body_scales else None
+    logits = model(views, torch.zeros(2, 3), points, body)
     assert logits.shape == (2, 50) and torch.isfinite(logits).all()
     logits.sum().backward()
     unused = {n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)}
