@@ -14,7 +14,6 @@ from neuralbody.geometry.queries import WarpMesh
 from neuralbody.recon.body_prior import (
     BodyMeshes,
     BodyPrior,
-    PosedBody,
     body_features,
     body_features_reference,
     frame_body_features,
