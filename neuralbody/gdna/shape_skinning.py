@@ -29,8 +29,7 @@ import torch
 
 from neuralbody.body.base import BodyModel
 from neuralbody.gdna.learned_skinning import LearnedSkinning, PresetWeights, SkinningCorrection
-from neuralbody.models.skinning_deformer import distinct_candidates
-from neuralbody.models.skinning_deformer import ForwardSkinningDeformer, SearchOptions
+from neuralbody.models.skinning_deformer import ForwardSkinningDeformer, SearchOptions, distinct_candidates
 from neuralbody.skinning.initial_guesses import BoneGroups, bone_groups
 from neuralbody.skinning.weight_grid import DEFAULT_PADDING, SkinningWeightGrid, weight_grid_from_mesh
 from neuralbody.snarf.model_spec import DEFAULT_WEIGHT_VOXEL

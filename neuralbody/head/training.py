@@ -235,9 +235,9 @@ def train_head(capture: HeadCapture, run: str | Path, settings: TrainSettings, *
     avatar.train()
     if step == 0 and settings.model == "imavatar":
         start_from_face_model(avatar, capture.rig, settings)
-    if step == 0 and settings.model == "imavatar" and settings.prior_warmup > 0:
-        log.info("face-model prior warm-up: %d steps, loss %.4g", settings.prior_warmup,
-                 warm_up_prior(avatar, settings.prior_warmup, 0.01))
+        if settings.prior_warmup > 0:
+            log.info("face-model prior warm-up: %d steps, loss %.4g", settings.prior_warmup,
+                     warm_up_prior(avatar, settings.prior_warmup, 0.01))
     optimiser = make_optimiser(avatar, settings)
     if checkpoint.get("optimiser"):
         optimiser.load_state_dict(checkpoint["optimiser"])

@@ -132,7 +132,10 @@ def perturb_body(vertices: np.ndarray, rng: np.random.Generator, *, shift: float
 def frame_body_features(prior: BodyPrior, vertices: np.ndarray, points: np.ndarray,
                         rng: np.random.Generator | None) -> torch.Tensor:  # fmt: skip
     """(N, K) float32 features of points (N, 3) world metres against one frame's posed body
-    (vertices (V, 3) metres), perturbed by :func:`perturb_body` when ``rng`` is given (training)."""
+    (vertices (V, 3) metres), perturbed by :func:`perturb_body` when ``rng`` is given (training).
+
+    The obvious path (perturb the vertices, build the mesh, query it): the test oracle of
+    :meth:`BodyMeshes.features`, which training uses instead (one mesh a frame, kept)."""
     vertices = np.asarray(vertices, dtype=np.float64)
     if rng is not None:
         vertices = perturb_body(vertices, rng, shift=prior.shift, scale=prior.scale)
