@@ -22,8 +22,8 @@ Usage::
    Anny phenotypes uniform in the corpus's ranges, no clothing), over ``--draws`` draws of new
    people: mean, standard deviation over the draws, and the paired difference full - coarse
    (same people in each draw) with its standard deviation.
-3. **Time** of ``generate`` of 8 people (canonical, and also posed in 3 frames of a walk)
-   (2 and 3 skipped with ``--no-generative``).
+3. **Time** of ``generate`` of 8 people (canonical with and without the detail geometry, and also
+   posed in 3 frames of a walk; ``--no-timing`` skips it) (2 and 3 skipped with ``--no-generative``).
 4. **Scan fitting** (:mod:`neuralbody.gdna.fitting`) of frame 0 of ``--fit-scans`` held-out people,
    codes only and codes plus a per-scan fine-tune of the networks (``--finetune-steps``; two
    separate fits): Chamfer-L2, point-to-surface and normal consistency with the coarse surface's
@@ -192,8 +192,8 @@ def colour_render(vertices, faces, colours, scan, size: int = 160) -> np.ndarray
 
 def fit_rows(loaded, corpus: Path, count: int, samples: int, finetune_steps: int, mean_colour,
              renders: dict | None = None, lengths: tuple[float, ...] = (), everyone: bool = False) -> list[dict]:
-    """The fitting figures of the first ``count`` held-out people (``everyone``: people, training ones first), also with the detail geometry of each screening
-    length in ``lengths``; ``renders`` (when given) collects colour renders of each scan and fit by name ("scan",
+    """The fitting figures of the first ``count`` held-out people (``everyone``: people, training ones first),
+    also with the detail geometry of each screening length in ``lengths``; ``renders`` (when given) collects colour renders of each scan and fit by name ("scan",
     "latents", "finetune")."""
     from neuralbody.gdna.detail_surface import RefineOptions
     from neuralbody.gdna.fit_detail import detail_fit
@@ -338,16 +338,18 @@ def print_generative(results: dict[str, list], lengths: list[float], references:
     """The generation table: mean ± standard deviation over the draws, each draw's 1-NNA, paired differences."""
     print(f"\n{references} reference people, {count} shapes a set, {args.points} points a shape, {args.draws} draws: "
           f"mean ± standard deviation over the draws (1-NNA of each draw in brackets)\n")
-    print("| model | COV | MMD (Chamfer, mm²) | 1-NNA |\n|---|---|---|---|")
+    print("| model | COV | MMD (Chamfer, mm²) | 1-NNA | abs(1-NNA - 50 %) |\n|---|---|---|---|---|")
     names = [(f"gDNA, full model (detail geometry, l = {length:g} m)", f"full@{length:g}") for length in lengths]
     names += [("gDNA, coarse stage alone", "coarse"), ("body model (random Anny phenotypes, no clothing)", "body")]
     for name, key in names:
         runs = results[key]
         draws = ", ".join(f"{100 * m.one_nna:.1f}" for m in runs)
-        print(f"| {name} | {_spread([m.coverage for m in runs], 100, 0)} % | {_spread([m.mmd for m in runs], 1e6, 0)} | "
-              f"{_spread([m.one_nna for m in runs], 100, 1)} % ({draws}) |")
+        print(f"| {name} | {_spread([m.coverage for m in runs], 100, 0)} % | "
+              f"{_spread([m.mmd for m in runs], 1e6, 0)} | "
+              f"{_spread([m.one_nna for m in runs], 100, 1)} % ({draws}) | "
+              f"{_spread([abs(m.one_nna - 0.5) for m in runs], 100, 1)} |")
     print("\npaired over the draws (same people), full - coarse: mean ± standard deviation of the difference\n")
-    print("| screening length | Δ 1-NNA (points) | Δ |1-NNA - 50 %| (points) | Δ MMD (mm²) | Δ COV (points) |\n"
+    print("| screening length | Δ 1-NNA (points) | Δ abs(1-NNA - 50 %) (points) | Δ MMD (mm²) | Δ COV (points) |\n"
           "|---|---|---|---|---|")
     coarse = results["coarse"]
     for length in lengths:

@@ -61,8 +61,8 @@ def main() -> None:
     loaded = load_run(args.run)
     print(f"\nrefinement by the detail normals, l = {options.screening_length:g} m, motion {options.motion}, "
           f"voxel {args.voxel:g} m\n")
-    print("| person | vertices | refine s | mean motion mm | p99 motion mm | normals used | <m, n> coarse | <m, n> refined |\n"
-          "|---|---|---|---|---|---|---|---|")
+    print("| person | vertices | refine s | mean motion mm | p99 motion mm | normals used | <m, n> coarse | "
+          "<m, n> refined |\n|---|---|---|---|---|---|---|---|")
     seconds = []
     for i, person in enumerate(sample_people(loaded, args.n, args.seed)):
         mesh, _ = person_mesh(loaded, person, args.voxel, detail_geometry=None)

@@ -24,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--voxel", type=float, default=0.02, help="marching-cubes spacing, metres (default 0.02)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the people drawn (default 0)")
     parser.add_argument("--coarse-surface", action="store_true",
-                        help="write the coarse network's surface (the detail normals only as vertex normals) instead of "
-                             "the surface refined by the detail normals")
+                        help="write the coarse network's surface (the detail normals only as vertex normals) "
+                             "instead of the surface refined by the detail normals")
     parser.add_argument("--screening-length", type=float, default=None,
                         help="how far the detail normals are integrated into the surface, metres (default "
                              "RefineOptions: 0.05)")

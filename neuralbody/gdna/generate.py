@@ -158,7 +158,8 @@ def generate(loaded: LoadedGenerator, settings: GenerateSettings, out: str | Pat
         renders = []
         (out / "interpolation").mkdir(parents=True, exist_ok=True)
         for k, t in enumerate(np.linspace(0.0, 1.0, settings.interpolation_steps)):
-            mesh, _ = person_mesh(loaded, _blend(people[0], people[1], float(t)), settings.voxel, settings.detail_geometry)
+            blend = _blend(people[0], people[1], float(t))
+            mesh, _ = person_mesh(loaded, blend, settings.voxel, settings.detail_geometry)
             meshes.append(write_ply(out / "interpolation" / f"{k}.ply", mesh))
             renders.append(_render(mesh, settings.image_size))
         images += _write_sheets(out, "interpolation", renders, len(renders))
