@@ -192,7 +192,8 @@ class CodeCandidates:
     colour: torch.Tensor | None = None
 
 
-def _start(code: torch.Tensor | None, candidates: torch.Tensor | None, loss_of, settings: FitSettings) -> torch.Tensor | None:
+def _start(code: torch.Tensor | None, candidates: torch.Tensor | None, loss_of,
+           settings: FitSettings) -> torch.Tensor | None:
     """A leaf to optimise: ``code`` as it is, or (``candidates`` given) the candidate with the lowest
     ``loss_of(code, rng, count)`` on ``start_points`` fixed points."""
     if code is None:
