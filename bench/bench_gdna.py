@@ -6,7 +6,7 @@ Usage::
         --near-samples 200 --uniform-samples 100 --seed 7          # 32 train + 8 held-out people, ~2 min
     neuralbody train-gen CORPUS --out RUN --steps 8000 --points 1024
     python bench/bench_gdna.py --corpus CORPUS --run RUN [--n 8] [--seeds 3] [--points 2048] [--fit-scans 8] \
-        [--finetune-steps 300] [--no-generative] [--figure fits.png]
+        [--finetune-steps 300] [--fit-start best|mean] [--no-generative] [--figure fits.png]
 
 1. **References.** The held-out people's clothed surfaces in their canonical (rest) pose, rebuilt
    with the corpus's own generator (each person's plan, wardrobe and union surface from the
@@ -21,7 +21,8 @@ Usage::
    (2 and 3 skipped with ``--no-generative``).
 4. **Scan fitting** (:mod:`neuralbody.gdna.fitting`) of frame 0 of ``--fit-scans`` held-out people,
    codes only and codes plus a per-scan fine-tune of the networks (``--finetune-steps``; two
-   separate fits): Chamfer-L2, point-to-surface and normal consistency with the coarse surface's
+   separate fits; each code starts from the lowest-loss one of the mean and the training codes,
+   ``--fit-start mean``: the mean): Chamfer-L2, point-to-surface and normal consistency with the coarse surface's
    own normals and with the detail network's; beside it the unclothed body model in the scan's pose.
 5. **Colour** of those fits (a run with colour, a corpus with colours): the mean absolute RGB error
    (0-255) at the fitted vertices against the scan's colour at the closest surface point, and the
@@ -176,7 +177,7 @@ def colour_render(vertices, faces, colours, scan, size: int = 160) -> np.ndarray
 
 
 def fit_rows(loaded, corpus: Path, count: int, samples: int, finetune_steps: int, mean_colour,
-             renders: dict | None = None) -> list[dict]:
+             renders: dict | None = None, start: str = "best") -> list[dict]:
     """The fitting figures of the first ``count`` held-out people; ``renders`` (when given) collects colour renders
     of each scan and fit by name ("scan", "latents", "finetune")."""
     from neuralbody.evaluation.geometry_metrics import chamfer_l2, point_to_surface
@@ -193,7 +194,8 @@ def fit_rows(loaded, corpus: Path, count: int, samples: int, finetune_steps: int
         for name, steps in (("latents", 0), ("finetune", finetune_steps)):
             if name == "finetune" and not steps:
                 continue
-            result = fit_scan(loaded, scan, FitSettings(metric_samples=samples, finetune_steps=steps), progress=False)
+            settings = FitSettings(metric_samples=samples, finetune_steps=steps, start=start)
+            result = fit_scan(loaded, scan, settings, progress=False)
             row.update({f"{name}_chamfer_mm2": 1e6 * result.chamfer_l2, f"{name}_p2s_mm": 1e3 * result.point_to_surface,
                         f"{name}_nc_coarse": result.normal_consistency_coarse,
                         f"{name}_nc_detail": result.normal_consistency_detail, f"{name}_seconds": result.seconds})
@@ -256,6 +258,8 @@ def main() -> None:
     parser.add_argument("--fit-samples", type=int, default=20000, help="surface samples of the fit metrics")
     parser.add_argument("--finetune-steps", type=int, default=300,
                         help="steps of the per-scan fine-tune row (default 300; 0: latents only)")
+    parser.add_argument("--fit-start", choices=("best", "mean"), default="best",
+                        help="where fitting starts (fit-scan --start; default best)")
     parser.add_argument("--no-generative", action="store_true", help="skip the generative metrics and timings")
     parser.add_argument("--figure", type=Path, default=None,
                         help="write a PNG of the fitted people in colour: scans, latents-only fits, fine-tuned fits")
@@ -271,7 +275,8 @@ def main() -> None:
     coloured = loaded.model.colour is not None and args.fit_scans > 0
     mean_colour = mean_training_colour(args.corpus) if coloured else None
     renders = {} if args.figure else None
-    fits = fit_rows(loaded, args.corpus, args.fit_scans, args.fit_samples, args.finetune_steps, mean_colour, renders)
+    fits = fit_rows(loaded, args.corpus, args.fit_scans, args.fit_samples, args.finetune_steps, mean_colour, renders,
+                    start=args.fit_start)
     if fits:
         print_fits(fits)
     if renders:

@@ -15,6 +15,8 @@ through :func:`neuralbody.training.checkpoint.load_checkpoint`)::
     scans            [[subject, frame], ...] the training scans, in code order
     shapes           (N, S) their body shapes
     body_model       the body model's name
+    sizes            the TargetSizes' values (points prepared per scan: a resumed run prepares the same; runs
+                     written before they were kept resume with 4096 / 2048 / 4096, what they were trained with)
 
 Rank 0 writes it atomically (:func:`neuralbody.training.checkpoint.save_checkpoint`). A new run
 has a colour network when every training scan has vertex colours (a corpus written by
@@ -43,7 +45,7 @@ from neuralbody.gdna.learned_targets import with_learned_skinning
 from neuralbody.gdna.model import GenerativeModel, ModelSpec
 from neuralbody.gdna.scans import CORPUS_FIX, ScanRef, corpus_scans
 from neuralbody.gdna.training import TrainSettings, TrainState, make_optimizers, train
-from neuralbody.gdna.training_data import TargetSizes, prepare_scans
+from neuralbody.gdna.training_data import LEGACY_SIZES, TargetSizes, prepare_scans
 from neuralbody.io.errors import InputError, one_line
 from neuralbody.training.checkpoint import load_checkpoint, save_checkpoint
 from neuralbody.training.distributed import DistributedContext
@@ -102,12 +104,12 @@ def _union_box(skinnings) -> tuple[list[float], list[float]]:
     return low.tolist(), high.tolist()
 
 
-def _payload(model, codes, optimizers, state, settings, corpus, refs, shapes, body_name) -> dict:
+def _payload(model, codes, optimizers, state, settings, corpus, refs, shapes, body_name, sizes) -> dict:
     return {"format": FORMAT, "spec": model.spec.to_dict(), "model": model.state_dict(), "codes": codes.state_dict(),
             "optimizers": {"coarse": optimizers.coarse.state_dict(), "detail": optimizers.detail.state_dict()},
             "settings": settings.to_dict(), "step": state.step, "spent_s": state.spent_s, "last_loss": state.last_loss,
             "corpus": str(corpus), "scans": [[r.subject, r.frame] for r in refs], "shapes": shapes,
-            "body_model": body_name}
+            "body_model": body_name, "sizes": dataclasses.asdict(sizes)}
 
 
 def train_run(corpus: str | Path, run_dir: str | Path, settings: TrainSettings, *, sizes: TargetSizes = TargetSizes(),
@@ -116,7 +118,7 @@ def train_run(corpus: str | Path, run_dir: str | Path, settings: TrainSettings, 
     """Train (or resume, ``resume``) the run in ``run_dir`` on the ``train`` scans of ``corpus``.
 
     ``max_scans`` keeps the first scans only (None: all). ``skinning`` ("fixed" or "learned") is
-    a new run's; resuming keeps the run's scans, sizes and skinning; ``settings.steps`` may grow.
+    a new run's, like ``sizes``; resuming keeps the run's scans, sizes and skinning; ``settings.steps`` may grow.
     """
     if skinning not in SKINNINGS:
         raise ValueError(f"train_run: skinning must be one of {SKINNINGS}, got {skinning!r}")
@@ -130,6 +132,8 @@ def train_run(corpus: str | Path, run_dir: str | Path, settings: TrainSettings, 
     if not refs:
         raise InputError(corpus / CORPUS_INDEX, "has no training scans", CORPUS_FIX)
     body_name = payload["body_model"] if payload else _corpus_body(corpus)
+    if payload:
+        sizes = _stored_sizes(payload, path) if "sizes" in payload else LEGACY_SIZES
     body = load_body_model(body_name)
     scans, skinnings = prepare_scans(corpus, refs, body, sizes, settings.seed, progress=progress and context.is_main)
     shapes = torch.stack([s.shapes for s in scans])
@@ -151,10 +155,19 @@ def train_run(corpus: str | Path, run_dir: str | Path, settings: TrainSettings, 
     start = state.step
 
     def save(current: TrainState) -> None:
-        save_checkpoint(path, _payload(model, codes, optimizers, current, settings, corpus, refs, shapes, body_name))
+        save_checkpoint(path, _payload(model, codes, optimizers, current, settings, corpus, refs, shapes, body_name,
+                                       sizes))
 
     state = train(model, codes, optimizers, state, scans, settings, save, context=context, progress=progress)
     return TrainResult(state, state.step - start, run_dir)
+
+
+def _stored_sizes(payload: dict, path: Path) -> TargetSizes:
+    """The target sizes a run was prepared with (InputError naming the checkpoint when they are not sizes)."""
+    try:
+        return TargetSizes(**{key: int(value) for key, value in dict(payload["sizes"]).items()})
+    except (TypeError, ValueError) as error:
+        raise InputError(path, f"holds unreadable target sizes ({one_line(error)})", RUN_FIX) from None
 
 
 def _new_spec(scans, skinnings, learned: bool = False) -> ModelSpec:
