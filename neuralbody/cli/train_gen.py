@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--research-every", type=int, default=10,
                         help="learned skinning: a cold correspondence search every N coarse steps, warm between "
                              "(default 10)")
+    parser.add_argument("--adversarial", type=float, default=0.0, metavar="W",
+                        help="weight of gDNA's adversarial loss on normal maps in the detail stage (a patch "
+                             "discriminator on 96-pixel views of the scans; fixed skinning only; default 0: off)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out (to --steps in all)")
 
 
@@ -46,11 +49,13 @@ def run(args: argparse.Namespace) -> int:
                          f"{args.scans_per_step}, {args.points}, {args.max_scans}")
     if args.research_every < 1:
         raise ValueError(f"--research-every must be >= 1, got {args.research_every}")
+    if args.adversarial < 0:
+        raise ValueError(f"--adversarial must be >= 0, got {args.adversarial}")
     if not 0.0 <= args.detail_fraction <= 1.0:
         raise ValueError(f"--detail-fraction must be in [0, 1], got {args.detail_fraction}")
     settings = TrainSettings(steps=args.steps, detail_fraction=args.detail_fraction,
                              scans_per_step=args.scans_per_step, points_per_scan=args.points, seed=args.seed,
-                             research_every=args.research_every)
+                             research_every=args.research_every, adversarial_weight=args.adversarial)
     context = init_distributed("cpu")
     try:
         result = train_run(args.corpus, args.out, settings, max_scans=args.max_scans, resume=args.resume,
