@@ -17,7 +17,10 @@ mean over the scans (median in brackets):
 
 * **view normal consistency**: the mean cosine between the model's and the scan's normals over the pixels;
 * **sharpness**: the ratio of the Laplacian energies ``E(N_model) / E(N_scan)`` over the views'
-  interior pixels (:mod:`neuralbody.gdna.sharpness`; 1: as much fine detail as the scans, below 1 smoother).
+  interior pixels (:mod:`neuralbody.gdna.sharpness`; 1: as much fine detail as the scans, below 1 smoother);
+* **detail FD**: the Fréchet distance between Gaussians fitted to the 3 x 3 patches of the maps'
+  high-frequency parts (``--sigma`` pixels, as the discriminator sees them), the model's against
+  the scans', pooled over all scans and views (one figure a run; 0: the same local statistics).
 
 ``--figure``: the front views of the first four scans, top row the scans, then one row a run.
 Held-out people's fits (normal consistency with the detail network's normals) come from
@@ -46,6 +49,13 @@ def model_views(loaded, views, index: int, shapes: torch.Tensor) -> torch.Tensor
     with torch.no_grad():
         return torch.stack([window_maps(loaded.model, views, (v, 0, 0), size, loaded.codes.shape[index],
                                         loaded.codes.detail[index], shapes)[1] for v in range(views.mask.shape[0])])
+
+
+def pooled_patches(maps: torch.Tensor, masks: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(P, 27) detail patches of maps (V, S, S, 3) on masks (V, S, S)."""
+    from neuralbody.gdna.sharpness import detail_patches
+
+    return torch.cat([detail_patches(m, k, sigma) for m, k in zip(maps, masks)])
 
 
 def scan_figures(real: torch.Tensor, fake: torch.Tensor, mask: torch.Tensor) -> dict:
@@ -80,6 +90,7 @@ def main() -> None:
     parser.add_argument("--run", action="append", required=True, help="NAME=RUN, a trained run (repeat)")
     parser.add_argument("--scans", type=int, default=None, help="the first N training scans (default all)")
     parser.add_argument("--size", type=int, default=96, help="pixels a view side (default 96, as training)")
+    parser.add_argument("--sigma", type=float, default=2.0, help="high-pass of the detail FD, pixels (default 2)")
     parser.add_argument("--figure", type=Path, default=None, help="PNG: front views, the scans then each run")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -94,6 +105,7 @@ def main() -> None:
     first = next(iter(runs.values()))
     refs = [(str(s), int(f)) for s, f in first.payload["scans"]][: args.scans]
     rows = {name: [] for name in runs}
+    patches = {"scans": [], **{name: [] for name in runs}}
     fronts = {"real": [], "mask": [], **{name: [] for name in runs}}
     for index, (subject, frame) in enumerate(refs):
         scan = load_scan(args.corpus / subject, frame)
@@ -103,18 +115,26 @@ def main() -> None:
         for name, loaded in runs.items():
             fake = model_views(loaded, views, index, scan.shapes)
             rows[name].append({"subject": subject, **scan_figures(views.real, fake, views.mask)})
+            patches[name].append(pooled_patches(fake, views.mask, args.sigma))
             if index < 4:
                 fronts[name].append(fake[0])
+        patches["scans"].append(pooled_patches(views.real, views.mask, args.sigma))
         if index < 4:
             fronts["real"].append(views.real[0])
             fronts["mask"].append(views.mask[0])
         log.info("%s: %s", subject, {n: {k: round(v, 4) for k, v in r[-1].items() if k != "subject"}
                                      for n, r in rows.items()})
     print(f"\n{len(refs)} training scans, 4 views of {args.size}², mean (median)\n")
-    print("| run | view normal consistency | sharpness E(model)/E(scan) |\n|---|---|---|")
+    from neuralbody.gdna.sharpness import frechet_distance
+
+    scans = torch.cat(patches["scans"])
+    print("| run | view normal consistency | sharpness E(model)/E(scan) | detail FD |\n|---|---|---|---|")
     for name, values in rows.items():
         nc, sharp = [r["view_nc"] for r in values], [r["sharpness"] for r in values]
-        print(f"| {name} | {np.mean(nc):.3f} ({np.median(nc):.3f}) | {np.mean(sharp):.3f} ({np.median(sharp):.3f}) |")
+        distance = frechet_distance(torch.cat(patches[name]), scans)
+        rows[name].append({"detail_fd": distance})
+        print(f"| {name} | {np.mean(nc):.3f} ({np.median(nc):.3f}) | {np.mean(sharp):.3f} ({np.median(sharp):.3f}) | "
+              f"{distance:.4f} |")
     if args.figure:
         picture(args.figure, fronts["real"], {n: fronts[n] for n in runs}, fronts["mask"])
     if args.json:

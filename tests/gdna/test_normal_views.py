@@ -102,3 +102,28 @@ def test_laplacian_energy_matches_its_pixel_loop_and_known_answers():
     assert laplacian_energy(board, torch.zeros(12, 10, dtype=torch.bool)) == (0.0, 0)
     with pytest.raises(ValueError):
         laplacian_energy(board, full.float())
+
+
+def test_frechet_distance_known_answers_and_detail_patches():
+    from neuralbody.gdna.sharpness import detail_patches, frechet_distance
+
+    generator = torch.Generator().manual_seed(3)
+    a = torch.randn(4000, 1, generator=generator, dtype=torch.float64)
+    b = 2.0 * a + 3.0  # 1-D Gaussians: (mu_a - mu_b)^2 + (s_a - s_b)^2, with the samples' own moments
+    expected = float((a.mean() - b.mean()) ** 2 + (a.std() - b.std()) ** 2)
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-6)
+    x = torch.randn(500, 5, generator=generator)
+    assert abs(frechet_distance(x, x)) < 1e-6
+    # diagonal covariances: sum over axes of the 1-D answer
+    y = x * torch.tensor([1.0, 2.0, 0.5, 1.0, 3.0]) + 1.0
+    xs, ys = x.double().std(0), y.double().std(0)
+    assert frechet_distance(x, y) == pytest.approx(float(((x.double().mean(0) - y.double().mean(0)) ** 2).sum()
+                                                         + ((xs - ys) ** 2).sum()), rel=0.05)
+    mask = torch.zeros(6, 7, dtype=torch.bool)
+    mask[1:5, 1:6] = True  # 4 x 5 on the mask: 2 x 3 full 3 x 3 patches
+    normals = torch.nn.functional.normalize(torch.randn(6, 7, 3, generator=generator), dim=-1)
+    patches = detail_patches(normals, mask, 0.0)
+    assert patches.shape == (6, 27) and torch.allclose(patches[0, :3], normals[1, 1].double())
+    assert torch.allclose(patches[-1, -3:], normals[4, 5].double())
+    with pytest.raises(ValueError):
+        frechet_distance(x, y[:, :3])
