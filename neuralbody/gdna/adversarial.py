@@ -23,8 +23,10 @@ import torch
 
 from neuralbody.gdna.correspondences import posed_normals
 from neuralbody.gdna.discriminator import DiscriminatorOptions, PatchDiscriminator, discriminator_input, high_pass
+from neuralbody.gdna.latents import LatentCodes
 from neuralbody.gdna.model import GenerativeModel
 from neuralbody.gdna.normal_views import NormalViews
+from neuralbody.gdna.training_data import PreparedScan
 
 
 @dataclasses.dataclass
@@ -92,11 +94,11 @@ def window_maps(model: GenerativeModel, views: NormalViews, window: tuple[int, i
     return views.real[view, rows, columns], fake, mask
 
 
-def adversarial_maps(model: GenerativeModel, codes, scans: list, chosen: np.ndarray, crop: int,
+def adversarial_maps(model: GenerativeModel, codes: LatentCodes, scans: list[PreparedScan], chosen: np.ndarray, crop: int,
                      rng: np.random.Generator, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(real, fake) discriminator inputs (B, 4, crop, crop) of one window a scan ``chosen`` (indices into
     ``scans``, prepared with views), high-passed at ``sigma`` pixels (:func:`~neuralbody.gdna.discriminator.high_pass`);
-    ``codes`` the run's :class:`~neuralbody.gdna.latents.LatentCodes`."""
+    ``codes`` the run's latent codes."""
     reals, fakes, masks = [], [], []
     for index in chosen:
         scan, i = scans[int(index)], int(index)
