@@ -113,7 +113,8 @@ def _union_box(skinnings) -> tuple[list[float], list[float]]:
 
 def _payload(model, codes, optimizers, state, settings, corpus, refs, shapes, body_name, adversary=None) -> dict:
     extra = {} if adversary is None else {"adversarial": adversary_state(adversary)}
-    return {**extra, "format": FORMAT, "spec": model.spec.to_dict(), "model": model.state_dict(), "codes": codes.state_dict(),
+    return {**extra, "format": FORMAT, "spec": model.spec.to_dict(), "model": model.state_dict(),
+            "codes": codes.state_dict(),
             "optimizers": {"coarse": optimizers.coarse.state_dict(), "detail": optimizers.detail.state_dict()},
             "settings": settings.to_dict(), "step": state.step, "spent_s": state.spent_s, "last_loss": state.last_loss,
             "corpus": str(corpus), "scans": [[r.subject, r.frame] for r in refs], "shapes": shapes,
