@@ -51,20 +51,20 @@ def test_losses_known_values_and_a_discriminator_that_learns_to_separate():
     for p in discriminator.parameters():
         torch.nn.init.zeros_(p)  # logits 0 everywhere: L_G = ln 2, L_D = 2 ln 2, no R1 gradient
     real, fake = _maps(4, 16, 1.0, generator), _maps(4, 16, -1.0, generator)
-    assert float(generator_loss(discriminator, fake).detach()) == pytest.approx(math.log(2.0))
-    assert float(discriminator_loss(discriminator, real, fake, 10.0)) == pytest.approx(2.0 * math.log(2.0))
+    assert generator_loss(discriminator, fake).item() == pytest.approx(math.log(2.0))
+    assert discriminator_loss(discriminator, real, fake, 10.0).item() == pytest.approx(2.0 * math.log(2.0))
     torch.manual_seed(0)
     discriminator = PatchDiscriminator(TINY_D)
-    assert float(discriminator_loss(discriminator, real, fake, 1.0)) > float(discriminator_loss(discriminator, real,
-                                                                                                 fake, 0.0))
+    assert discriminator_loss(discriminator, real, fake, 1.0).item() > discriminator_loss(discriminator, real, fake,
+                                                                                           0.0).item()
     optimizer = torch.optim.Adam(discriminator.parameters(), lr=2e-3, betas=(0.0, 0.99))
     for _ in range(40):
         loss = discriminator_loss(discriminator, real, fake, 0.1)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    assert float(discriminator_loss(discriminator, real, fake, 0.0)) < 0.5 * 2.0 * math.log(2.0)
-    assert float(generator_loss(discriminator, fake)) > math.log(2.0)  # the fakes now look fake
+    assert discriminator_loss(discriminator, real, fake, 0.0).item() < 0.5 * 2.0 * math.log(2.0)
+    assert generator_loss(discriminator, fake).item() > math.log(2.0)  # the fakes now look fake
 
 
 def test_high_pass_drops_what_is_constant_on_the_mask_and_keeps_detail():
