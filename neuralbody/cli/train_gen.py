@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--targets", type=int, default=32768,
                         help="labelled points and canonical free-space points prepared per scan, surface points half as "
                         "many (default 32768; with few the coarse network memorises them; a resumed run keeps its own)")
+    parser.add_argument("--adversarial", type=float, default=0.0, metavar="W",
+                        help="weight of gDNA's adversarial loss on normal maps in the detail stage (a patch "
+                             "discriminator on 96-pixel views of the scans; fixed skinning only; default 0: off)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out (to --steps in all)")
 
 
@@ -52,11 +55,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--targets must be >= 2, got {args.targets}")
     if args.research_every < 1:
         raise ValueError(f"--research-every must be >= 1, got {args.research_every}")
+    if args.adversarial < 0:
+        raise ValueError(f"--adversarial must be >= 0, got {args.adversarial}")
     if not 0.0 <= args.detail_fraction <= 1.0:
         raise ValueError(f"--detail-fraction must be in [0, 1], got {args.detail_fraction}")
     settings = TrainSettings(steps=args.steps, detail_fraction=args.detail_fraction,
                              scans_per_step=args.scans_per_step, points_per_scan=args.points, seed=args.seed,
-                             research_every=args.research_every)
+                             research_every=args.research_every, adversarial_weight=args.adversarial)
     context = init_distributed("cpu")
     try:
         sizes = TargetSizes(occupancy=args.targets, surface=args.targets // 2, free=args.targets)
