@@ -6,8 +6,8 @@ Usage::
         --near-samples 200 --uniform-samples 100 --seed 7          # 32 train + 8 held-out people, ~2 min
     neuralbody train-gen CORPUS --out RUN --steps 8000 --points 1024
     python bench/bench_gdna.py --corpus CORPUS --run RUN [--n 8] [--draws 10] [--points 2048] [--fit-scans 8] \
-        [--finetune-steps 300] [--screening-lengths 0.05] [--references heldout|all] [--no-generative] \
-        [--figure fits.png]
+        [--finetune-steps 300] [--fit-start best|mean] [--screening-lengths 0.05] [--references heldout|all] \
+        [--no-generative] [--figure fits.png]
 
 1. **References.** The held-out people's clothed surfaces in their canonical (rest) pose, rebuilt
    with the corpus's own generator (each person's plan, wardrobe and union surface from the
@@ -26,7 +26,8 @@ Usage::
    posed in 3 frames of a walk; ``--no-timing`` skips it) (2 and 3 skipped with ``--no-generative``).
 4. **Scan fitting** (:mod:`neuralbody.gdna.fitting`) of frame 0 of ``--fit-scans`` held-out people,
    codes only and codes plus a per-scan fine-tune of the networks (``--finetune-steps``; two
-   separate fits): Chamfer-L2, point-to-surface and normal consistency with the coarse surface's
+   separate fits; each code starts from the lowest-loss one of the mean and the training codes,
+   ``--fit-start mean``: the mean): Chamfer-L2, point-to-surface and normal consistency with the coarse surface's
    own normals and with the detail network's, without and with the detail geometry (the fitted
    surface refined by the detail normals in canonical space, then posed, :mod:`neuralbody.gdna.fit_detail`;
    the first ``--screening-lengths`` value); beside it the unclothed body model in the scan's pose.
@@ -191,10 +192,11 @@ def colour_render(vertices, faces, colours, scan, size: int = 160) -> np.ndarray
 
 
 def fit_rows(loaded, corpus: Path, count: int, samples: int, finetune_steps: int, mean_colour,
-             renders: dict | None = None, lengths: tuple[float, ...] = (), everyone: bool = False) -> list[dict]:
+             renders: dict | None = None, start: str = "best", lengths: tuple[float, ...] = (),
+             everyone: bool = False) -> list[dict]:
     """The fitting figures of the first ``count`` held-out people (``everyone``: people, training ones first),
-    also with the detail geometry of each screening length in ``lengths``; ``renders`` (when given) collects colour renders of each scan and fit by name ("scan",
-    "latents", "finetune")."""
+    also with the detail geometry of each screening length in ``lengths``; ``renders`` (when given) collects
+    colour renders of each scan and fit by name ("scan", "latents", "finetune")."""
     from neuralbody.gdna.detail_surface import RefineOptions
     from neuralbody.gdna.fit_detail import detail_fit
     from neuralbody.evaluation.geometry_metrics import chamfer_l2, point_to_surface
@@ -213,7 +215,8 @@ def fit_rows(loaded, corpus: Path, count: int, samples: int, finetune_steps: int
         for name, steps in (("latents", 0), ("finetune", finetune_steps)):
             if name == "finetune" and not steps:
                 continue
-            result = fit_scan(loaded, scan, FitSettings(metric_samples=samples, finetune_steps=steps), progress=False)
+            settings = FitSettings(metric_samples=samples, finetune_steps=steps, start=start)
+            result = fit_scan(loaded, scan, settings, progress=False)
             row.update({f"{name}_chamfer_mm2": 1e6 * result.chamfer_l2, f"{name}_p2s_mm": 1e3 * result.point_to_surface,
                         f"{name}_nc_coarse": result.normal_consistency_coarse,
                         f"{name}_nc_detail": result.normal_consistency_detail, f"{name}_seconds": result.seconds})
@@ -295,6 +298,8 @@ def main() -> None:
     parser.add_argument("--fit-samples", type=int, default=20000, help="surface samples of the fit metrics")
     parser.add_argument("--finetune-steps", type=int, default=300,
                         help="steps of the per-scan fine-tune row (default 300; 0: latents only)")
+    parser.add_argument("--fit-start", choices=("best", "mean"), default="best",
+                        help="where fitting starts (fit-scan --start; default best)")
     parser.add_argument("--no-generative", action="store_true", help="skip the generative metrics and timings")
     parser.add_argument("--figure", type=Path, default=None,
                         help="write a PNG of the fitted people in colour: scans, latents-only fits, fine-tuned fits")
@@ -317,7 +322,7 @@ def main() -> None:
     mean_colour = mean_training_colour(args.corpus) if coloured else None
     renders = {} if args.figure else None
     fits = fit_rows(loaded, args.corpus, args.fit_scans, args.fit_samples, args.finetune_steps, mean_colour, renders,
-                    tuple(args.screening_lengths), args.references == "all")
+                    start=args.fit_start, lengths=tuple(args.screening_lengths), everyone=args.references == "all")
     if fits:
         print_fits(fits, tuple(args.screening_lengths))
     if renders:

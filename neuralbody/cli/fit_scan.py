@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--targets", type=int, default=16384,
                         help="labelled points around the scan and canonical free-space points (default 16384)")
     parser.add_argument("--voxel", type=float, default=0.015, help="marching-cubes spacing, metres (default 0.015)")
+    parser.add_argument("--start", choices=("best", "mean"), default="best",
+                        help="where each code starts: 'best', the one with the lowest fitting loss among the mean and "
+                        "the training scans' codes (default), or 'mean', the mean code")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--screening-length", type=float, default=None,
                         help="how far the detail normals are integrated into fitted_detail.ply, metres (default "
@@ -64,8 +67,7 @@ def run(args: argparse.Namespace) -> int:
                          "give a scan posed with the run's body model")
     settings = FitSettings(shape_steps=args.steps, detail_steps=args.detail_steps, colour_steps=args.colour_steps,
                            finetune_steps=args.finetune_steps, finetune_lr=args.finetune_lr, targets=args.targets,
-                           voxel=args.voxel,
-                           seed=args.seed)
+                           voxel=args.voxel, seed=args.seed, start=args.start)
     result = fit_scan(loaded, scan, settings, progress=not args.no_progress)
     refine = RefineOptions() if args.screening_length is None else RefineOptions(args.screening_length)
     detail = detail_fit(loaded, scan, result, refine, samples=settings.metric_samples, seed=settings.seed)
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = {"chamfer_l2_mm2": result.chamfer_l2 * 1e6, "point_to_surface_mm": result.point_to_surface * 1e3,
                "normal_consistency_coarse": result.normal_consistency_coarse,
                "normal_consistency_detail": result.normal_consistency_detail, "colour_error_rgb": result.colour_error,
-               "finetune_steps": args.finetune_steps, "seconds": result.seconds,
+               "finetune_steps": args.finetune_steps, "start": args.start, "seconds": result.seconds,
                "detail_geometry": {"chamfer_l2_mm2": detail.chamfer_l2 * 1e6,
                                    "point_to_surface_mm": detail.point_to_surface * 1e3,
                                    "normal_consistency_own": detail.normal_consistency_own,

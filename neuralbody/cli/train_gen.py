@@ -31,12 +31,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--research-every", type=int, default=10,
                         help="learned skinning: a cold correspondence search every N coarse steps, warm between "
                              "(default 10)")
+    parser.add_argument("--targets", type=int, default=32768,
+                        help="labelled points and canonical free-space points prepared per scan, surface points half as "
+                        "many (default 32768; with few the coarse network memorises them; a resumed run keeps its own)")
+    parser.add_argument("--adversarial", type=float, default=0.0, metavar="W",
+                        help="weight of gDNA's adversarial loss on normal maps in the detail stage (a patch "
+                             "discriminator on 96-pixel views of the scans; fixed skinning only; default 0: off)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out (to --steps in all)")
 
 
 def run(args: argparse.Namespace) -> int:
     from neuralbody.gdna.run_files import train_run
     from neuralbody.gdna.training import TrainSettings
+    from neuralbody.gdna.training_data import TargetSizes
     from neuralbody.io.paths import require_folder_path
     from neuralbody.training.distributed import init_distributed, shutdown_distributed
 
@@ -44,16 +51,21 @@ def run(args: argparse.Namespace) -> int:
     if args.steps < 0 or args.scans_per_step < 1 or args.points < 1 or (args.max_scans is not None and args.max_scans < 1):
         raise ValueError(f"--steps must be >= 0, --scans-per-step, --points and --max-scans >= 1; got {args.steps}, "
                          f"{args.scans_per_step}, {args.points}, {args.max_scans}")
+    if args.targets < 2:
+        raise ValueError(f"--targets must be >= 2, got {args.targets}")
     if args.research_every < 1:
         raise ValueError(f"--research-every must be >= 1, got {args.research_every}")
+    if args.adversarial < 0:
+        raise ValueError(f"--adversarial must be >= 0, got {args.adversarial}")
     if not 0.0 <= args.detail_fraction <= 1.0:
         raise ValueError(f"--detail-fraction must be in [0, 1], got {args.detail_fraction}")
     settings = TrainSettings(steps=args.steps, detail_fraction=args.detail_fraction,
                              scans_per_step=args.scans_per_step, points_per_scan=args.points, seed=args.seed,
-                             research_every=args.research_every)
+                             research_every=args.research_every, adversarial_weight=args.adversarial)
     context = init_distributed("cpu")
     try:
-        result = train_run(args.corpus, args.out, settings, max_scans=args.max_scans, resume=args.resume,
+        sizes = TargetSizes(occupancy=args.targets, surface=args.targets // 2, free=args.targets)
+        result = train_run(args.corpus, args.out, settings, sizes=sizes, max_scans=args.max_scans, resume=args.resume,
                            context=context, progress=not args.no_progress, skinning=args.skinning)
     finally:
         shutdown_distributed()

@@ -105,16 +105,42 @@ def normal_targets(skinning: ShapeSkinning, bone_transforms: torch.Tensor, verti
     [0, 1], the mesh's vertex colours, or None; the targets carry them at the points.
     """
     samples = sample_surface(vertices, faces, count, seed)
-    found = skinning.correspondences(samples.points.float(), bone_transforms)
+    found = surface_correspondences(skinning, bone_transforms, samples.points)
+    at = None if colours is None else surface_colours(vertices, faces, colours, samples.points)[found.kept]
+    return NormalTargets(found.canonical, found.inverse_transpose, samples.normals[found.kept].float(), at)
+
+
+@dataclasses.dataclass
+class SurfaceCorrespondences:
+    """Posed surface points' canonical correspondences (first valid candidate, invertible Jacobian).
+
+    Attributes:
+        kept: (N,) bool, the posed points that have one.
+        canonical: (M, 3) float32 canonical points of the kept points, metres (M = kept.sum()).
+        inverse_transpose: (M, 3, 3) float32 ``J^{-T}`` there.
+    """
+
+    kept: torch.Tensor
+    canonical: torch.Tensor
+    inverse_transpose: torch.Tensor
+
+
+def surface_correspondences(skinning: ShapeSkinning, bone_transforms: torch.Tensor,
+                            posed: torch.Tensor) -> SurfaceCorrespondences:
+    """The canonical correspondence and ``J^{-T}`` of posed points (N, 3), body frame, metres (bone transforms
+    (B, 4, 4)); points without a valid candidate or with a singular Jacobian are not kept."""
+    if posed.ndim != 2 or posed.shape[1] != 3:
+        raise ValueError(f"surface_correspondences: posed must be (N, 3), got {tuple(posed.shape)}")
+    found = skinning.correspondences(posed.float(), bone_transforms)
     with torch.no_grad():
         has = found.valid.any(dim=1)
         first = found.valid.float().argmax(dim=1)
         canonical = found.points[torch.arange(len(first)), first][has].float()
         _, jacobian = skinning.skin_with_jacobian(canonical, bone_transforms)
         inverse, invertible = invert_jacobians(jacobian)
-    keep = invertible
-    at = None if colours is None else surface_colours(vertices, faces, colours, samples.points)[has][keep]
-    return NormalTargets(canonical[keep], inverse.transpose(1, 2)[keep].float(), samples.normals[has][keep].float(), at)
+    kept = has.clone()
+    kept[has] = invertible
+    return SurfaceCorrespondences(kept, canonical[invertible], inverse.transpose(1, 2)[invertible].float())
 
 
 def free_space_targets(skinning: ShapeSkinning, bone_transforms: torch.Tensor, vertices: torch.Tensor,

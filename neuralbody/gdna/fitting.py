@@ -2,7 +2,9 @@
 
 Given a posed mesh of a person the model never saw and the body model's pose and shape for
 it, the networks stay fixed and only the person's codes are optimised (auto-decoding at test
-time, as DeepSDF and gDNA infer a code), from the mean of the training codes:
+time, as DeepSDF and gDNA infer a code). Each stage starts from the code, among the mean and
+the training scans' codes, with the lowest loss of that stage (``start="best"``,
+:mod:`neuralbody.gdna.fit_start`; ``"mean"``: the mean code):
 
 1. ``z_shape`` by the coarse stage's loss on labelled points around the scan, carried to the
    person's canonical space by forward skinning, and on the canonical free space
@@ -41,6 +43,7 @@ from neuralbody.gdna.colour import colour_loss
 from neuralbody.gdna.correspondences import (NormalTargets, OccupancyTargets, free_space_targets, normal_targets,
                                              occupancy_targets)
 from neuralbody.gdna.fit_metrics import point_normal_consistency
+from neuralbody.gdna.fit_start import lowest_loss_code
 from neuralbody.gdna.latents import prior_loss
 from neuralbody.gdna.losses import free_space_loss, normal_loss, occupancy_loss
 from neuralbody.gdna.meshing import (NormalMesh, Person, canonical_mesh, pose_mesh, vertex_colours_of,
@@ -71,6 +74,9 @@ class FitSettings:
         voxel: marching-cubes spacing of the fitted surface, metres.
         metric_samples: surface samples of Chamfer-L2 and P2S.
         seed: seeds the targets and draws.
+        start: where each stage's code starts: "best", the lowest-loss code among the mean and the training
+            scans' codes (:mod:`neuralbody.gdna.fit_start`), or "mean", the mean code.
+        start_points: points each candidate's loss is scored on ("best").
     """
 
     shape_steps: int = 300
@@ -85,8 +91,12 @@ class FitSettings:
     voxel: float = 0.015
     metric_samples: int = 20000
     seed: int = 0
+    start: str = "best"
+    start_points: int = 4096
 
     def __post_init__(self) -> None:
+        if self.start not in ("best", "mean") or self.start_points < 1:
+            raise ValueError(f"FitSettings: start must be 'best' or 'mean', start_points >= 1; got {self}")
         if min(self.shape_steps, self.detail_steps, self.colour_steps, self.finetune_steps) < 0:
             raise ValueError(f"FitSettings: steps must be >= 0; got {self}")
         if self.points < 1 or self.targets < 2 or not (self.lr > 0 and self.finetune_lr > 0):
@@ -167,47 +177,94 @@ def _rows(rng: np.random.Generator, count: int, size: int) -> torch.Tensor:
     return torch.as_tensor(rng.integers(count, size=size)) if count else torch.zeros(0, dtype=torch.long)
 
 
+@dataclasses.dataclass
+class CodeCandidates:
+    """Codes a fit may start from (:mod:`neuralbody.gdna.fit_start`), the mean first.
+
+    Attributes:
+        shape: (K, Ls) ``z_shape`` candidates.
+        detail: (K, Ld) ``z_detail`` candidates.
+        colour: (K, Lc) ``z_colour`` candidates, or None (a model without colour).
+    """
+
+    shape: torch.Tensor
+    detail: torch.Tensor
+    colour: torch.Tensor | None = None
+
+
+def _start(code: torch.Tensor | None, candidates: torch.Tensor | None, loss_of,
+           settings: FitSettings) -> torch.Tensor | None:
+    """A leaf to optimise: ``code`` as it is, or (``candidates`` given) the candidate with the lowest
+    ``loss_of(code, rng, count)`` on ``start_points`` fixed points."""
+    if code is None:
+        return None
+    if candidates is not None:
+        code = lowest_loss_code(candidates, lambda z: loss_of(
+            z, np.random.default_rng([settings.seed, 7919]), settings.start_points)).code
+    return code.detach().clone().requires_grad_(True)
+
+
 def fit_codes(model: GenerativeModel, targets: FitTargets, start: Person, settings: FitSettings, *,
-              progress: bool = True) -> tuple[Person, float]:
+              candidates: CodeCandidates | None = None, progress: bool = True) -> tuple[Person, float]:
     """The codes fitted from ``start`` by the stages of the module docstring, and the last shape loss.
 
-    With ``finetune_steps > 0`` the networks of ``model`` are fine-tuned in place (pass a copy).
+    With ``candidates`` each stage starts from the candidate with the lowest loss of that stage
+    (:func:`~neuralbody.gdna.fit_start.lowest_loss_code`) instead of ``start``'s code. With
+    ``finetune_steps > 0`` the networks of ``model`` are fine-tuned in place (pass a copy).
     """
     shapes, points = start.shapes, settings.points
-    shape_code = start.shape_code.detach().clone().requires_grad_(True)
-    detail_code = start.detail_code.detach().clone().requires_grad_(True)
-    colour_code = None if start.colour_code is None else start.colour_code.detach().clone().requires_grad_(True)
     occupancy, surface, free = targets.occupancy, targets.surface, targets.free
+    pick = candidates if candidates is not None else CodeCandidates(None, None, None)
 
-    def shape_loss(rng):
-        data = occupancy_loss(model.coarse, occupancy, _rows(rng, len(occupancy.inside), points), shape_code, shapes)
-        return data + free_space_loss(model.coarse, free, _rows(rng, len(free), points // 2), shape_code, shapes)
+    def shape_loss(code, rng, count=points):
+        data = occupancy_loss(model.coarse, occupancy, _rows(rng, len(occupancy.inside), count), code, shapes)
+        return data + free_space_loss(model.coarse, free, _rows(rng, len(free), count // 2), code, shapes)
 
-    def colour_fit_loss(rng):
-        rows = _rows(rng, len(surface.normals), points)
+    def detail_loss(code, rng, count=points):
+        return normal_loss(model.coarse, model.detail, surface, _rows(rng, len(surface.normals), count),
+                           shape_code.detach(), code, shapes)
+
+    def colour_fit_loss(code, rng, count=points):
+        rows = _rows(rng, len(surface.normals), count)
         _, features = model.coarse(surface.canonical[rows], shape_code.detach(), shapes)
-        return colour_loss(model.colour(surface.canonical[rows], colour_code, features), surface.colours[rows])
+        return colour_loss(model.colour(surface.canonical[rows], code, features), surface.colours[rows])
 
-    final = _optimise(shape_code, [], settings.shape_steps, settings, shape_loss, "fit shape", progress)
+    shape_code = _start(start.shape_code, pick.shape, shape_loss, settings)
+    final = _optimise(shape_code, [], settings.shape_steps, settings, lambda rng: shape_loss(shape_code, rng),
+                      "fit shape", progress)
     if settings.finetune_steps:
         model.coarse.requires_grad_(True)
-        final = _optimise(shape_code, list(model.coarse.parameters()), settings.finetune_steps, settings, shape_loss,
-                          "refine shape", progress)
+        final = _optimise(shape_code, list(model.coarse.parameters()), settings.finetune_steps, settings,
+                          lambda rng: shape_loss(shape_code, rng), "refine shape", progress)
         model.coarse.requires_grad_(False)
-    if len(surface.normals):
-        _optimise(detail_code, [], settings.detail_steps, settings, lambda rng: normal_loss(
-            model.coarse, model.detail, surface, _rows(rng, len(surface.normals), points), shape_code.detach(),
-            detail_code, shapes), "fit detail", progress)
-    coloured = colour_code is not None and model.colour is not None and surface.colours is not None
-    if coloured and len(surface.normals):
-        _optimise(colour_code, [], settings.colour_steps, settings, colour_fit_loss, "fit colour", progress)
+    has_surface = len(surface.normals) > 0
+    detail_code = _start(start.detail_code, pick.detail if has_surface else None, detail_loss, settings)
+    if has_surface:
+        _optimise(detail_code, [], settings.detail_steps, settings, lambda rng: detail_loss(detail_code, rng),
+                  "fit detail", progress)
+    coloured = start.colour_code is not None and model.colour is not None and surface.colours is not None
+    colour_code = start.colour_code
+    if coloured and has_surface:
+        colour_code = _start(colour_code, pick.colour, colour_fit_loss, settings)
+        _optimise(colour_code, [], settings.colour_steps, settings, lambda rng: colour_fit_loss(colour_code, rng),
+                  "fit colour", progress)
         if settings.finetune_steps:
             model.colour.requires_grad_(True)
-            _optimise(colour_code, list(model.colour.parameters()), settings.finetune_steps, settings, colour_fit_loss,
-                      "refine colour", progress)
+            _optimise(colour_code, list(model.colour.parameters()), settings.finetune_steps, settings,
+                      lambda rng: colour_fit_loss(colour_code, rng), "refine colour", progress)
             model.colour.requires_grad_(False)
-    colour = None if colour_code is None else colour_code.detach()
+    colour = None if colour_code is None else colour_code.detach().clone()
     return Person(shape_code.detach(), detail_code.detach(), shapes, colour), final
+
+
+def code_candidates(loaded: LoadedGenerator) -> CodeCandidates:
+    """The mean code, then the K training scans' codes (what a best-of-K fit starts from)."""
+    mean = mean_person(loaded, loaded.shapes[0])
+    colour = None
+    if mean.colour_code is not None and loaded.codes.colour is not None:
+        colour = torch.cat([mean.colour_code[None], loaded.codes.colour.detach()])
+    return CodeCandidates(torch.cat([mean.shape_code[None], loaded.codes.shape.detach()]),
+                          torch.cat([mean.detail_code[None], loaded.codes.detail.detach()]), colour)
 
 
 def mean_person(loaded: LoadedGenerator, shapes: torch.Tensor) -> Person:
@@ -225,7 +282,9 @@ def fit_scan(loaded: LoadedGenerator, scan: Scan, settings: FitSettings = FitSet
     skinning = shape_skinning(loaded.body, scan.shapes, correction=model.skinning)
     transforms = skinning.bone_transforms(scan.poses[None])[0]
     targets = fit_targets(skinning, transforms, scan, settings)
-    person, final = fit_codes(model, targets, mean_person(loaded, scan.shapes), settings, progress=progress)
+    candidates = code_candidates(loaded) if settings.start == "best" else None
+    person, final = fit_codes(model, targets, mean_person(loaded, scan.shapes), settings, candidates=candidates,
+                              progress=progress)
     mesh = canonical_mesh(model, person, skinning, settings.voxel)
     colours = None
     if person.colour_code is not None and scan.colours is not None:

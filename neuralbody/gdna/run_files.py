@@ -15,13 +15,21 @@ through :func:`neuralbody.training.checkpoint.load_checkpoint`)::
     scans            [[subject, frame], ...] the training scans, in code order
     shapes           (N, S) their body shapes
     body_model       the body model's name
+    sizes            the TargetSizes' values (points prepared per scan: a resumed run prepares the same; runs
+                     written before they were kept resume with 4096 / 2048 / 4096, what they were trained with)
+    adversarial      (runs trained with the adversarial loss) the discriminator's options, state dict and
+                     optimiser state (:func:`neuralbody.gdna.adversarial.adversary_state`)
 
 Rank 0 writes it atomically (:func:`neuralbody.training.checkpoint.save_checkpoint`). A new run
 has a colour network when every training scan has vertex colours (a corpus written by
 ``synth-corpus`` since colours were added); runs trained before colour existed load without one
 (``generate`` then writes no colours, ``fit-scan`` fits no colour). A new run's skinning is
 ``fixed`` (the body model's) or ``learned`` (:mod:`neuralbody.gdna.learned_skinning`); runs
-trained before the skinning could be learned load as fixed.
+trained before the skinning could be learned load as fixed. With ``settings.adversarial_weight > 0``
+the scans are prepared with normal-map views and a discriminator is trained in the detail stage
+(:mod:`neuralbody.gdna.adversarial`; fixed skinning only); resuming such a run restores the
+discriminator (a run resumed with the adversarial loss from a checkpoint without one starts a new
+discriminator; resumed without it, the run's discriminator is dropped).
 """
 
 from __future__ import annotations
@@ -36,14 +44,17 @@ import torch
 from neuralbody.body import load_body_model
 from neuralbody.body.base import BodyModel
 from neuralbody.data.corpus import CORPUS_INDEX
+from neuralbody.gdna.adversarial import adversary_state, load_adversary_state, make_adversary
 from neuralbody.gdna.colour import ColourOptions
+from neuralbody.gdna.discriminator import DiscriminatorOptions
 from neuralbody.gdna.latents import LatentCodes, LatentDistribution, fit_distribution
 from neuralbody.gdna.learned_skinning import SkinningOptions
 from neuralbody.gdna.learned_targets import with_learned_skinning
 from neuralbody.gdna.model import GenerativeModel, ModelSpec
+from neuralbody.gdna.normal_views import ViewOptions
 from neuralbody.gdna.scans import CORPUS_FIX, ScanRef, corpus_scans
 from neuralbody.gdna.training import TrainSettings, TrainState, make_optimizers, train
-from neuralbody.gdna.training_data import TargetSizes, prepare_scans
+from neuralbody.gdna.training_data import LEGACY_SIZES, TargetSizes, prepare_scans
 from neuralbody.io.errors import InputError, one_line
 from neuralbody.training.checkpoint import load_checkpoint, save_checkpoint
 from neuralbody.training.distributed import DistributedContext
@@ -102,21 +113,27 @@ def _union_box(skinnings) -> tuple[list[float], list[float]]:
     return low.tolist(), high.tolist()
 
 
-def _payload(model, codes, optimizers, state, settings, corpus, refs, shapes, body_name) -> dict:
-    return {"format": FORMAT, "spec": model.spec.to_dict(), "model": model.state_dict(), "codes": codes.state_dict(),
+def _payload(model, codes, optimizers, state, settings, corpus, refs, shapes, body_name, sizes,
+             adversary=None) -> dict:
+    extra = {} if adversary is None else {"adversarial": adversary_state(adversary)}
+    return {**extra, "format": FORMAT, "spec": model.spec.to_dict(), "model": model.state_dict(),
+            "codes": codes.state_dict(),
             "optimizers": {"coarse": optimizers.coarse.state_dict(), "detail": optimizers.detail.state_dict()},
             "settings": settings.to_dict(), "step": state.step, "spent_s": state.spent_s, "last_loss": state.last_loss,
             "corpus": str(corpus), "scans": [[r.subject, r.frame] for r in refs], "shapes": shapes,
-            "body_model": body_name}
+            "body_model": body_name, "sizes": dataclasses.asdict(sizes)}
 
 
 def train_run(corpus: str | Path, run_dir: str | Path, settings: TrainSettings, *, sizes: TargetSizes = TargetSizes(),
               max_scans: int | None = None, resume: bool = False, context: DistributedContext = DistributedContext(),
-              progress: bool = True, skinning: str = "fixed") -> TrainResult:
+              progress: bool = True, skinning: str = "fixed", views: ViewOptions = ViewOptions(),
+              discriminator: DiscriminatorOptions = DiscriminatorOptions()) -> TrainResult:
     """Train (or resume, ``resume``) the run in ``run_dir`` on the ``train`` scans of ``corpus``.
 
     ``max_scans`` keeps the first scans only (None: all). ``skinning`` ("fixed" or "learned") is
-    a new run's; resuming keeps the run's scans, sizes and skinning; ``settings.steps`` may grow.
+    a new run's, like ``sizes``; resuming keeps the run's scans, sizes and skinning; ``settings.steps`` may grow.
+    ``views`` and ``discriminator``: the normal-map views and the discriminator of the adversarial
+    loss (used when ``settings.adversarial_weight > 0``).
     """
     if skinning not in SKINNINGS:
         raise ValueError(f"train_run: skinning must be one of {SKINNINGS}, got {skinning!r}")
@@ -130,8 +147,15 @@ def train_run(corpus: str | Path, run_dir: str | Path, settings: TrainSettings, 
     if not refs:
         raise InputError(corpus / CORPUS_INDEX, "has no training scans", CORPUS_FIX)
     body_name = payload["body_model"] if payload else _corpus_body(corpus)
+    if payload:
+        sizes = _stored_sizes(payload, path) if "sizes" in payload else LEGACY_SIZES
     body = load_body_model(body_name)
-    scans, skinnings = prepare_scans(corpus, refs, body, sizes, settings.seed, progress=progress and context.is_main)
+    learned_run = payload["spec"].get("skinning") is not None if payload else skinning == "learned"
+    adversarial = settings.adversarial_weight > 0
+    if adversarial and learned_run:
+        raise ValueError("the adversarial loss (--adversarial) works with the fixed skinning only")
+    scans, skinnings = prepare_scans(corpus, refs, body, sizes, settings.seed, progress=progress and context.is_main,
+                                     views=views if adversarial else None)
     shapes = torch.stack([s.shapes for s in scans])
     spec = ModelSpec.from_dict(payload["spec"]) if payload else _new_spec(scans, skinnings, skinning == "learned")
     torch.manual_seed(settings.seed)
@@ -147,14 +171,31 @@ def train_run(corpus: str | Path, run_dir: str | Path, settings: TrainSettings, 
         optimizers.coarse.load_state_dict(payload["optimizers"]["coarse"])
         optimizers.detail.load_state_dict(payload["optimizers"]["detail"])
         state = TrainState(int(payload["step"]), float(payload["spent_s"]), float(payload.get("last_loss", "nan")))
+    adversary = make_adversary(discriminator, settings.discriminator_lr, settings.seed) if adversarial else None
+    if adversary is not None and payload and "adversarial" in payload:
+        try:
+            load_adversary_state(adversary, payload["adversarial"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise InputError(path, f"holds a discriminator that does not fit ({one_line(error)})",
+                             "resume with the discriminator settings it was trained with") from None
     run_dir.mkdir(parents=True, exist_ok=True)
     start = state.step
 
     def save(current: TrainState) -> None:
-        save_checkpoint(path, _payload(model, codes, optimizers, current, settings, corpus, refs, shapes, body_name))
+        save_checkpoint(path, _payload(model, codes, optimizers, current, settings, corpus, refs, shapes, body_name,
+                                       sizes, adversary))
 
-    state = train(model, codes, optimizers, state, scans, settings, save, context=context, progress=progress)
+    state = train(model, codes, optimizers, state, scans, settings, save, context=context, progress=progress,
+                  adversary=adversary)
     return TrainResult(state, state.step - start, run_dir)
+
+
+def _stored_sizes(payload: dict, path: Path) -> TargetSizes:
+    """The target sizes a run was prepared with (InputError naming the checkpoint when they are not sizes)."""
+    try:
+        return TargetSizes(**{key: int(value) for key, value in dict(payload["sizes"]).items()})
+    except (TypeError, ValueError) as error:
+        raise InputError(path, f"holds unreadable target sizes ({one_line(error)})", RUN_FIX) from None
 
 
 def _new_spec(scans, skinnings, learned: bool = False) -> ModelSpec:

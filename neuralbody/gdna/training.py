@@ -17,7 +17,12 @@ prepared targets (:mod:`neuralbody.gdna.training_data`); draws are seeded by
 * detail stage: the coarse network and shape latents frozen, the detail network and the
   detail latents minimise ``L_normal + L_prior(z_detail)``; with colour (a model with a colour
   network, scans with colours) the colour network and colour latents are trained in the same
-  steps on the same surface points, ``+ colour_weight L_colour + L_prior(z_colour)``.
+  steps on the same surface points, ``+ colour_weight L_colour + L_prior(z_colour)``; with
+  ``adversarial_weight > 0`` (scans prepared with views, an :class:`~neuralbody.gdna.adversarial.Adversary`)
+  the detail network and latents also get ``adversarial_weight L_G`` on normal-map windows, and the
+  discriminator is stepped on ``L_D`` after them (:mod:`neuralbody.gdna.adversarial`; its windows
+  are drawn from a generator of their own, seeded by ``(seed, rank, step, 1)``, so the normal
+  loss's draws are those of a run without it).
 
 Adam, one optimiser a stage, latents at their own learning rate. Under torchrun every rank
 draws its own scans (its rank in the seed) and gradients are averaged across ranks
@@ -35,6 +40,8 @@ import time
 import numpy as np
 import torch
 
+from neuralbody.gdna.adversarial import Adversary, adversarial_maps
+from neuralbody.gdna.discriminator import discriminator_loss, generator_loss
 from neuralbody.gdna.latents import LatentCodes, prior_loss
 from neuralbody.gdna.learned_targets import (relabelled_free_space, relearn_normal_targets, search_occupancy,
                                              skinning_regulariser)
@@ -66,6 +73,12 @@ class TrainSettings:
         skinning_weight: weight of the skinning regulariser ``L_skin``.
         skinning_points: rest vertices a scan a step in ``L_skin``.
         research_every: a cold correspondence search every this many coarse steps (warm between).
+        adversarial_weight: weight of the adversarial loss ``L_G`` in the detail stage (0: off).
+        adversarial_crop: side of the normal-map windows the discriminator sees, pixels.
+        adversarial_r1: weight of the discriminator's R1 penalty.
+        discriminator_lr: learning rate of the discriminator.
+        adversarial_sigma: the discriminator sees the normal maps less their Gaussian blur of this many pixels
+            (0: the raw normals).
     """
 
     steps: int = 3000
@@ -82,6 +95,11 @@ class TrainSettings:
     skinning_weight: float = 1.0
     skinning_points: int = 256
     research_every: int = 10
+    adversarial_weight: float = 0.0
+    adversarial_crop: int = 48
+    adversarial_r1: float = 0.01
+    discriminator_lr: float = 1e-3
+    adversarial_sigma: float = 2.0
 
     def __post_init__(self) -> None:
         if self.steps < 0 or not 0.0 <= self.detail_fraction <= 1.0:
@@ -94,6 +112,10 @@ class TrainSettings:
         if not self.skinning_lr > 0 or self.skinning_weight < 0 or self.skinning_points < 1 or self.research_every < 1:
             raise ValueError(f"TrainSettings: skinning_lr > 0, skinning_weight >= 0, skinning_points and "
                              f"research_every >= 1; got {self}")
+        if self.adversarial_weight < 0 or self.adversarial_crop < 1 or self.adversarial_r1 < 0 or \
+                not self.discriminator_lr > 0 or self.adversarial_sigma < 0:
+            raise ValueError(f"TrainSettings: adversarial_weight, adversarial_r1 >= 0, adversarial_crop >= 1, "
+                             f"discriminator_lr > 0, adversarial_sigma >= 0; got {self}")
 
     @property
     def detail_steps(self) -> int:
@@ -109,11 +131,13 @@ class TrainSettings:
 
 @dataclasses.dataclass
 class TrainState:
-    """Where training stands: ``step`` done, ``spent_s`` wall seconds, the last step's losses."""
+    """Where training stands: ``step`` done, ``spent_s`` wall seconds, the last step's losses (``last_adversarial``:
+    the discriminator's ``L_D``, NaN without one)."""
 
     step: int = 0
     spent_s: float = 0.0
     last_loss: float = float("nan")
+    last_adversarial: float = float("nan")
 
 
 @dataclasses.dataclass
@@ -186,12 +210,46 @@ def step_loss(model: GenerativeModel, codes: LatentCodes, scans: list[PreparedSc
     return torch.stack(losses).mean() + prior
 
 
+@dataclasses.dataclass
+class DStep:
+    """The maps (B, 4, H, W) a discriminator step is taken on: ``real`` and ``fake`` (detached)."""
+
+    real: torch.Tensor
+    fake: torch.Tensor
+
+
+def adversarial_step(model: GenerativeModel, codes: LatentCodes, scans: list[PreparedScan], chosen: np.ndarray,
+                     settings: TrainSettings, adversary: Adversary, rng: np.random.Generator) -> tuple[torch.Tensor, DStep]:
+    """(``adversarial_weight L_G``, the discriminator's pending step) of one detail step (module docstring)."""
+    real, fake = adversarial_maps(model, codes, scans, chosen, settings.adversarial_crop, rng,
+                                  settings.adversarial_sigma)
+    adversary.discriminator.requires_grad_(False)
+    loss = settings.adversarial_weight * generator_loss(adversary.discriminator, fake)
+    adversary.discriminator.requires_grad_(True)
+    return loss, DStep(real, fake.detach())
+
+
+def step_discriminator(adversary: Adversary, pending: DStep, settings: TrainSettings, context: DistributedContext) -> float:
+    """One Adam step of the discriminator on ``L_D``; returns ``L_D``."""
+    loss = discriminator_loss(adversary.discriminator, pending.real, pending.fake, settings.adversarial_r1)
+    adversary.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    average_gradients(list(adversary.discriminator.parameters()), context)
+    adversary.optimizer.step()
+    return float(loss.detach())
+
+
 def train(model: GenerativeModel, codes: LatentCodes, optimizers: Optimizers, state: TrainState,
           scans: list[PreparedScan], settings: TrainSettings, save, *, context: DistributedContext = DistributedContext(),
-          progress: bool = True) -> TrainState:
-    """Train until ``settings.steps``; ``save(state)`` writes a checkpoint (rank 0 only calls it)."""
+          progress: bool = True, adversary: Adversary | None = None) -> TrainState:
+    """Train until ``settings.steps``; ``save(state)`` writes a checkpoint (rank 0 only calls it); ``adversary``:
+    the discriminator, required when ``settings.adversarial_weight > 0``."""
     if not scans:
         raise ValueError("train: no training scans")
+    if (settings.adversarial_weight > 0) != (adversary is not None):
+        raise ValueError("train: pass an adversary exactly when settings.adversarial_weight > 0")
+    if adversary is not None and any(s.views is None for s in scans):
+        raise ValueError("train: the adversarial loss needs scans prepared with views")
     model.train()
     if model.skinning is not None and state.step > settings.coarse_steps:  # resumed in the detail stage
         scans = relearned_surfaces(scans)
@@ -214,15 +272,23 @@ def train(model: GenerativeModel, codes: LatentCodes, optimizers: Optimizers, st
                 model.skinning.requires_grad_(coarse)
             loss = step_loss(model, codes, scans, chosen, rng, settings, coarse,
                              cold=state.step % settings.research_every == 0)
+            pending = None
+            if adversary is not None and not coarse:
+                windows = np.random.default_rng([settings.seed, context.rank, state.step, 1])
+                extra, pending = adversarial_step(model, codes, scans, chosen, settings, adversary, windows)
+                loss = loss + extra
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             average_gradients([p for group in optimizer.param_groups for p in group["params"]], context)
             optimizer.step()
+            if pending is not None:
+                state.last_adversarial = step_discriminator(adversary, pending, settings, context)
             state.step += 1
             state.last_loss = float(loss.detach())
             state.spent_s = spent_before + time.perf_counter() - started
             bar.update(1)
-            bar.set_postfix(stage="coarse" if coarse else "detail", loss=f"{state.last_loss:.4f}")
+            postfix = {} if pending is None else {"d_loss": f"{state.last_adversarial:.3f}"}
+            bar.set_postfix(stage="coarse" if coarse else "detail", loss=f"{state.last_loss:.4f}", **postfix)
             if context.is_main and time.perf_counter() - last_save > settings.checkpoint_every_s:
                 save(state)
                 last_save = time.perf_counter()

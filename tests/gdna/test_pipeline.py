@@ -19,7 +19,8 @@ def tiny_run(tmp_path_factory, tiny_corpus):
 
     run = tmp_path_factory.mktemp("gdna") / "run"
     settings = TrainSettings(steps=160, detail_fraction=0.25, scans_per_step=2, points_per_scan=256, lr=5e-3)
-    result = train_run(tiny_corpus, run, settings, sizes=TargetSizes(occupancy=1024, surface=256), progress=False)
+    result = train_run(tiny_corpus, run, settings, sizes=TargetSizes(occupancy=1024, surface=256, free=4096),
+                       progress=False)
     return run, settings, result
 
 
@@ -36,11 +37,13 @@ def test_training_writes_a_checkpoint_that_loads_back_and_resumes(tiny_run, tiny
     for name, value in loaded.model.state_dict().items():
         assert torch.equal(value, payload["model"][name])
     assert torch.equal(loaded.codes.shape, payload["codes"]["shape"]) and len(payload["scans"]) == 2
+    assert payload["sizes"] == {"occupancy": 1024, "surface": 256, "free": 4096}  # what a resume prepares
     more = TrainSettings(**{**settings.to_dict(), "steps": 164})
     copy = run.parent / "resumed"
     shutil.copytree(run, copy)
     again = train_run(tiny_corpus, copy, more, sizes=TargetSizes(occupancy=1024, surface=256), resume=True, progress=False)
     assert again.state.step == 164 and again.new_steps == 4
+    assert load_checkpoint(copy / "checkpoint.pt", "cpu")["sizes"]["free"] == 4096  # the run's sizes, not the ones given
     with pytest.raises(ValueError, match="already holds a run"):
         train_run(tiny_corpus, copy, more, progress=False)
 
@@ -121,7 +124,7 @@ def test_fit_scan_on_a_held_out_person(tiny_run, tiny_corpus, tmp_path, capsys):
                  "--no-progress"])
     assert code == 0 and "fit-scan: Chamfer-L2" in capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["chamfer_l2_mm2"] > 0 and 0 <= metrics["normal_consistency_detail"] <= 1
+    assert metrics["chamfer_l2_mm2"] > 0 and 0 <= metrics["normal_consistency_detail"] <= 1 and metrics["start"] == "best"
     assert 0 <= metrics["normal_consistency_coarse"] <= 1 and "property float nx" in _ply_header(out / "fitted.ply")
     assert 0 <= metrics["colour_error_rgb"] <= 255 and "property uchar red" in _ply_header(out / "fitted.ply")
     detail = metrics["detail_geometry"]
