@@ -5,25 +5,32 @@ Usage::
     neuralbody synth-corpus CORPUS --subjects 40 --frames 2 --views 1 --res 16 --supersample 1 \
         --near-samples 200 --uniform-samples 100 --seed 7          # 32 train + 8 held-out people, ~2 min
     neuralbody train-gen CORPUS --out RUN --steps 8000 --points 1024
-    python bench/bench_gdna.py --corpus CORPUS --run RUN [--n 8] [--seeds 3] [--points 2048] [--fit-scans 8] \
-        [--finetune-steps 300] [--fit-start best|mean] [--no-generative] [--figure fits.png]
+    python bench/bench_gdna.py --corpus CORPUS --run RUN [--n 8] [--draws 10] [--points 2048] [--fit-scans 8] \
+        [--finetune-steps 300] [--fit-start best|mean] [--screening-lengths 0.05] [--references heldout|all] \
+        [--no-generative] [--figure fits.png]
 
 1. **References.** The held-out people's clothed surfaces in their canonical (rest) pose, rebuilt
    with the corpus's own generator (each person's plan, wardrobe and union surface from the
-   corpus's settings): what a perfect generator of *those* people would produce.
+   corpus's settings): what a perfect generator of *those* people would produce. With
+   ``--references all`` every person of the corpus is a reference: a development corpus the run
+   never saw (another seed), for choices that must not look at the report corpus's held-out people.
 2. **Generative metrics** (:mod:`neuralbody.gdna.gen_metrics`): ``--n`` shapes each (as many as
    the references), ``--points`` surface points a shape, COV, MMD (Chamfer, mm^2) and 1-NNA for
-   the full model (``--seeds`` draws of new people), the coarse stage alone and the body-model
-   baseline (``--n`` random Anny phenotypes uniform in the corpus's ranges, no clothing). The
-   detail network changes normals, not geometry, so the coarse stage's shapes are the full
-   model's: the Chamfer metrics are the same by construction.
-3. **Time** of ``generate`` of 8 people (canonical, and also posed in 3 frames of a walk)
-   (2 and 3 skipped with ``--no-generative``).
+   the full model (the coarse surface refined by the detail normals,
+   :mod:`neuralbody.gdna.detail_surface`, one row per ``--screening-lengths`` value), the coarse
+   stage alone (the same people's coarse surface) and the body-model baseline (``--n`` random
+   Anny phenotypes uniform in the corpus's ranges, no clothing), over ``--draws`` draws of new
+   people: mean, standard deviation over the draws, and the paired difference full - coarse
+   (same people in each draw) with its standard deviation.
+3. **Time** of ``generate`` of 8 people (canonical with and without the detail geometry, and also
+   posed in 3 frames of a walk; ``--no-timing`` skips it) (2 and 3 skipped with ``--no-generative``).
 4. **Scan fitting** (:mod:`neuralbody.gdna.fitting`) of frame 0 of ``--fit-scans`` held-out people,
    codes only and codes plus a per-scan fine-tune of the networks (``--finetune-steps``; two
    separate fits; each code starts from the lowest-loss one of the mean and the training codes,
    ``--fit-start mean``: the mean): Chamfer-L2, point-to-surface and normal consistency with the coarse surface's
-   own normals and with the detail network's; beside it the unclothed body model in the scan's pose.
+   own normals and with the detail network's, without and with the detail geometry (the fitted
+   surface refined by the detail normals in canonical space, then posed, :mod:`neuralbody.gdna.fit_detail`;
+   the first ``--screening-lengths`` value); beside it the unclothed body model in the scan's pose.
 5. **Colour** of those fits (a run with colour, a corpus with colours): the mean absolute RGB error
    (0-255) at the fitted vertices against the scan's colour at the closest surface point, and the
    PSNR of an unshaded front render against the scan's where both silhouettes cover, beside two baselines
@@ -34,6 +41,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -47,8 +55,9 @@ import torch
 log = logging.getLogger("bench_gdna")
 
 
-def reference_surfaces(corpus: Path, body) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The held-out people's clothed rest-pose surfaces (vertices (V, 3) metres, faces (F, 3))."""
+def reference_surfaces(corpus: Path, body, everyone: bool = False) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The held-out people's (``everyone``: all people's) clothed rest-pose surfaces (vertices (V, 3) metres,
+    faces (F, 3))."""
     from neuralbody.synth import motion as motion_lib
     from neuralbody.synth.corpus import CorpusConfig, plan_subject
     from neuralbody.synth.garments import RestBody, build_wardrobe, dress, union_surface
@@ -61,7 +70,7 @@ def reference_surfaces(corpus: Path, body) -> list[tuple[torch.Tensor, torch.Ten
                           heldout_people=settings["heldout_people"], seed=settings["seed"])
     surfaces = []
     for entry in index["subjects"]:
-        if entry["split"] != "heldout_people":
+        if entry["split"] != "heldout_people" and not everyone:
             continue
         plan = plan_subject(config, int(entry["id"][1:]))
         with torch.no_grad():
@@ -95,13 +104,19 @@ def body_baseline(body, count: int, points: int, seed: int) -> list[torch.Tensor
     return [points_of(out.rest_vertices[i], out.faces, points, seed + i) for i in range(count)]
 
 
-def generated(loaded, count: int, points: int, seed: int, voxel: float) -> list[torch.Tensor]:
+def generated(loaded, count: int, points: int, seed: int, voxel: float, lengths: list[float]) -> dict[str, list]:
+    """Point sets of ``count`` new people: their coarse surfaces ("coarse") and those refined by the detail normals
+    with each screening length ("full@<l>"); the same people and the same sampling seeds in each."""
+    from neuralbody.gdna.detail_surface import RefineOptions, refine_normal_mesh
     from neuralbody.gdna.generate import person_mesh, sample_people
 
-    sets = []
+    sets: dict[str, list] = {"coarse": [], **{f"full@{length:g}": [] for length in lengths}}
     for i, person in enumerate(sample_people(loaded, count, seed)):
-        mesh, _ = person_mesh(loaded, person, voxel)
-        sets.append(points_of(mesh.vertices, mesh.faces, points, 1000 + i))
+        mesh, _ = person_mesh(loaded, person, voxel, detail_geometry=None)
+        sets["coarse"].append(points_of(mesh.vertices, mesh.faces, points, 1000 + i))
+        for length in lengths:
+            refined = refine_normal_mesh(mesh, RefineOptions(length))
+            sets[f"full@{length:g}"].append(points_of(refined.vertices, refined.faces, points, 1000 + i))
     return sets
 
 
@@ -177,14 +192,20 @@ def colour_render(vertices, faces, colours, scan, size: int = 160) -> np.ndarray
 
 
 def fit_rows(loaded, corpus: Path, count: int, samples: int, finetune_steps: int, mean_colour,
-             renders: dict | None = None, start: str = "best") -> list[dict]:
-    """The fitting figures of the first ``count`` held-out people; ``renders`` (when given) collects colour renders
-    of each scan and fit by name ("scan", "latents", "finetune")."""
+             renders: dict | None = None, start: str = "best", lengths: tuple[float, ...] = (),
+             everyone: bool = False) -> list[dict]:
+    """The fitting figures of the first ``count`` held-out people (``everyone``: people, training ones first),
+    also with the detail geometry of each screening length in ``lengths``; ``renders`` (when given) collects
+    colour renders of each scan and fit by name ("scan", "latents", "finetune")."""
+    from neuralbody.gdna.detail_surface import RefineOptions
+    from neuralbody.gdna.fit_detail import detail_fit
     from neuralbody.evaluation.geometry_metrics import chamfer_l2, point_to_surface
     from neuralbody.gdna.fitting import FitSettings, fit_scan
     from neuralbody.gdna.scans import corpus_scans, load_scan
 
-    subjects = list(dict.fromkeys(ref.subject for ref in corpus_scans(corpus, "heldout_people")))[:count]
+    refs = corpus_scans(corpus, "heldout_people") if not everyone else \
+        corpus_scans(corpus, "train") + corpus_scans(corpus, "heldout_people")
+    subjects = list(dict.fromkeys(ref.subject for ref in refs))[:count]
     rows = []
     for subject in subjects:
         scan = load_scan(corpus / subject, 0)
@@ -199,6 +220,12 @@ def fit_rows(loaded, corpus: Path, count: int, samples: int, finetune_steps: int
             row.update({f"{name}_chamfer_mm2": 1e6 * result.chamfer_l2, f"{name}_p2s_mm": 1e3 * result.point_to_surface,
                         f"{name}_nc_coarse": result.normal_consistency_coarse,
                         f"{name}_nc_detail": result.normal_consistency_detail, f"{name}_seconds": result.seconds})
+            for length in lengths:
+                detail = detail_fit(loaded, scan, result, RefineOptions(length), samples=samples)
+                row.update({f"{name}_l{length:g}_chamfer_mm2": 1e6 * detail.chamfer_l2,
+                            f"{name}_l{length:g}_p2s_mm": 1e3 * detail.point_to_surface,
+                            f"{name}_l{length:g}_nc_own": detail.normal_consistency_own,
+                            f"{name}_l{length:g}_nc_detail": detail.normal_consistency_detail})
             if result.colour_error is not None and mean_colour is not None:
                 colours = _colour_rows(loaded, result, scan, mean_colour)
                 row.update({(f"{name}_{k}" if k.endswith("_fit") else k): v for k, v in colours.items()})
@@ -216,7 +243,7 @@ def fit_rows(loaded, corpus: Path, count: int, samples: int, finetune_steps: int
     return rows
 
 
-def print_fits(fits: list[dict]) -> None:
+def print_fits(fits: list[dict], lengths: tuple[float, ...] = ()) -> None:
     """The scan-fitting tables (mean, median in brackets)."""
     def cell(key, digits):
         values = [f[key] for f in fits]
@@ -231,6 +258,12 @@ def print_fits(fits: list[dict]) -> None:
               f"{cell(key + '_nc_coarse', 3)} |")
         print(f"| {name}, detail normals | {cell(key + '_chamfer_mm2', 0)} | {cell(key + '_p2s_mm', 1)} | "
               f"{cell(key + '_nc_detail', 3)} |")
+        for length in lengths:
+            at = f"{key}_l{length:g}"
+            print(f"| {name}, detail geometry (l = {length:g} m), own normals | {cell(at + '_chamfer_mm2', 0)} | "
+                  f"{cell(at + '_p2s_mm', 1)} | {cell(at + '_nc_own', 3)} |")
+            print(f"| {name}, detail geometry (l = {length:g} m), detail normals | {cell(at + '_chamfer_mm2', 0)} | "
+                  f"{cell(at + '_p2s_mm', 1)} | {cell(at + '_nc_detail', 3)} |")
     print(f"| unclothed body model, same pose | {cell('body_chamfer_mm2', 0)} | {cell('body_p2s_mm', 1)} | - |")
     if "colour_mean_colour" not in fits[0]:
         return
@@ -251,7 +284,14 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, required=True)
     parser.add_argument("--run", type=Path, required=True)
     parser.add_argument("--n", type=int, default=None, help="shapes a set (default: as many as held-out people)")
-    parser.add_argument("--seeds", type=int, default=3, help="draws of new people (default 3)")
+    parser.add_argument("--draws", "--seeds", dest="draws", type=int, default=10,
+                        help="draws of new people (default 10)")
+    parser.add_argument("--screening-lengths", type=lambda text: [float(v) for v in text.split(",")], default=None,
+                        help="comma-separated screening lengths (metres) of the detail geometry, a full-model row each "
+                             "(default: RefineOptions's; the fit table uses the first)")
+    parser.add_argument("--references", choices=("heldout", "all"), default="heldout",
+                        help="reference people: the corpus's held-out people, or all (a development corpus)")
+    parser.add_argument("--no-timing", action="store_true", help="skip the timing of generate")
     parser.add_argument("--points", type=int, default=2048, help="surface points a shape (default 2048)")
     parser.add_argument("--voxel", type=float, default=0.02, help="marching cubes of generated people, metres")
     parser.add_argument("--fit-scans", type=int, default=8, help="held-out people fitted (default 8; 0: none)")
@@ -265,6 +305,12 @@ def main() -> None:
                         help="write a PNG of the fitted people in colour: scans, latents-only fits, fine-tuned fits")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
+    if args.screening_lengths is None:
+        from neuralbody.gdna.detail_surface import RefineOptions
+
+        args.screening_lengths = [RefineOptions().screening_length]
+    if args.draws < 1 or min(args.screening_lengths) <= 0:
+        parser.error("--draws must be >= 1 and every screening length > 0")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(int(os.environ.get("NEURALBODY_THREADS", "1")))
     from neuralbody.gdna.run_files import load_run
@@ -276,9 +322,9 @@ def main() -> None:
     mean_colour = mean_training_colour(args.corpus) if coloured else None
     renders = {} if args.figure else None
     fits = fit_rows(loaded, args.corpus, args.fit_scans, args.fit_samples, args.finetune_steps, mean_colour, renders,
-                    start=args.fit_start)
+                    start=args.fit_start, lengths=tuple(args.screening_lengths), everyone=args.references == "all")
     if fits:
-        print_fits(fits)
+        print_fits(fits, tuple(args.screening_lengths))
     if renders:
         from neuralbody.data.images import write_png
         from neuralbody.gdna.normal_render import contact_sheet
@@ -289,38 +335,68 @@ def main() -> None:
         args.json.write_text(json.dumps({"fits": fits}, indent=1))
 
 
+def _spread(values: list[float], scale: float, digits: int) -> str:
+    return f"{scale * np.mean(values):.{digits}f} ± {scale * np.std(values):.{digits}f}"
+
+
+def print_generative(results: dict[str, list], lengths: list[float], references: int, count: int, args) -> None:
+    """The generation table: mean ± standard deviation over the draws, each draw's 1-NNA, paired differences."""
+    print(f"\n{references} reference people, {count} shapes a set, {args.points} points a shape, {args.draws} draws: "
+          f"mean ± standard deviation over the draws (1-NNA of each draw in brackets)\n")
+    print("| model | COV | MMD (Chamfer, mm²) | 1-NNA | abs(1-NNA - 50 %) |\n|---|---|---|---|---|")
+    names = [(f"gDNA, full model (detail geometry, l = {length:g} m)", f"full@{length:g}") for length in lengths]
+    names += [("gDNA, coarse stage alone", "coarse"), ("body model (random Anny phenotypes, no clothing)", "body")]
+    for name, key in names:
+        runs = results[key]
+        draws = ", ".join(f"{100 * m.one_nna:.1f}" for m in runs)
+        print(f"| {name} | {_spread([m.coverage for m in runs], 100, 0)} % | "
+              f"{_spread([m.mmd for m in runs], 1e6, 0)} | "
+              f"{_spread([m.one_nna for m in runs], 100, 1)} % ({draws}) | "
+              f"{_spread([abs(m.one_nna - 0.5) for m in runs], 100, 1)} |")
+    print("\npaired over the draws (same people), full - coarse: mean ± standard deviation of the difference\n")
+    print("| screening length | Δ 1-NNA (points) | Δ abs(1-NNA - 50 %) (points) | Δ MMD (mm²) | Δ COV (points) |\n"
+          "|---|---|---|---|---|")
+    coarse = results["coarse"]
+    for length in lengths:
+        full = results[f"full@{length:g}"]
+        nna = [f.one_nna - c.one_nna for f, c in zip(full, coarse)]
+        gap = [abs(f.one_nna - 0.5) - abs(c.one_nna - 0.5) for f, c in zip(full, coarse)]
+        mmd = [f.mmd - c.mmd for f, c in zip(full, coarse)]
+        cov = [f.coverage - c.coverage for f, c in zip(full, coarse)]
+        print(f"| {length:g} m | {_spread(nna, 100, 1)} | {_spread(gap, 100, 1)} | {_spread(mmd, 1e6, 0)} | "
+              f"{_spread(cov, 100, 1)} |")
+
+
 def generative_section(loaded, args) -> None:
-    """COV, MMD, 1-NNA against the held-out people, and the time of ``generate``."""
+    """COV, MMD, 1-NNA against the reference people, and the time of ``generate``."""
     from neuralbody.gdna.gen_metrics import generative_metrics
     from neuralbody.gdna.generate import GenerateSettings, generate
 
-    references = [points_of(v, f, args.points, i) for i, (v, f) in enumerate(reference_surfaces(args.corpus, loaded.body))]
+    references = [points_of(v, f, args.points, i)
+                  for i, (v, f) in enumerate(reference_surfaces(args.corpus, loaded.body, args.references == "all"))]
     count = args.n or len(references)
-    results = {"full": [], "body": []}
-    for seed in range(args.seeds):
-        results["full"].append(generative_metrics(generated(loaded, count, args.points, seed, args.voxel), references))
-        results["body"].append(generative_metrics(body_baseline(loaded.body, count, args.points, seed), references))
-        log.info("seed %d: full %s, body %s", seed, results["full"][-1], results["body"][-1])
-    print(f"\n{len(references)} held-out people, {count} shapes a set, {args.points} points a shape, "
-          f"{args.seeds} draws (mean)\n")
-    print("| model | COV | MMD (Chamfer, mm²) | 1-NNA |\n|---|---|---|---|")
-    mean = {k: type(v[0])(*[float(np.mean([getattr(m, f) for m in v])) for f in ("coverage", "mmd", "one_nna")],
-                          count, len(references)) for k, v in results.items()}
-    for name, key in (("gDNA, full model", "full"), ("gDNA, coarse stage alone (same geometry)", "full"),
-                      ("body model (random Anny phenotypes, no clothing)", "body")):
-        print(row(name, mean[key]))
+    results: dict[str, list] = {}
+    for seed in range(args.draws):
+        sets = generated(loaded, count, args.points, seed, args.voxel, args.screening_lengths)
+        sets["body"] = body_baseline(loaded.body, count, args.points, seed)
+        for key, shapes in sets.items():
+            results.setdefault(key, []).append(generative_metrics(shapes, references))
+        log.info("draw %d: %s", seed, {k: round(v[-1].one_nna, 3) for k, v in results.items()})
+    print_generative(results, args.screening_lengths, len(references), count, args)
     timings = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for motion in (None, "walk"):
-            started = time.perf_counter()
-            generate(loaded, GenerateSettings(count=8, motion=motion), Path(tmp) / str(motion), progress=False)
-            timings[str(motion)] = time.perf_counter() - started
-    print(f"\ngenerate --n 8: {timings['None']:.1f} s canonical only; {timings['walk']:.1f} s with --motion walk "
-          f"(3 frames) and the interpolation")
+    if not args.no_timing:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, motion, refine in (("coarse", None, False), ("None", None, True), ("walk", "walk", True)):
+                settings = GenerateSettings(count=8, motion=motion)
+                settings = settings if refine else dataclasses.replace(settings, detail_geometry=None)
+                started = time.perf_counter()
+                generate(loaded, settings, Path(tmp) / name, progress=False)
+                timings[name] = time.perf_counter() - started
+        print(f"\ngenerate --n 8: {timings['None']:.1f} s canonical only ({timings['coarse']:.1f} s with "
+              f"--coarse-surface); {timings['walk']:.1f} s with --motion walk (3 frames) and the interpolation")
     if args.json:
         args.json.with_suffix(".generative.json").write_text(json.dumps(
             {"generative": {k: [vars(m) for m in v] for k, v in results.items()}, "generate_seconds": timings}, indent=1))
-
 
 if __name__ == "__main__":
     main()

@@ -23,9 +23,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="meshes between person 0 and person 1 (default 5; 0: none)")
     parser.add_argument("--voxel", type=float, default=0.02, help="marching-cubes spacing, metres (default 0.02)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the people drawn (default 0)")
+    parser.add_argument("--coarse-surface", action="store_true",
+                        help="write the coarse network's surface (the detail normals only as vertex normals) "
+                             "instead of the surface refined by the detail normals")
+    parser.add_argument("--screening-length", type=float, default=None,
+                        help="how far the detail normals are integrated into the surface, metres (default "
+                             "RefineOptions: 0.05)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from neuralbody.gdna.detail_surface import RefineOptions
     from neuralbody.gdna.generate import GenerateSettings, generate
     from neuralbody.gdna.run_files import load_run
     from neuralbody.io.paths import require_folder_path
@@ -34,8 +41,12 @@ def run(args: argparse.Namespace) -> int:
     if args.n < 1 or args.motion_frames < 1 or args.interpolation < 0 or not args.voxel > 0:
         raise ValueError(f"--n and --motion-frames must be >= 1, --interpolation >= 0, --voxel > 0; got {args.n}, "
                          f"{args.motion_frames}, {args.interpolation}, {args.voxel}")
+    if args.screening_length is not None and not args.screening_length > 0:
+        raise ValueError(f"--screening-length must be positive metres, got {args.screening_length}")
+    refine = RefineOptions() if args.screening_length is None else RefineOptions(args.screening_length)
     settings = GenerateSettings(count=args.n, motion=args.motion, motion_frames=args.motion_frames,
-                                interpolation_steps=args.interpolation, voxel=args.voxel, seed=args.seed)
+                                interpolation_steps=args.interpolation, voxel=args.voxel, seed=args.seed,
+                                detail_geometry=None if args.coarse_surface else refine)
     loaded = load_run(args.run)
     result = generate(loaded, settings, args.out, progress=not args.no_progress)
     print(f"generate: {args.n} people, {len(result.meshes)} meshes, {len(result.images)} images in "

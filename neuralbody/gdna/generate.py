@@ -3,7 +3,9 @@
 ``count`` codes ``c = [z_shape, z_detail, z_colour, beta]`` are drawn from the Gaussian fitted to the
 training scans (:class:`~neuralbody.gdna.latents.LatentDistribution`). For each: the person's
 skinning from ``beta`` (:mod:`neuralbody.gdna.shape_skinning`), the canonical surface with
-the detail network's normals and, for a model with colour, the colour network's vertex colours
+the detail network's normals, refined so that its geometry carries them (the full model;
+:mod:`neuralbody.gdna.detail_surface`; ``detail_geometry=None`` keeps the coarse network's surface,
+still wearing the detail normals) and, for a model with colour, the colour network's vertex colours
 (:mod:`neuralbody.gdna.meshing`), and, given a motion
 (:data:`neuralbody.synth.motion.MOTIONS`), the same mesh posed in ``motion_frames`` frames of
 it by forward skinning, in the body frame (the motion's global rotation and translation are
@@ -31,6 +33,7 @@ import numpy as np
 import torch
 
 from neuralbody.data.images import write_png
+from neuralbody.gdna.detail_surface import RefineOptions, refine_normal_mesh
 from neuralbody.gdna.meshing import (NormalMesh, Person, canonical_mesh, pose_mesh, vertex_colours_of, vertex_normals_of,
                                      write_ply)
 from neuralbody.gdna.normal_render import contact_sheet, render_colours, render_normals
@@ -54,6 +57,7 @@ class GenerateSettings:
         voxel: marching-cubes grid spacing, metres.
         image_size: side of each normal render, pixels.
         seed: seeds the codes drawn.
+        detail_geometry: how the canonical surface is refined by the detail normals, or None: the coarse surface.
     """
 
     count: int = 8
@@ -63,6 +67,7 @@ class GenerateSettings:
     voxel: float = 0.02
     image_size: int = 160
     seed: int = 0
+    detail_geometry: RefineOptions | None = RefineOptions()
 
     def __post_init__(self) -> None:
         if self.count < 1 or self.motion_frames < 1 or self.interpolation_steps < 0 or self.image_size < 8:
@@ -83,14 +88,18 @@ class GenerateResult:
     seconds: float
 
 
-def person_mesh(loaded: LoadedGenerator, person: Person, voxel: float) -> tuple[NormalMesh, ShapeSkinning]:
+def person_mesh(loaded: LoadedGenerator, person: Person, voxel: float,
+                detail_geometry: RefineOptions | None = RefineOptions()) -> tuple[NormalMesh, ShapeSkinning]:
     """The canonical mesh of ``person`` with detail normals (and colours, when the person has a colour code),
-    and their skinning."""
+    refined by them unless ``detail_geometry`` is None (module docstring), and their skinning."""
     skinning = shape_skinning(loaded.body, person.shapes, correction=loaded.model.skinning)
     mesh = canonical_mesh(loaded.model, person, skinning, voxel)
-    normals = vertex_normals_of(loaded.model, person, mesh, detail=True)
-    colours = None if person.colour_code is None else vertex_colours_of(loaded.model, person, mesh.vertices)
-    return NormalMesh(mesh.vertices, mesh.faces, normals, colours), skinning
+    worn = NormalMesh(mesh.vertices, mesh.faces, vertex_normals_of(loaded.model, person, mesh, detail=True))
+    if detail_geometry is not None:
+        worn = refine_normal_mesh(worn, detail_geometry)
+    if person.colour_code is not None:
+        worn.colours = vertex_colours_of(loaded.model, person, worn.vertices)
+    return worn, skinning
 
 
 def sample_people(loaded: LoadedGenerator, count: int, seed: int) -> list[Person]:
@@ -133,7 +142,7 @@ def generate(loaded: LoadedGenerator, settings: GenerateSettings, out: str | Pat
     for i, person in enumerate(progress_bar(people, enabled=progress, desc="generate", unit="person")):
         folder = out / f"person_{i}"
         folder.mkdir(parents=True, exist_ok=True)
-        mesh, skinning = person_mesh(loaded, person, settings.voxel)
+        mesh, skinning = person_mesh(loaded, person, settings.voxel, settings.detail_geometry)
         meshes.append(write_ply(folder / "canonical.ply", mesh))
         rows[0].append(_render(mesh, settings.image_size))
         if settings.motion:
@@ -149,7 +158,8 @@ def generate(loaded: LoadedGenerator, settings: GenerateSettings, out: str | Pat
         renders = []
         (out / "interpolation").mkdir(parents=True, exist_ok=True)
         for k, t in enumerate(np.linspace(0.0, 1.0, settings.interpolation_steps)):
-            mesh, _ = person_mesh(loaded, _blend(people[0], people[1], float(t)), settings.voxel)
+            blend = _blend(people[0], people[1], float(t))
+            mesh, _ = person_mesh(loaded, blend, settings.voxel, settings.detail_geometry)
             meshes.append(write_ply(out / "interpolation" / f"{k}.ply", mesh))
             renders.append(_render(mesh, settings.image_size))
         images += _write_sheets(out, "interpolation", renders, len(renders))

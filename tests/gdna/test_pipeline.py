@@ -74,6 +74,27 @@ def test_generate_writes_ply_with_normals_and_sheets(tiny_run, tmp_path, capsys)
         assert (out / f"{name}.png").is_file(), name
 
 
+def test_generate_refines_the_coarse_surface_by_the_detail_normals_unless_told_not_to(tiny_run, tmp_path):
+    import trimesh
+
+    from neuralbody.gdna.detail_surface import refine_normal_mesh
+
+    run, _, _ = tiny_run
+    common = ["--n", "1", "--interpolation", "0", "--voxel", "0.05", "--no-progress"]
+    assert main(["generate", str(run), *common, "--out", str(tmp_path / "full")]) == 0
+    assert main(["generate", str(run), *common, "--coarse-surface", "--out", str(tmp_path / "coarse")]) == 0
+    full = trimesh.load(tmp_path / "full" / "person_0" / "canonical.ply", process=False)
+    coarse = trimesh.load(tmp_path / "coarse" / "person_0" / "canonical.ply", process=False)
+    assert np.array_equal(full.faces, coarse.faces)
+    np.testing.assert_allclose(full.vertex_normals, coarse.vertex_normals, atol=1e-6)  # the same detail normals worn
+    assert np.abs(full.vertices - coarse.vertices).max() > 1e-4
+    from neuralbody.gdna.meshing import NormalMesh
+
+    expected = refine_normal_mesh(NormalMesh(np.asarray(coarse.vertices, dtype=np.float64), np.asarray(coarse.faces),
+                                             np.asarray(coarse.vertex_normals, dtype=np.float64)))
+    np.testing.assert_allclose(full.vertices, expected.vertices, atol=1e-4)
+
+
 def test_a_run_from_before_colour_loads_and_generates_without_colours(tiny_run, tmp_path):
     from neuralbody.gdna.generate import GenerateSettings, generate
     from neuralbody.gdna.run_files import load_run
@@ -106,6 +127,9 @@ def test_fit_scan_on_a_held_out_person(tiny_run, tiny_corpus, tmp_path, capsys):
     assert metrics["chamfer_l2_mm2"] > 0 and 0 <= metrics["normal_consistency_detail"] <= 1 and metrics["start"] == "best"
     assert 0 <= metrics["normal_consistency_coarse"] <= 1 and "property float nx" in _ply_header(out / "fitted.ply")
     assert 0 <= metrics["colour_error_rgb"] <= 255 and "property uchar red" in _ply_header(out / "fitted.ply")
+    detail = metrics["detail_geometry"]
+    assert detail["chamfer_l2_mm2"] > 0 and 0 <= detail["normal_consistency_own"] <= 1
+    assert "property float nx" in _ply_header(out / "fitted_detail.ply")
 
 
 def test_cli_errors_name_the_problem(tiny_run, tiny_corpus, tmp_path, caplog):
