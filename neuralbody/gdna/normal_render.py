@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from neuralbody.gdna.meshing import NormalMesh
+from neuralbody.gdna.normal_views import FRONT, orthographic_rays
 from neuralbody.geometry.raycast import cast_rays
 
 BACKGROUND = 1.0
@@ -27,13 +28,10 @@ def _cast(mesh: NormalMesh, size: int, centre: np.ndarray, half: float) -> tuple
     """(hit (size * size,) bool, corners (H, 3) vertex ids, weights (H, 3, 1) barycentrics) of the view's rays."""
     if size < 1 or not half > 0 or np.shape(centre) != (3,):
         raise ValueError(f"render: size >= 1, half > 0, centre (3,); got {size}, {half}, {np.shape(centre)}")
-    steps = (np.arange(size) + 0.5) / size * 2.0 - 1.0
-    xs, zs = np.meshgrid(centre[0] + half * steps, centre[2] - half * steps, indexing="xy")
-    start = float(mesh.vertices[:, 1].min()) - 1.0
-    origins = np.stack([xs.ravel(), np.full(xs.size, start), zs.ravel()], axis=1)
-    directions = np.tile([0.0, 1.0, 0.0], (xs.size, 1))
-    hits = cast_rays(torch.as_tensor(mesh.vertices, dtype=torch.float32), torch.as_tensor(mesh.faces),
-                     torch.as_tensor(origins, dtype=torch.float32), torch.as_tensor(directions, dtype=torch.float32))
+    level = torch.tensor([centre[0], float(mesh.vertices[:, 1].min()) - 1.0, centre[2]], dtype=torch.float32)
+    origins, directions = orthographic_rays(FRONT, level, half, size, far=0.0)  # rays start 1 m before the mesh
+    hits = cast_rays(torch.as_tensor(mesh.vertices, dtype=torch.float32), torch.as_tensor(mesh.faces), origins,
+                     directions)
     hit = hits.hit.numpy()
     return hit, mesh.faces[hits.face_ids.numpy()[hit]], hits.barycentrics.numpy()[hit][:, :, None]
 

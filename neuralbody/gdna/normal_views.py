@@ -100,6 +100,22 @@ def view_rotations(count: int) -> torch.Tensor:
     return torch.stack(out)
 
 
+def orthographic_rays(rotation: torch.Tensor, centre: torch.Tensor, half: float, size: int,
+                      far: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(origins (size * size, 3), directions (size * size, 3)) float32 of an orthographic view, row-major, row 0
+    at the top (module docstring): pixel ``(i, j)`` starts at ``centre + R^T (u_j, v_i, far)`` and runs along the
+    view's ``-z``; ``rotation`` (3, 3) the frame of ``centre`` (3,) to the view's, ``half`` and ``far`` metres."""
+    if rotation.shape != (3, 3) or centre.shape != (3,) or size < 1 or not half > 0:
+        raise ValueError(f"orthographic_rays: rotation (3, 3), centre (3,), size >= 1, half > 0; got "
+                         f"{tuple(rotation.shape)}, {tuple(centre.shape)}, {size}, {half}")
+    rotation, centre = rotation.float(), centre.float()
+    steps = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2.0 - 1.0
+    v, u = torch.meshgrid(-half * steps, half * steps, indexing="ij")  # row 0 at the top
+    local = torch.stack([u, v, torch.full_like(u, far)], dim=-1).reshape(-1, 3)
+    origins = centre + local @ rotation  # R^T applied to each row
+    return origins, (-rotation[2]).expand(len(origins), 3).contiguous()
+
+
 def cast_view(vertices: torch.Tensor, faces: torch.Tensor, normals: torch.Tensor, rotation: torch.Tensor,
               centre: torch.Tensor, half: float, size: int) -> ViewHits:
     """One orthographic view of a mesh (module docstring).
@@ -115,16 +131,9 @@ def cast_view(vertices: torch.Tensor, faces: torch.Tensor, normals: torch.Tensor
     """
     if vertices.ndim != 2 or vertices.shape[1] != 3 or normals.shape != vertices.shape:
         raise ValueError(f"cast_view: vertices and normals (V, 3), got {tuple(vertices.shape)}, {tuple(normals.shape)}")
-    if rotation.shape != (3, 3) or centre.shape != (3,) or size < 1 or not half > 0:
-        raise ValueError(f"cast_view: rotation (3, 3), centre (3,), size >= 1, half > 0; got {tuple(rotation.shape)}, "
-                         f"{tuple(centre.shape)}, {size}, {half}")
-    rotation, centre = rotation.float(), centre.float()
-    steps = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2.0 - 1.0
-    v, u = torch.meshgrid(-half * steps, half * steps, indexing="ij")  # row 0 at the top
-    far = float((vertices.float() - centre).norm(dim=1).max()) + 1.0
-    local = torch.stack([u, v, torch.full_like(u, far)], dim=-1).reshape(-1, 3)
-    origins = centre + local @ rotation  # R^T applied to each row
-    directions = (-rotation[2]).expand(len(origins), 3).contiguous()
+    far = float((vertices.float() - centre.float()).norm(dim=1).max()) + 1.0
+    origins, directions = orthographic_rays(rotation, centre, half, size, far)
+    rotation = rotation.float()
     hits = cast_rays(vertices.float(), faces, origins, directions)
     corners = faces[hits.face_ids.clamp_min(0)]  # (N, 3)
     blended = (hits.barycentrics[:, :, None] * normals.float()[corners]).sum(dim=1)
